@@ -1,0 +1,333 @@
+//! A fake platform for host unit tests that catches misuse (cf. virtio-drivers' `FakeHal`).
+//!
+//! Memory is a simulated address space: [`FakePlatform::alloc`] hands out page-aligned
+//! [`FakeRegion`]s backed by a private arena. The fake keeps a pin count per page and panics on
+//! misuse that only a bug in `rsm-core` can cause:
+//! * unpinning pages that are not pinned (double unpin / unbalanced pin counts);
+//! * a copy whose range leaves the region it was given (a missed bounds check);
+//! * a copy that touches memory that was freed with [`FakePlatform::free`] (use after free).
+//!
+//! Pinning memory that was never allocated returns [`ErrorKind::BadAddress`], and pinning beyond
+//! the configured quota returns [`ErrorKind::QuotaExceeded`], like a real target. The clock is
+//! simulated: it only moves when [`FakePlatform::advance`] is called or when a waiter sleeps
+//! until a deadline.
+
+use crate::{Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken, PAGE_SIZE};
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+use std::vec::Vec;
+
+/// Where the simulated address space starts (page aligned, never 0).
+const BASE: usize = 0x1000_0000;
+
+/// A region of the fake address space. Construct with [`FakePlatform::alloc`] or, to build
+/// deliberately bad regions for tests, [`FakeRegion::raw`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeRegion {
+    addr: usize,
+    len: usize,
+}
+
+impl FakeRegion {
+    /// Any address/length pair, valid or not (e.g. NULL or misaligned), for negative tests.
+    pub fn raw(addr: usize, len: usize) -> Self {
+        FakeRegion { addr, len }
+    }
+    /// A sub-range of this region (`off..off+len`); panics if it does not fit (test helper).
+    pub fn sub(&self, off: usize, len: usize) -> Self {
+        assert!(off.checked_add(len).is_some_and(|e| e <= self.len), "sub-region out of range");
+        FakeRegion { addr: self.addr + off, len }
+    }
+}
+
+impl Region for FakeRegion {
+    fn addr(&self) -> usize {
+        self.addr
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Proof of a pin made by the fake: the page range it pinned.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FakePin {
+    first_page: usize,
+    pages: usize,
+}
+
+#[derive(Default)]
+struct MemState {
+    arena: Vec<u8>,
+    /// start address -> (length, live)
+    allocs: BTreeMap<usize, (usize, bool)>,
+    /// page number -> pin count (only pages with count > 0)
+    pins: BTreeMap<usize, u32>,
+    quota_pages: Option<usize>,
+    pins_made: u64,
+    copies: u64,
+}
+
+impl MemState {
+    /// The allocation containing `[addr, addr+len)`: `Some(live)` or `None` if none does.
+    fn containing(&self, addr: usize, len: usize) -> Option<bool> {
+        let (&start, &(alen, live)) = self.allocs.range(..=addr).next_back()?;
+        let end = addr.checked_add(len)?;
+        (end <= start + alen).then_some(live)
+    }
+}
+
+/// The fake platform: memory, simulated clock and an event-count waiter.
+pub struct FakePlatform {
+    mem: Mutex<MemState>,
+    now: Mutex<u64>,
+    events: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Default for FakePlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakePlatform {
+    /// A fresh platform with no memory and no quota.
+    pub fn new() -> Self {
+        FakePlatform {
+            mem: Mutex::new(MemState::default()),
+            now: Mutex::new(0),
+            events: Mutex::new(0),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Limit pinned memory to `bytes` (rounded down to pages); each page counts once.
+    pub fn set_pin_quota(&self, bytes: usize) {
+        self.mem.lock().unwrap().quota_pages = Some(bytes / PAGE_SIZE);
+    }
+
+    /// Allocate `len` bytes (at least one page is reserved), page aligned and zeroed.
+    pub fn alloc(&self, len: usize) -> FakeRegion {
+        let mut m = self.mem.lock().unwrap();
+        let reserve = len.div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
+        let addr = BASE + m.arena.len();
+        let new_len = m.arena.len() + reserve + PAGE_SIZE; // one guard page between allocations
+        m.arena.resize(new_len, 0);
+        m.allocs.insert(addr, (reserve, true));
+        FakeRegion { addr, len }
+    }
+
+    /// Free an allocation made by [`FakePlatform::alloc`]; later copies touching it panic.
+    pub fn free(&self, region: &FakeRegion) {
+        let mut m = self.mem.lock().unwrap();
+        let entry = m.allocs.get_mut(&region.addr).expect("free of an address never allocated");
+        assert!(entry.1, "double free in the fake platform");
+        entry.1 = false;
+    }
+
+    /// Write bytes into the fake memory (test set-up; bypasses pin checks).
+    pub fn write(&self, region: &FakeRegion, off: usize, data: &[u8]) {
+        let mut m = self.mem.lock().unwrap();
+        assert!(off + data.len() <= region.len, "test write outside the region");
+        let at = region.addr - BASE + off;
+        m.arena[at..at + data.len()].copy_from_slice(data);
+    }
+
+    /// Read bytes from the fake memory (test check).
+    pub fn read(&self, region: &FakeRegion, off: usize, len: usize) -> Vec<u8> {
+        let m = self.mem.lock().unwrap();
+        assert!(off + len <= region.len, "test read outside the region");
+        let at = region.addr - BASE + off;
+        m.arena[at..at + len].to_vec()
+    }
+
+    /// Number of distinct pages pinned now.
+    pub fn pinned_pages(&self) -> usize {
+        self.mem.lock().unwrap().pins.len()
+    }
+
+    /// Total pins made so far and copies performed (for tests that check work was done).
+    pub fn counters(&self) -> (u64, u64) {
+        let m = self.mem.lock().unwrap();
+        (m.pins_made, m.copies)
+    }
+
+    /// Move the simulated clock forward.
+    pub fn advance(&self, nanos: u64) {
+        *self.now.lock().unwrap() += nanos;
+        self.wake();
+    }
+}
+
+impl Memory for FakePlatform {
+    type Region = FakeRegion;
+    type Pin = FakePin;
+    type Error = ErrorKind;
+
+    fn pin(&self, region: &FakeRegion) -> Result<FakePin, ErrorKind> {
+        let mut m = self.mem.lock().unwrap();
+        if region.addr == 0 || region.len == 0 {
+            return Err(ErrorKind::BadAddress);
+        }
+        match m.containing(region.addr, region.len) {
+            Some(true) => {}
+            _ => return Err(ErrorKind::BadAddress),
+        }
+        let first_page = region.addr / PAGE_SIZE;
+        let last = (region.addr + region.len - 1) / PAGE_SIZE;
+        let pages = last - first_page + 1;
+        let new = (first_page..=last).filter(|p| !m.pins.contains_key(p)).count();
+        if let Some(q) = m.quota_pages {
+            if m.pins.len() + new > q {
+                return Err(ErrorKind::QuotaExceeded);
+            }
+        }
+        for p in first_page..=last {
+            *m.pins.entry(p).or_insert(0) += 1;
+        }
+        m.pins_made += 1;
+        Ok(FakePin { first_page, pages })
+    }
+
+    fn unpin(&self, pin: FakePin) {
+        let mut m = self.mem.lock().unwrap();
+        for p in pin.first_page..pin.first_page + pin.pages {
+            let c = m.pins.get_mut(&p).expect("fake platform: unpin of a page that is not pinned");
+            *c -= 1;
+            if *c == 0 {
+                m.pins.remove(&p);
+            }
+        }
+    }
+
+    fn copy(
+        &self,
+        dst: &FakeRegion,
+        dst_off: usize,
+        src: &FakeRegion,
+        src_off: usize,
+        len: usize,
+    ) -> Result<(), ErrorKind> {
+        let in_range = |r: &FakeRegion, off: usize| off.checked_add(len).is_some_and(|e| e <= r.len);
+        assert!(in_range(dst, dst_off), "fake platform: copy leaves the destination region");
+        assert!(in_range(src, src_off), "fake platform: copy leaves the source region");
+        let mut m = self.mem.lock().unwrap();
+        m.copies += 1;
+        if len == 0 {
+            return Ok(());
+        }
+        for (r, off) in [(dst, dst_off), (src, src_off)] {
+            match m.containing(r.addr + off, len) {
+                Some(true) => {}
+                Some(false) => panic!("fake platform: copy touches freed memory"),
+                None => return Err(ErrorKind::BadAddress),
+            }
+        }
+        let s = src.addr - BASE + src_off;
+        let d = dst.addr - BASE + dst_off;
+        m.arena.copy_within(s..s + len, d);
+        Ok(())
+    }
+}
+
+impl Clock for FakePlatform {
+    fn now(&self) -> Instant {
+        Instant(*self.now.lock().unwrap())
+    }
+}
+
+impl Wait for FakePlatform {
+    fn prepare_wait(&self) -> WaitToken {
+        WaitToken(*self.events.lock().unwrap())
+    }
+
+    fn wait(&self, token: WaitToken, deadline: Option<Instant>) {
+        let mut ev = self.events.lock().unwrap();
+        if *ev != token.0 {
+            return;
+        }
+        match deadline {
+            // Simulated time: sleeping until a deadline jumps the clock there.
+            Some(d) => {
+                drop(ev);
+                let mut now = self.now.lock().unwrap();
+                if *now < d.0 {
+                    *now = d.0;
+                }
+            }
+            None => {
+                let timeout = std::time::Duration::from_millis(50);
+                while *ev == token.0 {
+                    let (g, r) = self.cv.wait_timeout(ev, timeout).unwrap();
+                    ev = g;
+                    if r.timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn wake(&self) {
+        *self.events.lock().unwrap() += 1;
+        self.cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_nest_and_count_pages_once() {
+        let p = FakePlatform::new();
+        let r = p.alloc(3 * PAGE_SIZE);
+        let a = p.pin(&r.sub(0, 10)).unwrap();
+        let b = p.pin(&r.sub(5, PAGE_SIZE)).unwrap();
+        assert_eq!(p.pinned_pages(), 2);
+        p.unpin(a);
+        assert_eq!(p.pinned_pages(), 2);
+        p.unpin(b);
+        assert_eq!(p.pinned_pages(), 0);
+    }
+
+    #[test]
+    fn quota_and_bad_address() {
+        let p = FakePlatform::new();
+        p.set_pin_quota(PAGE_SIZE);
+        let r = p.alloc(2 * PAGE_SIZE);
+        assert_eq!(p.pin(&r).unwrap_err(), ErrorKind::QuotaExceeded);
+        assert_eq!(p.pin(&FakeRegion::raw(0x42000, 8)).unwrap_err(), ErrorKind::BadAddress);
+    }
+
+    #[test]
+    #[should_panic(expected = "not pinned")]
+    fn double_unpin_panics() {
+        let p = FakePlatform::new();
+        let r = p.alloc(PAGE_SIZE);
+        let a = p.pin(&r).unwrap();
+        let first_page = a.first_page;
+        p.unpin(a);
+        p.unpin(FakePin { first_page, pages: 1 });
+    }
+
+    #[test]
+    #[should_panic(expected = "freed memory")]
+    fn copy_after_free_panics() {
+        let p = FakePlatform::new();
+        let a = p.alloc(64);
+        let b = p.alloc(64);
+        p.free(&b);
+        let _ = p.copy(&b, 0, &a, 0, 8);
+    }
+
+    #[test]
+    fn copy_is_memmove() {
+        let p = FakePlatform::new();
+        let a = p.alloc(16);
+        p.write(&a, 0, b"0123456789abcdef");
+        p.copy(&a, 2, &a, 0, 8).unwrap();
+        assert_eq!(p.read(&a, 0, 16), b"0101234567abcdef");
+    }
+}

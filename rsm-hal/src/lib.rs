@@ -1,0 +1,174 @@
+//! # rsm-hal — what differs per target
+//!
+//! Small `#![no_std]` traits that `rsm-core` is generic over, in the style of virtio-drivers'
+//! `Hal` and embedded-hal (associated error types that expose an [`ErrorKind`]):
+//!
+//! * [`Memory`] — pin and unpin caller memory, and copy bytes between regions. Every raw-pointer
+//!   access lives in the implementation, so `rsm-core` stays free of `unsafe`.
+//! * [`Clock`] — a monotonic [`Instant`] for timeouts and retransmission timers.
+//! * [`Wait`] — how a blocked caller sleeps until another thread (or an interrupt) makes progress:
+//!   an event count ([`Wait::prepare_wait`] / [`Wait::wait`] / [`Wait::wake`]) so that a wake
+//!   between "check the condition" and "sleep" is never lost.
+//!
+//! [`Platform`] bundles the three; `rsm-core`'s node type takes one `Platform`.
+//!
+//! ## Locking rules (binding for every implementation and for `rsm-core`)
+//! 1. No `rsm-core` table lock is held across a call into [`Wait::wait`]; implementations may
+//!    block there.
+//! 2. [`Memory::copy`] may be called with no table lock held and concurrently from several
+//!    threads, on overlapping or identical regions; it must not take locks that `pin`/`unpin`
+//!    hold for long (the host backend's copy takes none).
+//! 3. [`Wait::wake`] must be callable from any thread and, on a unikernel, from an interrupt
+//!    handler: it only sets a flag / bumps a counter and wakes sleepers.
+//! 4. Spin locks do not re-enter: an implementation must never call back into `rsm-core`.
+//!
+//! ## The fake platform
+//! With the `fake` feature, [`fake`] provides [`fake::FakePlatform`]: a simulated address space
+//! with per-page pin counts that *panics on misuse* (unpin of a range that is not pinned, a copy
+//! that leaves an allocation or touches freed memory) and reports leaks, for `rsm-core`'s unit
+//! tests — the same role as virtio-drivers' `FakeHal`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(feature = "fake")]
+pub mod fake;
+
+use core::fmt::Debug;
+
+/// The page size every alignment check uses (spec §9.5: 4096 on x86_64 for every controller).
+pub const PAGE_SIZE: usize = 4096;
+
+/// The broad class of a HAL error, so that `rsm-core` can map any implementation's error to the
+/// right RSMERR_* code without knowing the concrete type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A pinned-memory quota or limit would be exceeded (maps to `RSMERR_INSUFFICIENT_MEM`).
+    QuotaExceeded,
+    /// The system is out of memory or of pinning resources (maps to `RSMERR_INSUFFICIENT_MEM`).
+    OutOfMemory,
+    /// The address range is not valid, mapped memory (maps to `RSMERR_BAD_ADDR`).
+    BadAddress,
+    /// The platform refused the operation for lack of privilege (maps to `RSMERR_PERM_DENIED`).
+    PermissionDenied,
+    /// An offset/length lies outside a region (a caller bug; maps to `RSMERR_BAD_LENGTH`).
+    OutOfRange,
+    /// Anything else.
+    Other,
+}
+
+/// A HAL error type: anything `Debug` that can tell its [`ErrorKind`].
+pub trait Error: Debug {
+    /// The class of this error.
+    fn kind(&self) -> ErrorKind;
+}
+
+impl Error for ErrorKind {
+    fn kind(&self) -> ErrorKind {
+        *self
+    }
+}
+
+/// A range of memory that the embedder vouches for: it is valid for reads and writes for
+/// `len()` bytes from `addr()` for as long as any handle made from it lives.
+///
+/// The promise is made once, where the region is constructed — in `unsafe` code of the target
+/// crate (e.g. `rsm_host::MemRegion::from_raw_parts`) or safely from an owned pinned buffer —
+/// so that `rsm-core` can accept regions without `unsafe` and without dereferencing arbitrary
+/// integers. `addr() == 0` stands for C's NULL and is rejected by `rsm-core`.
+pub trait Region: Clone {
+    /// The first byte's address (0 = NULL).
+    fn addr(&self) -> usize;
+    /// The number of bytes.
+    fn len(&self) -> usize;
+    /// `true` when the region has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Pinning and copying memory.
+///
+/// `rsm-core` checks every offset and length against the regions before calling [`copy`]
+/// (spec §9.29); an implementation should still refuse (not perform) a copy that leaves either
+/// region, and return [`ErrorKind::OutOfRange`].
+///
+/// [`copy`]: Memory::copy
+pub trait Memory {
+    /// The memory token the embedder hands to the API (see [`Region`]).
+    type Region: Region;
+    /// Proof that a region's pages are pinned; returned to [`Memory::unpin`] exactly once.
+    type Pin;
+    /// The error type of `pin` and `copy`.
+    type Error: Error;
+
+    /// Pin every page that `region` touches (whole pages, even when `region` covers only part
+    /// of its first or last page). Pins nest: two pins of one page need two unpins.
+    fn pin(&self, region: &Self::Region) -> Result<Self::Pin, Self::Error>;
+
+    /// Release a pin made by [`Memory::pin`].
+    fn unpin(&self, pin: Self::Pin);
+
+    /// Copy `len` bytes from `src` at `src_off` to `dst` at `dst_off`, with `memmove` semantics
+    /// (the two ranges may overlap, e.g. a local handle over the exported buffer itself).
+    fn copy(
+        &self,
+        dst: &Self::Region,
+        dst_off: usize,
+        src: &Self::Region,
+        src_off: usize,
+        len: usize,
+    ) -> Result<(), Self::Error>;
+}
+
+/// A point on the platform's monotonic clock, in nanoseconds since an arbitrary origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// `self + ms` milliseconds, saturating.
+    pub const fn add_millis(self, ms: u64) -> Instant {
+        Instant(self.0.saturating_add(ms.saturating_mul(1_000_000)))
+    }
+    /// `self + ns` nanoseconds, saturating.
+    pub const fn add_nanos(self, ns: u64) -> Instant {
+        Instant(self.0.saturating_add(ns))
+    }
+    /// Nanoseconds from `earlier` to `self` (0 if `earlier` is later).
+    pub const fn nanos_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// A monotonic clock.
+pub trait Clock {
+    /// The current time; never goes backwards.
+    fn now(&self) -> Instant;
+}
+
+/// A snapshot of a [`Wait`] event count, taken before checking a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitToken(pub u64);
+
+/// Sleeping until something changes, without lost wake-ups (an event count).
+///
+/// The pattern is: `let t = w.prepare_wait(); if condition() { break } w.wait(t, deadline);`.
+/// `wait` returns at once if any `wake` happened after `prepare_wait`, so a wake between the
+/// check and the sleep is never lost. Spurious returns are allowed; callers re-check.
+pub trait Wait {
+    /// Take a snapshot of the event count.
+    fn prepare_wait(&self) -> WaitToken;
+    /// Sleep until the event count moved past `token` or `deadline` (if any) passed.
+    fn wait(&self, token: WaitToken, deadline: Option<Instant>);
+    /// Advance the event count and wake every sleeper. Callable from any thread or interrupt.
+    fn wake(&self);
+}
+
+/// Everything `rsm-core` needs from a target.
+pub trait Platform: Memory + Clock + Wait {}
+
+impl<T: Memory + Clock + Wait> Platform for T {}
