@@ -35,8 +35,14 @@ impl FakeRegion {
     }
     /// A sub-range of this region (`off..off+len`); panics if it does not fit (test helper).
     pub fn sub(&self, off: usize, len: usize) -> Self {
-        assert!(off.checked_add(len).is_some_and(|e| e <= self.len), "sub-region out of range");
-        FakeRegion { addr: self.addr + off, len }
+        assert!(
+            off.checked_add(len).is_some_and(|e| e <= self.len),
+            "sub-region out of range"
+        );
+        FakeRegion {
+            addr: self.addr + off,
+            len,
+        }
     }
 }
 
@@ -121,7 +127,10 @@ impl FakePlatform {
     /// Free an allocation made by [`FakePlatform::alloc`]; later copies touching it panic.
     pub fn free(&self, region: &FakeRegion) {
         let mut m = self.mem.lock().unwrap();
-        let entry = m.allocs.get_mut(&region.addr).expect("free of an address never allocated");
+        let entry = m
+            .allocs
+            .get_mut(&region.addr)
+            .expect("free of an address never allocated");
         assert!(entry.1, "double free in the fake platform");
         entry.1 = false;
     }
@@ -129,7 +138,10 @@ impl FakePlatform {
     /// Write bytes into the fake memory (test set-up; bypasses pin checks).
     pub fn write(&self, region: &FakeRegion, off: usize, data: &[u8]) {
         let mut m = self.mem.lock().unwrap();
-        assert!(off + data.len() <= region.len, "test write outside the region");
+        assert!(
+            off + data.len() <= region.len,
+            "test write outside the region"
+        );
         let at = region.addr - BASE + off;
         m.arena[at..at + data.len()].copy_from_slice(data);
     }
@@ -177,7 +189,9 @@ impl Memory for FakePlatform {
         let first_page = region.addr / PAGE_SIZE;
         let last = (region.addr + region.len - 1) / PAGE_SIZE;
         let pages = last - first_page + 1;
-        let new = (first_page..=last).filter(|p| !m.pins.contains_key(p)).count();
+        let new = (first_page..=last)
+            .filter(|p| !m.pins.contains_key(p))
+            .count();
         if let Some(q) = m.quota_pages {
             if m.pins.len() + new > q {
                 return Err(ErrorKind::QuotaExceeded);
@@ -193,7 +207,10 @@ impl Memory for FakePlatform {
     fn unpin(&self, pin: FakePin) {
         let mut m = self.mem.lock().unwrap();
         for p in pin.first_page..pin.first_page + pin.pages {
-            let c = m.pins.get_mut(&p).expect("fake platform: unpin of a page that is not pinned");
+            let c = m
+                .pins
+                .get_mut(&p)
+                .expect("fake platform: unpin of a page that is not pinned");
             *c -= 1;
             if *c == 0 {
                 m.pins.remove(&p);
@@ -209,9 +226,16 @@ impl Memory for FakePlatform {
         src_off: usize,
         len: usize,
     ) -> Result<(), ErrorKind> {
-        let in_range = |r: &FakeRegion, off: usize| off.checked_add(len).is_some_and(|e| e <= r.len);
-        assert!(in_range(dst, dst_off), "fake platform: copy leaves the destination region");
-        assert!(in_range(src, src_off), "fake platform: copy leaves the source region");
+        let in_range =
+            |r: &FakeRegion, off: usize| off.checked_add(len).is_some_and(|e| e <= r.len);
+        assert!(
+            in_range(dst, dst_off),
+            "fake platform: copy leaves the destination region"
+        );
+        assert!(
+            in_range(src, src_off),
+            "fake platform: copy leaves the source region"
+        );
         let mut m = self.mem.lock().unwrap();
         m.copies += 1;
         if len == 0 {
@@ -298,7 +322,10 @@ mod tests {
         p.set_pin_quota(PAGE_SIZE);
         let r = p.alloc(2 * PAGE_SIZE);
         assert_eq!(p.pin(&r).unwrap_err(), ErrorKind::QuotaExceeded);
-        assert_eq!(p.pin(&FakeRegion::raw(0x42000, 8)).unwrap_err(), ErrorKind::BadAddress);
+        assert_eq!(
+            p.pin(&FakeRegion::raw(0x42000, 8)).unwrap_err(),
+            ErrorKind::BadAddress
+        );
     }
 
     #[test]
@@ -309,7 +336,10 @@ mod tests {
         let a = p.pin(&r).unwrap();
         let first_page = a.first_page;
         p.unpin(a);
-        p.unpin(FakePin { first_page, pages: 1 });
+        p.unpin(FakePin {
+            first_page,
+            pages: 1,
+        });
     }
 
     #[test]

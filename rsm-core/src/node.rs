@@ -1,0 +1,437 @@
+//! The per-node RSMAPI instance: tables, controllers and local memory handles.
+//!
+//! One [`Rsm`] per node owns every table and its platform; there is no hidden global state (the
+//! C layer keeps one instance per process). All tables live in one [`spin::Mutex`]: every
+//! operation takes it for a short, bounded table update and never across a copy or a wait, so
+//! the calls are MT-Safe as the man pages promise and copies of different threads run in
+//! parallel.
+
+use crate::error::{RsmError, RsmResult};
+use crate::handle::{self, ControllerHandle, ExportHandle, ImportHandle, Kind, LocalMemHandle};
+use crate::ops::OpSlot;
+use crate::table::Table;
+use crate::types::{
+    AccessEntry, ControllerAttr, CreateFlags, NodeId, Permission, SegmentId, MAXNAMELEN, PAGE_SIZE,
+    RSM_DAS16, RSM_DAS32, RSM_DAS64, RSM_DAS8, RSM_MAX_ACL_ENTRIES, RSM_USER_APP_ID_BASE,
+};
+use rsm_hal::{ErrorKind, Memory, Platform, Region};
+
+/// Capacity of the table of non-blocking operations awaiting [`Rsm::take_completion`].
+pub const MAX_PENDING_OPS: usize = 32;
+
+/// Index of the `loopback` controller. Every node has two controllers (DESIGN §4a): `loopback`
+/// (index 0, reaches only the local node) and the network controller `rsmnet0` (index 1).
+pub(crate) const LOOPBACK: u8 = 0;
+
+/// Node configuration, fixed at [`Rsm::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id (0..=63; spec §2.7). A node with no cluster configuration is node 0.
+    pub node_id: NodeId,
+    /// Largest export segment or local memory handle, in bytes; longer ones get
+    /// `RSMERR_BAD_LENGTH` and `attr_max_export_segment_size` reports it. Default 1 TiB.
+    pub max_segment_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 0,
+            max_segment_size: 1 << 40,
+        }
+    }
+}
+
+pub(crate) struct Ctrl {
+    pub(crate) refs: u32,
+    pub(crate) gen: u32,
+}
+
+pub(crate) struct LocalMem<R, Pin> {
+    pub(crate) ctrl: u8,
+    pub(crate) region: R,
+    pub(crate) pin: Pin,
+    /// putv/getv entries using the handle right now.
+    pub(crate) busy: u32,
+    /// A free is waiting for `busy` to drain; the handle takes no new users.
+    pub(crate) freeing: bool,
+}
+
+pub(crate) struct Publication {
+    pub(crate) segid: SegmentId,
+    /// Empty = every node may connect (spec §4.3).
+    pub(crate) acl: heapless::Vec<AccessEntry, RSM_MAX_ACL_ENTRIES>,
+}
+
+pub(crate) struct Export<R, Pin> {
+    pub(crate) ctrl: u8,
+    pub(crate) region: R,
+    pub(crate) pin: Pin,
+    pub(crate) flags: CreateFlags,
+    pub(crate) published: Option<Publication>,
+    /// Bumped by unpublish and destroy: importers connected under an older epoch are
+    /// force-disconnected and see `RSMERR_CONN_ABORTED` (spec §6.4).
+    pub(crate) epoch: u32,
+    /// Transfers into/out of this segment right now.
+    pub(crate) busy: u32,
+    /// A rebind is swapping the backing region: new transfers wait.
+    pub(crate) quiesced: bool,
+    /// Pending doorbell events (spec §6.5).
+    pub(crate) events: u32,
+}
+
+pub(crate) struct Import {
+    pub(crate) node: NodeId,
+    pub(crate) segid: SegmentId,
+    /// The exporting slot (same node): index, generation and the epoch at connect.
+    pub(crate) export: (u16, u32),
+    pub(crate) epoch: u32,
+    pub(crate) perm: Permission,
+    pub(crate) size: usize,
+    pub(crate) busy: u32,
+    pub(crate) closing: bool,
+}
+
+pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usize> {
+    pub(crate) ctrls: [Ctrl; 2],
+    pub(crate) locals: Table<LocalMem<P::Region, P::Pin>, L>,
+    pub(crate) exports: Table<Export<P::Region, P::Pin>, E>,
+    pub(crate) imports: Table<Import, I>,
+    pub(crate) ops: Table<OpSlot, MAX_PENDING_OPS>,
+    /// Next candidate for an automatically assigned segment id (spec §9.15).
+    pub(crate) next_auto_segid: u32,
+    /// Callers sleeping in [`Rsm::wait_for`]; transfers wake them when they finish.
+    pub(crate) waiters: u32,
+}
+
+/// One node's RSMAPI: the handle tables and the platform they run on.
+///
+/// Capacities are chosen by the embedder: `L` local memory handles (default 256), `E` export
+/// segments (default 64) and `I` import segments (default 64); at most 65536 each. When a table
+/// is full, the call that needs a slot fails with `RSMERR_INSUFFICIENT_RESOURCES`.
+///
+/// `Rsm` is `Sync` when the platform and its region/pin types are: share it between threads by
+/// reference (e.g. in an `Arc` or a `static`).
+pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
+    pub(crate) platform: P,
+    pub(crate) instance: u16,
+    pub(crate) config: Config,
+    pub(crate) state: spin::Mutex<State<P, L, E, I>>,
+}
+
+/// Map a HAL pinning error to the RSMERR code of spec §4.3 / §5.2.
+pub(crate) fn pin_error(kind: ErrorKind) -> RsmError {
+    match kind {
+        ErrorKind::BadAddress => RsmError::BadAddr,
+        ErrorKind::PermissionDenied => RsmError::PermDenied,
+        ErrorKind::OutOfRange => RsmError::BadLength,
+        ErrorKind::QuotaExceeded | ErrorKind::OutOfMemory | ErrorKind::Other => {
+            RsmError::InsufficientMem
+        }
+    }
+}
+
+/// Parse a controller name into its index in [`CONTROLLERS`] (spec §4.1, §9.22):
+/// `None` = loopback; `<type><unit>` with case-insensitive type and decimal unit (default 0);
+/// loopback ignores the unit; anything else, and names of `MAXNAMELEN` bytes or more, are not
+/// present.
+pub(crate) fn parse_controller_name(name: Option<&str>) -> Option<u8> {
+    let Some(name) = name else {
+        return Some(LOOPBACK);
+    };
+    if name.len() >= MAXNAMELEN {
+        return None;
+    }
+    let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let (ty, unit) = name.split_at(name.len() - digits);
+    let unit: u32 = if unit.is_empty() {
+        0
+    } else {
+        unit.parse().ok()?
+    };
+    if ty.eq_ignore_ascii_case("loopback") {
+        Some(LOOPBACK)
+    } else if ty.eq_ignore_ascii_case("rsmnet") && unit == 0 {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+    /// A node with empty tables over `platform`.
+    pub fn new(platform: P, config: Config) -> Self {
+        Rsm {
+            platform,
+            instance: handle::next_instance(),
+            config,
+            state: spin::Mutex::new(State {
+                ctrls: [Ctrl { refs: 0, gen: 1 }, Ctrl { refs: 0, gen: 1 }],
+                locals: Table::new(),
+                exports: Table::new(),
+                imports: Table::new(),
+                ops: Table::new(),
+                next_auto_segid: RSM_USER_APP_ID_BASE,
+                waiters: 0,
+            }),
+        }
+    }
+
+    /// The platform this node runs on.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Slots in use: (local memory handles, export segments, import segments). After every
+    /// handle was freed this is (0, 0, 0) — tests use it to prove nothing leaks.
+    pub fn slots_in_use(&self) -> (usize, usize, usize) {
+        let st = self.state.lock();
+        (st.locals.len(), st.exports.len(), st.imports.len())
+    }
+
+    // ----- helpers shared by the modules -----
+
+    /// Decode `raw` if it is a handle of this instance and `kind`.
+    pub(crate) fn parts(&self, raw: u64, kind: Kind) -> Option<(u16, u32)> {
+        let p = handle::decode(raw);
+        (raw != 0 && p.instance == self.instance && p.kind == kind as u8)
+            .then_some((p.index, p.gen))
+    }
+
+    /// The controller index behind a live controller handle, else `RSMERR_BAD_CTLR_HNDL`.
+    pub(crate) fn ctrl_index(&self, st: &State<P, L, E, I>, h: ControllerHandle) -> RsmResult<u8> {
+        let (index, gen) = self
+            .parts(h.into_raw(), Kind::Controller)
+            .ok_or(RsmError::BadCtlrHndl)?;
+        let c = st
+            .ctrls
+            .get(usize::from(index))
+            .ok_or(RsmError::BadCtlrHndl)?;
+        if c.gen != gen || c.refs == 0 {
+            return Err(RsmError::BadCtlrHndl);
+        }
+        Ok(index as u8)
+    }
+
+    pub(crate) fn export_handle(&self, index: u16, gen: u32) -> ExportHandle {
+        ExportHandle::from_raw(handle::encode(self.instance, Kind::Export, gen, index))
+    }
+
+    pub(crate) fn import_handle(&self, index: u16, gen: u32) -> ImportHandle {
+        ImportHandle::from_raw(handle::encode(self.instance, Kind::Import, gen, index))
+    }
+
+    /// Sleep (without holding the table lock) until `ready` returns `Some`, re-checking after
+    /// every wake-up. `ready` runs with the lock held.
+    pub(crate) fn wait_for<T>(
+        &self,
+        mut ready: impl FnMut(&mut State<P, L, E, I>) -> Option<T>,
+    ) -> T {
+        loop {
+            let token = self.platform.prepare_wait();
+            {
+                let mut st = self.state.lock();
+                if let Some(v) = ready(&mut st) {
+                    return v;
+                }
+                st.waiters += 1;
+            }
+            self.platform.wait(token, None);
+            self.state.lock().waiters -= 1;
+        }
+    }
+
+    /// Wake sleepers in [`Rsm::wait_for`] if there are any (called after releasing the lock).
+    pub(crate) fn wake_if(&self, waiters: bool) {
+        if waiters {
+            self.platform.wake();
+        }
+    }
+
+    // ----- controllers (spec §4.1) -----
+
+    /// Get a handle on controller `name` (`None` = `loopback`).
+    ///
+    /// Names are `<type><unit>`, matched case-insensitively; the unit defaults to 0 and is
+    /// ignored for `loopback`. Every node has `loopback` and `rsmnet0`. Getting the same
+    /// controller again returns the same handle and adds a reference.
+    ///
+    /// Errors: `RSMERR_CTLR_NOT_PRESENT` for any other name, including names of 256 bytes or
+    /// more (spec §9.22).
+    #[doc(alias = "rsm_get_controller")]
+    pub fn get_controller(&self, name: Option<&str>) -> RsmResult<ControllerHandle> {
+        let index = parse_controller_name(name).ok_or(RsmError::CtlrNotPresent)?;
+        let mut st = self.state.lock();
+        let c = &mut st.ctrls[usize::from(index)];
+        c.refs = c
+            .refs
+            .checked_add(1)
+            .ok_or(RsmError::InsufficientResources)?;
+        Ok(ControllerHandle::from_raw(handle::encode(
+            self.instance,
+            Kind::Controller,
+            c.gen,
+            u16::from(index),
+        )))
+    }
+
+    /// The controller's attributes (spec §3.3). `attr_page_size` is 4096 for every controller,
+    /// loopback included (spec §9.5); every direct access size is supported; no atomics.
+    ///
+    /// Errors: `RSMERR_BAD_CTLR_HNDL` for a NULL, released, stale or foreign handle.
+    #[doc(alias = "rsm_get_controller_attr")]
+    pub fn get_controller_attr(&self, ctrl: ControllerHandle) -> RsmResult<ControllerAttr> {
+        let st = self.state.lock();
+        self.ctrl_index(&st, ctrl)?;
+        let max = self.config.max_segment_size;
+        Ok(ControllerAttr {
+            attr_direct_access_sizes: RSM_DAS8 | RSM_DAS16 | RSM_DAS32 | RSM_DAS64,
+            attr_atomic_sizes: 0,
+            attr_page_size: PAGE_SIZE,
+            attr_max_export_segment_size: max,
+            attr_tot_export_segment_size: max.saturating_mul(E),
+            attr_max_export_segments: E as u64,
+            attr_max_import_map_size: max,
+            attr_tot_import_map_size: max.saturating_mul(I),
+            attr_max_import_segments: I as u64,
+        })
+    }
+
+    /// Drop one reference to the controller.
+    ///
+    /// When the last reference goes, the handle becomes invalid (`RSMERR_BAD_CTLR_HNDL`), and a
+    /// later [`Rsm::get_controller`] returns a new handle. Our choice for spec §9.22: segments
+    /// and local memory handles created through the controller stay valid and keep working —
+    /// the controller itself is part of the node — and may be freed with the new handle.
+    ///
+    /// Errors: `RSMERR_BAD_CTLR_HNDL` for a NULL, stale or already fully released handle.
+    #[doc(alias = "rsm_release_controller")]
+    pub fn release_controller(&self, ctrl: ControllerHandle) -> RsmResult<()> {
+        let mut st = self.state.lock();
+        let index = self.ctrl_index(&st, ctrl)?;
+        let c = &mut st.ctrls[usize::from(index)];
+        c.refs -= 1;
+        if c.refs == 0 {
+            c.gen = if c.gen >= handle::GEN_MAX {
+                1
+            } else {
+                c.gen + 1
+            };
+        }
+        Ok(())
+    }
+
+    // ----- local memory handles (seed man page, spec §5.1, §9.6–§9.9) -----
+
+    /// Pin `region` and return a local memory handle for `RSM_HANDLE_TYPE` iovec entries.
+    ///
+    /// Checks, in this order (spec §9.6; the first failing check wins):
+    /// 1. NULL or not page-aligned address → `RSMERR_BAD_ADDR`;
+    /// 2. invalid controller → `RSMERR_BAD_CTLR_HNDL`;
+    /// 3. (C layer only: NULL out-pointer → `RSMERR_BAD_LOCALMEM_HNDL`);
+    /// 4. length 0, or longer than `attr_max_export_segment_size` → `RSMERR_BAD_LENGTH`;
+    /// 5. pinning fails or the pinned-memory quota is exceeded → `RSMERR_INSUFFICIENT_MEM`
+    ///    (unmapped memory → `RSMERR_BAD_ADDR`);
+    /// 6. the handle table is full → `RSMERR_INSUFFICIENT_RESOURCES`.
+    ///
+    /// The length need not be a page multiple: whole pages are pinned, but iovec entries are
+    /// bounds-checked against the length asked for. Local handles are a table of their own and
+    /// consume no segment id (spec §9.8); they count against the same pinned-memory budget as
+    /// export segments.
+    #[doc(alias = "rsm_create_localmemory_handle")]
+    pub fn create_localmemory_handle(
+        &self,
+        ctrl: ControllerHandle,
+        region: P::Region,
+    ) -> RsmResult<LocalMemHandle> {
+        if region.addr() == 0 || region.addr() % PAGE_SIZE != 0 {
+            return Err(RsmError::BadAddr);
+        }
+        let ctrl = self.ctrl_index(&self.state.lock(), ctrl)?;
+        if region.len() == 0 || region.len() > self.config.max_segment_size {
+            return Err(RsmError::BadLength);
+        }
+        let pin = self
+            .platform
+            .pin(&region)
+            .map_err(|e| pin_error(rsm_hal::Error::kind(&e)))?;
+        let slot = LocalMem {
+            ctrl,
+            region,
+            pin,
+            busy: 0,
+            freeing: false,
+        };
+        let inserted = self.state.lock().locals.insert(slot);
+        match inserted {
+            Ok((index, gen)) => Ok(LocalMemHandle::from_raw(handle::encode(
+                self.instance,
+                Kind::LocalMem,
+                gen,
+                index,
+            ))),
+            Err(slot) => {
+                self.platform.unpin(slot.pin);
+                Err(RsmError::InsufficientResources)
+            }
+        }
+    }
+
+    /// Unpin and free a local memory handle.
+    ///
+    /// Checks the controller (`RSMERR_BAD_CTLR_HNDL`), then the handle: NULL, unknown, stale,
+    /// already freed (double free), being freed by another thread, or created through the
+    /// other controller → `RSMERR_BAD_LOCALMEM_HNDL` (spec §9.7). If a putv/getv is using the
+    /// handle, the free waits until it has finished (spec §9.9); meanwhile new putv/getv calls
+    /// naming the handle fail with `RSMERR_BAD_SGIO`.
+    #[doc(alias = "rsm_free_localmemory_handle")]
+    pub fn free_localmemory_handle(
+        &self,
+        ctrl: ControllerHandle,
+        handle: LocalMemHandle,
+    ) -> RsmResult<()> {
+        let (index, gen) = {
+            let mut st = self.state.lock();
+            let ctrl = self.ctrl_index(&st, ctrl)?;
+            let (index, gen) = self
+                .parts(handle.into_raw(), Kind::LocalMem)
+                .ok_or(RsmError::BadLocalmemHndl)?;
+            let lm = st
+                .locals
+                .get_mut(index, gen)
+                .ok_or(RsmError::BadLocalmemHndl)?;
+            if lm.freeing || lm.ctrl != ctrl {
+                return Err(RsmError::BadLocalmemHndl);
+            }
+            if lm.busy == 0 {
+                let lm = st
+                    .locals
+                    .remove(index, gen)
+                    .ok_or(RsmError::BadLocalmemHndl)?;
+                drop(st);
+                self.platform.unpin(lm.pin);
+                return Ok(());
+            }
+            lm.freeing = true;
+            (index, gen)
+        };
+        let lm = self.wait_for(|st| match st.locals.get(index, gen) {
+            Some(lm) if lm.busy > 0 => None,
+            _ => Some(st.locals.remove(index, gen)),
+        });
+        if let Some(lm) = lm {
+            self.platform.unpin(lm.pin);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! putv/getv and the non-blocking operation layer (DESIGN §4).
+//!
+//! [`Rsm::start_putv`] / [`Rsm::start_getv`] start an operation and return an [`OpId`];
+//! [`Rsm::poll`] makes progress; [`Rsm::take_completion`] collects the [`Completion`]. The
+//! blocking [`Rsm::putv`] / [`Rsm::getv`] are thin wrappers over the same path. An operation on
+//! a segment of this node completes inside `start_*` (the copy is synchronous), so its
+//! completion is ready at once; the remote path plugs into the same layer with operations that
+//! complete during later polls.
+
+use crate::error::{RsmError, RsmResult};
+use crate::handle::{self, Kind};
+use crate::node::Rsm;
+use crate::sg::{self, Direction, Plan, ScatGath};
+use crate::types::{Permission, SgFlags};
+use rsm_hal::{Platform, Region};
+
+/// Identifies a non-blocking operation until its completion is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OpId(u64);
+
+/// The outcome of a putv/getv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// `Ok(())` or the error the blocking call would return.
+    pub result: RsmResult<()>,
+    /// The `io_residual_count` the blocking call would write (see [`crate::sg`]).
+    pub residual: u64,
+}
+
+pub(crate) enum OpSlot {
+    Running,
+    Done(Completion),
+}
+
+/// What a vector holds on to while its copies run without the table lock.
+struct Acquired<R> {
+    plan: Plan<R>,
+    remote: R,
+    import: (u16, u32),
+    export: (u16, u32),
+}
+
+impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+    /// Validate `sg` and take references on everything it touches (one table-lock hold).
+    /// Returns `None` while the exported segment is being rebound (the caller waits).
+    fn acquire(
+        &self,
+        st: &mut crate::node::State<P, L, E, I>,
+        sg: &ScatGath<'_, P::Region>,
+        dir: Direction,
+    ) -> Option<RsmResult<Acquired<P::Region>>> {
+        let Some((ii, ig)) = self.parts(sg.remote_handle.into_raw(), Kind::Import) else {
+            return Some(Err(RsmError::BadSegHndl));
+        };
+        let im = match st.imports.get(ii, ig) {
+            Some(im) if !im.closing => im,
+            _ => return Some(Err(RsmError::BadSegHndl)),
+        };
+        let entries = match sg::entries(sg) {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
+        };
+        let (ei, eg) = im.export;
+        let ex = match st.exports.get(ei, eg) {
+            Some(ex) if ex.epoch == im.epoch && ex.published.is_some() => ex,
+            _ => return Some(Err(RsmError::ConnAborted)),
+        };
+        let need = match dir {
+            Direction::Put => Permission::WRITE,
+            Direction::Get => Permission::READ,
+        };
+        if !im.perm.contains(need) {
+            return Some(Err(RsmError::PermDenied));
+        }
+        if ex.quiesced {
+            return None;
+        }
+        let locals = &st.locals;
+        let plan = sg::plan(entries, ex.region.len(), |h| {
+            let (i, g) = self.parts(h.into_raw(), Kind::LocalMem)?;
+            let lm = locals.get(i, g).filter(|lm| !lm.freeing)?;
+            Some((i, g, lm.region.clone()))
+        });
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let remote = ex.region.clone();
+        // Take the references: the handle, the segment and every local handle named.
+        for (i, g) in plan.iter().filter_map(|s| s.handle) {
+            if let Some(lm) = st.locals.get_mut(i, g) {
+                lm.busy += 1;
+            }
+        }
+        if let Some(ex) = st.exports.get_mut(ei, eg) {
+            ex.busy += 1;
+        }
+        if let Some(im) = st.imports.get_mut(ii, ig) {
+            im.busy += 1;
+        }
+        Some(Ok(Acquired {
+            plan,
+            remote,
+            import: (ii, ig),
+            export: (ei, eg),
+        }))
+    }
+
+    /// Drop the references taken by [`Self::acquire`]; with `sigpost`, ring the exporter
+    /// (spec §9.28: only after the whole vector succeeded). Returns the sigpost's error, if any.
+    fn release(&self, a: &Acquired<P::Region>, sigpost: Option<SgFlags>) -> RsmResult<()> {
+        let mut post = Ok(());
+        let waiters = {
+            let mut st = self.state.lock();
+            for (i, g) in a.plan.iter().filter_map(|s| s.handle) {
+                if let Some(lm) = st.locals.get_mut(i, g) {
+                    lm.busy -= 1;
+                }
+            }
+            let epoch = st.imports.get_mut(a.import.0, a.import.1).map(|im| {
+                im.busy -= 1;
+                im.epoch
+            });
+            if let Some(ex) = st.exports.get_mut(a.export.0, a.export.1) {
+                ex.busy -= 1;
+                if let Some(flags) = sigpost {
+                    if Some(ex.epoch) == epoch && ex.published.is_some() {
+                        if !(flags.contains(SgFlags::SIGPOST_NO_ACCUMULATE) && ex.events > 0) {
+                            ex.events = ex.events.saturating_add(1);
+                        }
+                    } else {
+                        post = Err(RsmError::ConnAborted);
+                    }
+                }
+            }
+            st.waiters > 0 || sigpost.is_some()
+        };
+        self.wake_if(waiters);
+        post
+    }
+
+    /// Run a vector to completion on this node.
+    fn run_vector(&self, sg: &ScatGath<'_, P::Region>, dir: Direction) -> Completion {
+        let count = sg.io_request_count;
+        let acquired = self.wait_for(|st| self.acquire(st, sg, dir));
+        let a = match acquired {
+            Ok(a) => a,
+            Err(e) => {
+                return Completion {
+                    result: Err(e),
+                    residual: count,
+                }
+            }
+        };
+        let (result, done) = sg::execute(&self.platform, &a.plan, &a.remote, dir);
+        let sigpost =
+            (result.is_ok() && sg.flags.contains(SgFlags::IMPLICIT_SIGPOST)).then_some(sg.flags);
+        let post = self.release(&a, sigpost);
+        let residual = count - done as u64;
+        Completion {
+            result: result.and(post),
+            residual,
+        }
+    }
+
+    /// Gather the iovec's local pieces into the import segment `sg.remote_handle`.
+    ///
+    /// Check order (spec §4.6, our choices of §9.2/§9.12/§9.19 where illumos checks nothing):
+    /// 1. NULL, stale, disconnected or wrong-kind `remote_handle` → `RSMERR_BAD_SEG_HNDL`;
+    /// 2. `io_request_count` 0 or above 16, NULL `iovec`, fewer entries than the count →
+    ///    `RSMERR_BAD_SGIO`;
+    /// 3. the exporter unpublished or destroyed the segment → `RSMERR_CONN_ABORTED`;
+    /// 4. the import lacks write permission → `RSMERR_PERM_DENIED`;
+    /// 5. per entry, in order (see [`sg::plan`]): `RSMERR_BAD_SGIO` (io_type, unknown or freed
+    ///    local handle), `RSMERR_BAD_ADDR` (NULL VA), `RSMERR_BAD_OFFSET` (remote range),
+    ///    `RSMERR_BAD_LENGTH` (local range).
+    ///
+    /// The whole vector is validated before any byte moves, then entries are copied in order.
+    /// `io_residual_count` is written on every return (rule in [`crate::sg`]); `flags` is never
+    /// changed. With [`SgFlags::IMPLICIT_SIGPOST`], a fully successful call then rings the
+    /// exporting segment's doorbell once (coalesced with a pending event under
+    /// [`SgFlags::SIGPOST_NO_ACCUMULATE`]); if that post fails (the segment was unpublished
+    /// meanwhile) its `RSMERR_CONN_ABORTED` replaces the success, with residual 0 (spec §9.28).
+    /// No barrier is needed (spec §9.1).
+    #[doc(alias = "rsm_memseg_import_putv")]
+    pub fn putv(&self, sg: &mut ScatGath<'_, P::Region>) -> RsmResult<()> {
+        let c = self.run_vector(sg, Direction::Put);
+        sg.io_residual_count = c.residual;
+        c.result
+    }
+
+    /// Scatter from the import segment `sg.remote_handle` into the iovec's local pieces.
+    ///
+    /// Identical to [`Rsm::putv`] in checks and residual rules, with read permission needed.
+    #[doc(alias = "rsm_memseg_import_getv")]
+    pub fn getv(&self, sg: &mut ScatGath<'_, P::Region>) -> RsmResult<()> {
+        let c = self.run_vector(sg, Direction::Get);
+        sg.io_residual_count = c.residual;
+        c.result
+    }
+
+    fn start(&self, sg: &ScatGath<'_, P::Region>, dir: Direction) -> RsmResult<OpId> {
+        let (i, g) = self
+            .state
+            .lock()
+            .ops
+            .insert(OpSlot::Running)
+            .map_err(|_| RsmError::InsufficientResources)?;
+        let c = self.run_vector(sg, dir);
+        if let Some(slot) = self.state.lock().ops.get_mut(i, g) {
+            *slot = OpSlot::Done(c);
+        }
+        Ok(OpId(handle::encode(self.instance, Kind::Op, g, i)))
+    }
+
+    /// Start a putv without waiting for it. Every validation or transfer error is reported in
+    /// the [`Completion`]; `start_putv` itself fails only with
+    /// `RSMERR_INSUFFICIENT_RESOURCES` when [`crate::MAX_PENDING_OPS`] completions are waiting
+    /// to be taken. Local regions named by the vector must stay valid until the completion was
+    /// taken.
+    pub fn start_putv(&self, sg: &ScatGath<'_, P::Region>) -> RsmResult<OpId> {
+        self.start(sg, Direction::Put)
+    }
+
+    /// Start a getv without waiting for it (see [`Rsm::start_putv`]).
+    pub fn start_getv(&self, sg: &ScatGath<'_, P::Region>) -> RsmResult<OpId> {
+        self.start(sg, Direction::Get)
+    }
+
+    /// Make progress on running operations; returns `true` if anything changed. Operations on
+    /// segments of this node complete in `start_*`, so with no remote traffic there is nothing
+    /// to do and this returns `false`.
+    pub fn poll(&self) -> bool {
+        false
+    }
+
+    /// The completion of `op` if it has finished (it is then forgotten: a second call returns
+    /// `None`); `None` while it runs or for an unknown id.
+    pub fn take_completion(&self, op: OpId) -> Option<Completion> {
+        let (i, g) = self.parts(op.0, Kind::Op)?;
+        let mut st = self.state.lock();
+        match st.ops.get(i, g)? {
+            OpSlot::Running => None,
+            OpSlot::Done(_) => match st.ops.remove(i, g)? {
+                OpSlot::Done(c) => Some(c),
+                OpSlot::Running => None,
+            },
+        }
+    }
+
+    /// Pending doorbell events of an export segment (rung by implicit sigposts; consumed by
+    /// signal waits).
+    ///
+    /// Errors: `RSMERR_BAD_SEG_HNDL`.
+    pub fn export_pending_events(&self, seg: crate::ExportHandle) -> RsmResult<u32> {
+        let st = self.state.lock();
+        let (i, g) = self.export_slot(&st, seg)?;
+        Ok(st.exports.get(i, g).map_or(0, |e| e.events))
+    }
+}
