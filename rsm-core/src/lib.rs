@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capi;
 pub mod error;
 mod handle;
 mod node;

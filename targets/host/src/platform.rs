@@ -1,0 +1,341 @@
+//! [`HostPlatform`]: pinning with `mlock`, memmove copies, a monotonic clock and an event count.
+
+use crate::error::HostError;
+use crate::pages::{self, lock, GLOBAL};
+use crate::region::MemRegion;
+use core::fmt;
+use core::ptr;
+use rsm_hal::{Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// Source of platform ids, so a [`HostPin`] is only ever released by the platform that made it.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Proof that a range of pages is pinned by a [`HostPlatform`]; give it back to
+/// [`Memory::unpin`] of the same platform exactly once.
+#[derive(Debug)]
+#[must_use = "a pin that is never unpinned keeps its pages locked"]
+pub struct HostPin {
+    platform: u64,
+    first_page: usize,
+    pages: usize,
+}
+
+impl HostPin {
+    /// The number of (system) pages this pin covers.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+}
+
+/// The std host platform: [`Memory`] with `mlock` pinning, [`Clock`] from
+/// [`std::time::Instant`], and [`Wait`] with a mutex and condition variable.
+///
+/// # Pinning
+/// Pins are counted per page (the system page, 4096 bytes on x86_64): [`Memory::pin`] pins
+/// every page the region touches, whole pages even for a partial first or last page, and
+/// [`Memory::unpin`] releases them. A page is `mlock`ed when it becomes pinned and `munlock`ed
+/// when its last pin goes, so two handles on one page do not unlock each other. Consecutive
+/// pages are locked and unlocked with one system call per run. The `mlock` state is counted
+/// process-wide, so several platforms in one process (e.g. several nodes in one test) may pin
+/// the same page safely; the page counts and the quota below are per platform.
+///
+/// Pinning is all-or-nothing: on any error no count changes and nothing stays locked.
+/// Errors: a NULL, empty or wrapping region → [`ErrorKind::BadAddress`]; over the quota →
+/// [`ErrorKind::QuotaExceeded`]; `mlock` failing with `ENOMEM`/`EAGAIN` (over
+/// `RLIMIT_MEMLOCK` or out of memory) → [`ErrorKind::OutOfMemory`], but `ENOMEM` because part
+/// of the range is not mapped → [`ErrorKind::BadAddress`]; `EPERM` →
+/// [`ErrorKind::PermissionDenied`]; any other `errno` → [`ErrorKind::BadAddress`].
+///
+/// # Quota
+/// [`HostPlatform::with_pin_quota`] limits the bytes this platform keeps pinned, counting
+/// each distinct page once (two regions on one page cost one page). By default there is none.
+///
+/// # Without `mlock`
+/// [`HostPlatform::without_mlock`] keeps the same page counts and quota but makes no system
+/// calls, so a benchmark measures the table work alone. It does not validate addresses beyond
+/// NULL and wrap-around, and the memory is not locked.
+///
+/// # Copies
+/// [`Memory::copy`] takes no lock and has memmove semantics; it relies on the [`MemRegion`]
+/// contract for the validity of the memory.
+pub struct HostPlatform {
+    id: u64,
+    mlock: bool,
+    /// The quota in pages, if any.
+    quota_pages: Option<usize>,
+    /// Page number → this platform's pin count (only pages with a count > 0).
+    pins: Mutex<HashMap<usize, u32>>,
+    origin: std::time::Instant,
+    events: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Default for HostPlatform {
+    fn default() -> Self {
+        HostPlatform::new()
+    }
+}
+
+impl fmt::Debug for HostPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostPlatform")
+            .field("id", &self.id)
+            .field("mlock", &self.mlock)
+            .field("pin_quota", &self.pin_quota())
+            .field("pinned_pages", &self.pinned_pages())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostPlatform {
+    /// A platform that `mlock`s pinned pages, with no quota.
+    pub fn new() -> HostPlatform {
+        HostPlatform {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            mlock: true,
+            quota_pages: None,
+            pins: Mutex::new(HashMap::new()),
+            origin: std::time::Instant::now(),
+            events: Mutex::new(0),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// A platform that `mlock`s pinned pages and keeps at most `bytes` pinned (rounded down
+    /// to whole pages), counting each distinct page once.
+    pub fn with_pin_quota(bytes: usize) -> HostPlatform {
+        HostPlatform::new().limit_pins(bytes)
+    }
+
+    /// A platform that counts pins per page and enforces a quota like [`HostPlatform::new`],
+    /// but makes no `mlock`/`munlock` system calls (for benchmarks of the table work alone, or
+    /// where locking memory is not permitted). Memory is not actually locked.
+    pub fn without_mlock() -> HostPlatform {
+        HostPlatform::new().skip_mlock()
+    }
+
+    /// This platform with a pinned-bytes quota of `bytes` (rounded down to whole pages).
+    pub fn limit_pins(mut self, bytes: usize) -> HostPlatform {
+        self.quota_pages = Some(bytes >> pages::page_shift());
+        self
+    }
+
+    /// This platform without `mlock` system calls (see [`HostPlatform::without_mlock`]).
+    pub fn skip_mlock(mut self) -> HostPlatform {
+        self.mlock = false;
+        self
+    }
+
+    /// `true` if pinning `mlock`s the pages.
+    pub fn uses_mlock(&self) -> bool {
+        self.mlock
+    }
+
+    /// The pinned-bytes quota (a whole number of pages), if any.
+    pub fn pin_quota(&self) -> Option<usize> {
+        self.quota_pages.map(|p| p << pages::page_shift())
+    }
+
+    /// The page size in which pins are counted and the quota is charged (the system page).
+    pub fn page_size(&self) -> usize {
+        pages::page_size()
+    }
+
+    /// The number of distinct pages this platform has pinned now.
+    pub fn pinned_pages(&self) -> usize {
+        lock(&self.pins).len()
+    }
+
+    /// The bytes this platform has pinned now (distinct pages × page size).
+    pub fn pinned_bytes(&self) -> usize {
+        self.pinned_pages() << pages::page_shift()
+    }
+
+    /// Map a failed `mlock` of the run `start..start+count` to an error.
+    fn mlock_error(start: usize, count: usize, errno: i32) -> HostError {
+        let kind = match errno {
+            libc::ENOMEM if !pages::mapped(start, count) => ErrorKind::BadAddress,
+            libc::ENOMEM | libc::EAGAIN => ErrorKind::OutOfMemory,
+            libc::EPERM => ErrorKind::PermissionDenied,
+            _ => ErrorKind::BadAddress,
+        };
+        HostError::from_errno(kind, errno)
+    }
+}
+
+impl Drop for HostPlatform {
+    /// Release every pin still held, so pages of a dropped platform do not stay locked.
+    fn drop(&mut self) {
+        let mine = std::mem::take(&mut *lock(&self.pins));
+        if mine.is_empty() {
+            return;
+        }
+        let mut held: Vec<(usize, u32)> = mine.into_iter().collect();
+        held.sort_unstable();
+        let mut global = lock(&GLOBAL);
+        for &(page, n) in &held {
+            pages::release_one(&mut global, page, n, self.mlock);
+        }
+        if self.mlock {
+            for &(page, _) in &held {
+                if pages::unlocked(&global, page) {
+                    pages::munlock(page, 1);
+                }
+            }
+        }
+    }
+}
+
+impl Memory for HostPlatform {
+    type Region = MemRegion;
+    type Pin = HostPin;
+    type Error = HostError;
+
+    fn pin(&self, region: &MemRegion) -> Result<HostPin, HostError> {
+        let span = pages::page_span(region.addr(), region.len())
+            .ok_or(HostError::new(ErrorKind::BadAddress))?;
+        let mut mine = lock(&self.pins);
+        let mut global = lock(&GLOBAL);
+
+        // Check everything before changing anything.
+        let mut new_pages = 0usize;
+        for p in span.clone() {
+            match mine.get(&p) {
+                None => new_pages += 1,
+                Some(&u32::MAX) => return Err(HostError::new(ErrorKind::Other)),
+                Some(_) => {}
+            }
+            if global.get(&p).is_some_and(|e| e.pins == u32::MAX) {
+                return Err(HostError::new(ErrorKind::Other));
+            }
+        }
+        if let Some(q) = self.quota_pages {
+            if mine.len().saturating_add(new_pages) > q {
+                return Err(HostError::new(ErrorKind::QuotaExceeded));
+            }
+        }
+        if self.mlock {
+            let locked =
+                pages::for_each_run(span.clone(), |p| pages::unlocked(&global, p), pages::mlock);
+            if let Err((start, count, errno)) = locked {
+                // Undo what this call locked: the runs before the failing one, and the part of
+                // the failing run the kernel may have locked before it hit a hole. The table is
+                // unchanged, so the same predicate finds exactly these pages.
+                pages::munlock_released(&global, span.start..start + count);
+                return Err(HostPlatform::mlock_error(start, count, errno));
+            }
+        }
+
+        for p in span.clone() {
+            *mine.entry(p).or_insert(0) += 1;
+            let e = global.entry(p).or_default();
+            e.pins += 1;
+            if self.mlock {
+                e.locks += 1;
+            }
+        }
+        Ok(HostPin {
+            platform: self.id,
+            first_page: span.start,
+            pages: span.len(),
+        })
+    }
+
+    fn unpin(&self, pin: HostPin) {
+        if pin.platform != self.id {
+            debug_assert!(false, "rsm-host: unpin of a pin made by another platform");
+            return;
+        }
+        let span = pin.first_page..pin.first_page + pin.pages;
+        let mut mine = lock(&self.pins);
+        let mut global = lock(&GLOBAL);
+        for p in span.clone() {
+            match mine.get_mut(&p) {
+                Some(c) if *c > 1 => *c -= 1,
+                Some(_) => {
+                    mine.remove(&p);
+                }
+                None => {
+                    debug_assert!(false, "rsm-host: unpin of a page that is not pinned");
+                    continue;
+                }
+            }
+            pages::release_one(&mut global, p, 1, self.mlock);
+        }
+        if self.mlock {
+            // Every page of the span was locked by this pin, so the unlocked ones now are
+            // exactly those whose last lock this call released.
+            pages::munlock_released(&global, span);
+        }
+    }
+
+    fn copy(
+        &self,
+        dst: &MemRegion,
+        dst_off: usize,
+        src: &MemRegion,
+        src_off: usize,
+        len: usize,
+    ) -> Result<(), HostError> {
+        let fits = |r: &MemRegion, off: usize| off.checked_add(len).is_some_and(|e| e <= r.len());
+        if !fits(dst, dst_off) || !fits(src, src_off) {
+            return Err(HostError::new(ErrorKind::OutOfRange));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        if dst.addr() == 0 || src.addr() == 0 {
+            return Err(HostError::new(ErrorKind::BadAddress));
+        }
+        // SAFETY: by the MemRegion contract (`from_raw_parts`, or a live PinnedBuf) both regions
+        // are valid for reads and writes of their whole length while handles made from them
+        // live, and nobody holds references into them; both ranges were checked to lie inside
+        // their regions. `ptr::copy` allows the ranges to overlap (memmove).
+        unsafe { ptr::copy(src.as_ptr().add(src_off), dst.as_ptr().add(dst_off), len) };
+        Ok(())
+    }
+}
+
+impl Clock for HostPlatform {
+    fn now(&self) -> Instant {
+        Instant(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+impl Wait for HostPlatform {
+    fn prepare_wait(&self) -> WaitToken {
+        WaitToken(*lock(&self.events))
+    }
+
+    fn wait(&self, token: WaitToken, deadline: Option<Instant>) {
+        let mut events = lock(&self.events);
+        while *events == token.0 {
+            match deadline {
+                None => events = self.cv.wait(events).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.nanos_since(self.now());
+                    if left == 0 {
+                        return;
+                    }
+                    events = self
+                        .cv
+                        .wait_timeout(events, Duration::from_nanos(left))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    fn wake(&self) {
+        {
+            let mut events = lock(&self.events);
+            *events = events.wrapping_add(1);
+        }
+        self.cv.notify_all();
+    }
+}

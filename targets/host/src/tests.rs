@@ -1,0 +1,449 @@
+//! Unit tests of the platform. These run in parallel threads of one process, so they check the
+//! per-platform and process-wide tables, not `VmLck` (see `tests/vmlck.rs` for that).
+
+use crate::pages::{lock, page_size, PageEntry, GLOBAL};
+use crate::{HostPlatform, MemRegion, PinnedBuf};
+use rsm_hal::{Clock, ErrorKind, Instant, Memory, Region, Wait};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn ps() -> usize {
+    page_size()
+}
+
+/// The process-wide entry of the page containing `addr`.
+fn global_entry(addr: usize) -> Option<(u32, u32)> {
+    lock(&GLOBAL)
+        .get(&(addr / ps()))
+        .map(|e: &PageEntry| (e.pins, e.locks))
+}
+
+/// `true` if no page of `buf` is in the process-wide table.
+fn untouched(buf: &PinnedBuf) -> bool {
+    let first = buf.as_ptr() as usize / ps();
+    let end = first + buf.capacity() / ps();
+    lock(&GLOBAL).range(first..end).next().is_none()
+}
+
+fn both_modes() -> [HostPlatform; 2] {
+    [HostPlatform::new(), HostPlatform::without_mlock()]
+}
+
+#[test]
+fn pins_nest_per_page() {
+    for p in both_modes() {
+        let buf = PinnedBuf::new(3 * ps()).unwrap();
+        let a = p.pin(&buf.subregion(0, 10).unwrap()).unwrap();
+        let b = p.pin(&buf.subregion(5, ps()).unwrap()).unwrap();
+        assert_eq!(a.pages(), 1);
+        assert_eq!(b.pages(), 2);
+        assert_eq!(p.pinned_pages(), 2);
+        assert_eq!(p.pinned_bytes(), 2 * ps());
+        let locks = u32::from(p.uses_mlock());
+        assert_eq!(global_entry(buf.as_ptr() as usize), Some((2, 2 * locks)));
+        p.unpin(a);
+        // The first page is still pinned by `b`.
+        assert_eq!(p.pinned_pages(), 2);
+        assert_eq!(global_entry(buf.as_ptr() as usize), Some((1, locks)));
+        p.unpin(b);
+        assert_eq!(p.pinned_pages(), 0);
+        assert!(untouched(&buf));
+    }
+}
+
+#[test]
+fn partial_pages_pin_whole_pages() {
+    for p in both_modes() {
+        let buf = PinnedBuf::new(3 * ps()).unwrap();
+        // Two bytes straddling a page boundary pin both pages.
+        let a = p.pin(&buf.subregion(ps() - 1, 2).unwrap()).unwrap();
+        assert_eq!(a.pages(), 2);
+        assert_eq!(p.pinned_bytes(), 2 * ps());
+        let b = p
+            .pin(&buf.subregion(ps() + 7, 2 * ps() - 7).unwrap())
+            .unwrap();
+        assert_eq!(b.pages(), 2);
+        assert_eq!(p.pinned_pages(), 3);
+        p.unpin(b);
+        assert_eq!(p.pinned_pages(), 2);
+        p.unpin(a);
+        assert_eq!(p.pinned_pages(), 0);
+        assert!(untouched(&buf));
+    }
+}
+
+#[test]
+fn quota_counts_each_page_once() {
+    for p in [
+        HostPlatform::with_pin_quota(2 * ps()),
+        HostPlatform::without_mlock().limit_pins(2 * ps()),
+    ] {
+        assert_eq!(p.pin_quota(), Some(2 * ps()));
+        let buf = PinnedBuf::new(3 * ps()).unwrap();
+        let a = p.pin(&buf.subregion(0, 10).unwrap()).unwrap();
+        let b = p.pin(&buf.subregion(100, 10).unwrap()).unwrap();
+        let c = p.pin(&buf.subregion(ps(), 10).unwrap()).unwrap();
+        let d = p.pin(&buf.subregion(0, 2 * ps()).unwrap()).unwrap();
+        assert_eq!(p.pinned_bytes(), 2 * ps());
+        let e = p.pin(&buf.subregion(2 * ps(), 1).unwrap()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+        for pin in [a, b, c, d] {
+            p.unpin(pin);
+        }
+        assert_eq!(p.pinned_pages(), 0);
+        // Freed quota can be used again.
+        let f = p.pin(&buf.subregion(ps(), 2 * ps()).unwrap()).unwrap();
+        p.unpin(f);
+        assert!(untouched(&buf));
+    }
+}
+
+#[test]
+fn quota_error_is_all_or_nothing() {
+    let p = HostPlatform::with_pin_quota(2 * ps());
+    let buf = PinnedBuf::new(3 * ps()).unwrap();
+    let a = p.pin(&buf.subregion(0, 1).unwrap()).unwrap();
+    let e = p.pin(&buf.region()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+    assert_eq!(e.errno(), None);
+    // Nothing changed: only page 0, once.
+    assert_eq!(p.pinned_pages(), 1);
+    assert_eq!(global_entry(buf.as_ptr() as usize), Some((1, 1)));
+    assert_eq!(global_entry(buf.as_ptr() as usize + ps()), None);
+    assert_eq!(global_entry(buf.as_ptr() as usize + 2 * ps()), None);
+    p.unpin(a);
+    assert!(untouched(&buf));
+}
+
+#[test]
+fn quota_rounds_down_to_pages() {
+    let p = HostPlatform::with_pin_quota(ps() - 1);
+    assert_eq!(p.pin_quota(), Some(0));
+    let buf = PinnedBuf::new(1).unwrap();
+    let e = p.pin(&buf.region()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+    assert_eq!(HostPlatform::new().pin_quota(), None);
+}
+
+#[test]
+fn bad_regions_are_rejected() {
+    for p in both_modes() {
+        let buf = PinnedBuf::new(16).unwrap();
+        // SAFETY: NULL and wrapping regions are never dereferenced by `pin`.
+        let (null, wraps) = unsafe {
+            (
+                MemRegion::from_raw_parts(core::ptr::null_mut(), 16),
+                MemRegion::from_raw_parts(usize::MAX as *mut u8, 16),
+            )
+        };
+        for r in [null, buf.subregion(3, 0).unwrap(), wraps] {
+            assert_eq!(
+                p.pin(&r).unwrap_err().kind(),
+                ErrorKind::BadAddress,
+                "{r:?}"
+            );
+        }
+        assert_eq!(p.pinned_pages(), 0);
+    }
+}
+
+/// An anonymous mapping of `pages` pages; the caller unmaps it.
+fn map(pages: usize) -> *mut u8 {
+    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+    let addr = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            pages * ps(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(addr, libc::MAP_FAILED);
+    addr.cast()
+}
+
+fn unmap(addr: *mut u8, pages: usize) {
+    // SAFETY: the range belongs to a mapping made by `map` and is not used afterwards.
+    assert_eq!(unsafe { libc::munmap(addr.cast(), pages * ps()) }, 0);
+}
+
+#[test]
+fn unmapped_memory_is_a_bad_address_and_nothing_changes() {
+    let p = HostPlatform::new();
+    let base = map(4);
+    // SAFETY: the mapping is 4 pages long and lives until the unmap below; the parts unmapped
+    // early are only pinned (which fails), never accessed.
+    let whole = unsafe { MemRegion::from_raw_parts(base, 4 * ps()) };
+    let page1 = whole.subregion(ps(), ps()).unwrap();
+    let held = p.pin(&page1).unwrap();
+    unmap(base.wrapping_add(3 * ps()), 1);
+    // Runs [0] and [2,3]: the first locks, the second hits the hole.
+    let e = p.pin(&whole).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadAddress);
+    assert_eq!(e.errno(), Some(libc::ENOMEM));
+    assert_eq!(p.pinned_pages(), 1);
+    assert_eq!(global_entry(base as usize), None);
+    assert_eq!(global_entry(base as usize + ps()), Some((1, 1)));
+    assert_eq!(global_entry(base as usize + 2 * ps()), None);
+    p.unpin(held);
+    assert_eq!(global_entry(base as usize + ps()), None);
+    unmap(base, 3);
+    // Entirely unmapped now.
+    assert_eq!(p.pin(&page1).unwrap_err().kind(), ErrorKind::BadAddress);
+    // Without mlock nothing validates the address (documented).
+    let q = HostPlatform::without_mlock();
+    let pin = q.pin(&page1).unwrap();
+    q.unpin(pin);
+}
+
+#[test]
+fn platforms_share_locks_of_a_page() {
+    let (p1, p2, p3) = (
+        HostPlatform::new(),
+        HostPlatform::new(),
+        HostPlatform::without_mlock(),
+    );
+    let buf = PinnedBuf::new(ps()).unwrap();
+    let at = buf.as_ptr() as usize;
+    let c = p3.pin(&buf.region()).unwrap();
+    assert_eq!(global_entry(at), Some((1, 0)));
+    let a = p1.pin(&buf.region()).unwrap();
+    let b = p2.pin(&buf.subregion(8, 8).unwrap()).unwrap();
+    assert_eq!(global_entry(at), Some((3, 2)));
+    assert_eq!(
+        (p1.pinned_pages(), p2.pinned_pages(), p3.pinned_pages()),
+        (1, 1, 1)
+    );
+    p1.unpin(a);
+    assert_eq!(global_entry(at), Some((2, 1)));
+    p2.unpin(b);
+    assert_eq!(global_entry(at), Some((1, 0)));
+    p3.unpin(c);
+    assert!(untouched(&buf));
+}
+
+#[test]
+fn dropping_a_platform_releases_its_pins() {
+    let buf = PinnedBuf::new(3 * ps()).unwrap();
+    let keep = HostPlatform::new();
+    let k = keep.pin(&buf.subregion(0, 1).unwrap()).unwrap();
+    {
+        let p = HostPlatform::new();
+        let _a = p.pin(&buf.region()).unwrap();
+        let _b = p.pin(&buf.subregion(ps(), 1).unwrap()).unwrap();
+        assert_eq!(global_entry(buf.as_ptr() as usize + ps()), Some((2, 2)));
+    }
+    assert_eq!(global_entry(buf.as_ptr() as usize), Some((1, 1)));
+    assert_eq!(global_entry(buf.as_ptr() as usize + ps()), None);
+    keep.unpin(k);
+    assert!(untouched(&buf));
+}
+
+#[test]
+#[should_panic(expected = "another platform")]
+fn unpin_on_the_wrong_platform_is_caught() {
+    let (p1, p2) = (HostPlatform::without_mlock(), HostPlatform::without_mlock());
+    let buf = PinnedBuf::new(1).unwrap();
+    let a = p1.pin(&buf.region()).unwrap();
+    p2.unpin(a);
+}
+
+#[test]
+fn dropping_a_pinned_buffer_leaks_it() {
+    let p = HostPlatform::without_mlock();
+    let buf = PinnedBuf::new(64).unwrap();
+    buf.write(0, b"still here").unwrap();
+    let r = buf.region();
+    let pin = p.pin(&r).unwrap();
+    drop(buf);
+    // The memory was not freed: a transfer through the pinned region is still valid.
+    let other = PinnedBuf::new(64).unwrap();
+    p.copy(&other.region(), 0, &r, 0, 10).unwrap();
+    assert_eq!(&other.to_vec()[..10], b"still here");
+    p.unpin(pin);
+}
+
+#[test]
+fn copy_between_buffers() {
+    let p = HostPlatform::new();
+    let a = PinnedBuf::new(64).unwrap();
+    let b = PinnedBuf::new(64).unwrap();
+    a.write(0, b"abcdefgh").unwrap();
+    p.copy(&b.region(), 60, &a.region(), 2, 4).unwrap();
+    assert_eq!(&b.to_vec()[56..], b"\0\0\0\0cdef");
+    // Subregions are offsets of their own.
+    p.copy(
+        &b.subregion(8, 8).unwrap(),
+        0,
+        &a.subregion(4, 4).unwrap(),
+        0,
+        4,
+    )
+    .unwrap();
+    assert_eq!(&b.to_vec()[8..12], b"efgh");
+}
+
+#[test]
+fn copy_is_memmove() {
+    let p = HostPlatform::new();
+    let buf = PinnedBuf::new(16).unwrap();
+    let r = buf.region();
+    buf.write(0, b"0123456789abcdef").unwrap();
+    p.copy(&r, 2, &r, 0, 8).unwrap();
+    assert_eq!(buf.to_vec(), b"0101234567abcdef");
+    buf.write(0, b"0123456789abcdef").unwrap();
+    p.copy(&r, 0, &r, 2, 8).unwrap();
+    assert_eq!(buf.to_vec(), b"2345678989abcdef");
+    // Overlap through two different regions over the same memory.
+    buf.write(0, b"0123456789abcdef").unwrap();
+    let tail = buf.subregion(4, 12).unwrap();
+    p.copy(&tail, 0, &r, 0, 12).unwrap();
+    assert_eq!(buf.to_vec(), b"01230123456789ab");
+    // Copy onto itself.
+    p.copy(&r, 3, &r, 3, 10).unwrap();
+    assert_eq!(buf.to_vec(), b"01230123456789ab");
+}
+
+#[test]
+fn copy_out_of_range_is_rejected_without_copying() {
+    let p = HostPlatform::new();
+    let a = PinnedBuf::new(16).unwrap();
+    let b = PinnedBuf::new(32).unwrap();
+    a.fill(7);
+    let (ra, rb) = (a.region(), b.region());
+    let cases: [(usize, usize, usize); 6] = [
+        (0, 0, 17),         // longer than the source
+        (17, 0, 16),        // destination offset + len past the end
+        (0, 1, 16),         // source offset + len past the end
+        (usize::MAX, 0, 2), // destination offset overflows
+        (0, usize::MAX, 2), // source offset overflows
+        (0, 17, 0),         // empty copy starting past the source's end
+    ];
+    for (dst_off, src_off, len) in cases {
+        let e = p.copy(&rb, dst_off, &ra, src_off, len).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{dst_off} {src_off} {len}");
+    }
+    assert!(b.to_vec().iter().all(|&x| x == 0));
+    // Empty copies at the very end are in range.
+    p.copy(&rb, 32, &ra, 16, 0).unwrap();
+    // A NULL region of the right length: no copy, BadAddress (and an empty copy is fine).
+    // SAFETY: the NULL region is never dereferenced: copy rejects it.
+    let null = unsafe { MemRegion::from_raw_parts(core::ptr::null_mut(), 16) };
+    assert_eq!(
+        p.copy(&rb, 0, &null, 0, 4).unwrap_err().kind(),
+        ErrorKind::BadAddress
+    );
+    assert_eq!(
+        p.copy(&null, 0, &ra, 0, 4).unwrap_err().kind(),
+        ErrorKind::BadAddress
+    );
+    p.copy(&null, 0, &ra, 0, 0).unwrap();
+}
+
+#[test]
+fn clock_is_monotonic_and_starts_near_zero() {
+    let p = HostPlatform::new();
+    let t0 = p.now();
+    assert!(t0.0 < 10_000_000_000, "origin is the platform's creation");
+    std::thread::sleep(Duration::from_millis(2));
+    let t1 = p.now();
+    assert!(t1.nanos_since(t0) >= 2_000_000);
+    for _ in 0..1000 {
+        let a = p.now();
+        assert!(p.now() >= a);
+    }
+}
+
+#[test]
+fn wake_before_wait_is_not_lost() {
+    let p = HostPlatform::new();
+    let t = p.prepare_wait();
+    p.wake();
+    let start = std::time::Instant::now();
+    // Without a deadline: if the wake were lost this would hang (and the test time out).
+    p.wait(t, None);
+    p.wait(t, Some(p.now().add_millis(60_000)));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // A fresh token after the wake does wait.
+    let t2 = p.prepare_wait();
+    assert_ne!(t2, t);
+    let deadline = p.now().add_millis(20);
+    p.wait(t2, Some(deadline));
+    assert!(p.now() >= deadline);
+}
+
+#[test]
+fn wake_from_another_thread() {
+    let p = Arc::new(HostPlatform::new());
+    for _ in 0..20 {
+        let t = p.prepare_wait();
+        let q = Arc::clone(&p);
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            q.wake();
+        });
+        let start = std::time::Instant::now();
+        p.wait(t, None);
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_ne!(p.prepare_wait(), t);
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn wait_until_deadline() {
+    let p = HostPlatform::new();
+    let t = p.prepare_wait();
+    let deadline = p.now().add_millis(50);
+    p.wait(t, Some(deadline));
+    assert!(p.now() >= deadline);
+    // A deadline in the past returns at once, and so does Instant(0).
+    let start = std::time::Instant::now();
+    p.wait(t, Some(Instant(0)));
+    p.wait(t, Some(p.now()));
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn concurrent_pins_unpins_and_copies_balance() {
+    let p = Arc::new(HostPlatform::new());
+    let buf = Arc::new(PinnedBuf::new(8 * ps()).unwrap());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (p, buf) = (Arc::clone(&p), Arc::clone(&buf));
+            std::thread::spawn(move || {
+                let mut seed = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut next = move |n: usize| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed % n as u64) as usize
+                };
+                let mut held = Vec::new();
+                for _ in 0..300 {
+                    let off = next(buf.len());
+                    let len = 1 + next(buf.len() - off);
+                    let r = buf.subregion(off, len).unwrap();
+                    held.push(p.pin(&r).unwrap());
+                    let src = buf.subregion(next(buf.len() / 2), 64).unwrap();
+                    p.copy(&r, 0, &src, 0, len.min(64)).unwrap();
+                    if next(3) > 0 {
+                        let i = next(held.len());
+                        p.unpin(held.swap_remove(i));
+                    }
+                }
+                for pin in held {
+                    p.unpin(pin);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(p.pinned_pages(), 0);
+    assert!(untouched(&buf));
+    assert!(buf.region().len() == 8 * ps());
+}
