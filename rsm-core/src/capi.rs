@@ -256,3 +256,24 @@ pub fn rsm_memseg_import_getv<P: Platform, const L: usize, const E: usize, const
         Some(sg) => code(rsm.getv(sg)),
     }
 }
+
+/// `rsm_get_segmentid_range`: any NULL argument → `RSMERR_BAD_ADDR`, then
+/// [`Rsm::get_segmentid_range`]; on success `baseid` and `length` are stored.
+pub fn rsm_get_segmentid_range<P: Platform, const L: usize, const E: usize, const I: usize>(
+    rsm: &Rsm<P, L, E, I>,
+    appid: Option<&str>,
+    baseid: Option<&mut SegmentId>,
+    length: Option<&mut u32>,
+) -> i32 {
+    let (Some(appid), Some(baseid), Some(length)) = (appid, baseid, length) else {
+        return RsmError::BadAddr.code();
+    };
+    match rsm.get_segmentid_range(appid) {
+        Ok(r) => {
+            *baseid = r.base;
+            *length = r.length;
+            RSM_SUCCESS
+        }
+        Err(e) => e.code(),
+    }
+}

@@ -46,6 +46,7 @@ pub mod error;
 mod handle;
 mod node;
 mod ops;
+pub mod segid;
 mod segment;
 pub mod sg;
 mod table;

@@ -31,6 +31,10 @@ pub struct Config {
     /// Largest export segment or local memory handle, in bytes; longer ones get
     /// `RSMERR_BAD_LENGTH` and `attr_max_export_segment_size` reports it. Default 1 TiB.
     pub max_segment_size: usize,
+    /// The text of the segment-id configuration (`/etc/rsm/rsm.segmentid` format, see
+    /// [`crate::segid`]) for [`Rsm::get_segmentid_range`]; `None` = no file
+    /// (`RSMERR_BAD_CONF`). Default `None`.
+    pub segid_conf: Option<&'static str>,
 }
 
 impl Default for Config {
@@ -38,6 +42,7 @@ impl Default for Config {
         Config {
             node_id: 0,
             max_segment_size: 1 << 40,
+            segid_conf: None,
         }
     }
 }
@@ -199,6 +204,18 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         (st.locals.len(), st.exports.len(), st.imports.len())
     }
 
+    /// The segment-id range reserved for application `appid` in the node's segment-id
+    /// configuration ([`Config::segid_conf`]); the application may use ids
+    /// `base .. base + length`.
+    ///
+    /// Errors: `RSMERR_BAD_CONF` when there is no configuration or the lines read are
+    /// malformed; `RSMERR_BAD_APPID` when no line names `appid` (details in [`crate::segid`]).
+    #[doc(alias = "rsm_get_segmentid_range")]
+    pub fn get_segmentid_range(&self, appid: &str) -> RsmResult<crate::segid::SegidRange> {
+        let conf = self.config.segid_conf.ok_or(RsmError::BadConf)?;
+        crate::segid::lookup(conf, appid)
+    }
+
     // ----- helpers shared by the modules -----
 
     /// Decode `raw` if it is a handle of this instance and `kind`.
@@ -237,6 +254,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         &self,
         mut ready: impl FnMut(&mut State<P, L, E, I>) -> Option<T>,
     ) -> T {
+        // Fast path (the common case on putv/getv): ready at once, no wait token needed.
+        if let Some(v) = ready(&mut self.state.lock()) {
+            return v;
+        }
         loop {
             let token = self.platform.prepare_wait();
             {
