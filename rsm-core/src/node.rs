@@ -149,18 +149,16 @@ pub(crate) fn parse_controller_name(name: Option<&str>) -> Option<u8> {
     }
     let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
     let (ty, unit) = name.split_at(name.len() - digits);
+    if ty.eq_ignore_ascii_case("loopback") {
+        // The unit is ignored for loopback, whatever its value (illumos parses it with atoi).
+        return Some(LOOPBACK);
+    }
     let unit: u32 = if unit.is_empty() {
         0
     } else {
         unit.parse().ok()?
     };
-    if ty.eq_ignore_ascii_case("loopback") {
-        Some(LOOPBACK)
-    } else if ty.eq_ignore_ascii_case("rsmnet") && unit == 0 {
-        Some(1)
-    } else {
-        None
-    }
+    (ty.eq_ignore_ascii_case("rsmnet") && unit == 0).then_some(1)
 }
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
