@@ -14,7 +14,7 @@
 
 use crate::{Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken, PAGE_SIZE};
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::vec::Vec;
 
 /// Where the simulated address space starts (page aligned, never 0).
@@ -110,12 +110,15 @@ impl FakePlatform {
 
     /// Limit pinned memory to `bytes` (rounded down to pages); each page counts once.
     pub fn set_pin_quota(&self, bytes: usize) {
-        self.mem.lock().unwrap().quota_pages = Some(bytes / PAGE_SIZE);
+        self.mem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .quota_pages = Some(bytes / PAGE_SIZE);
     }
 
     /// Allocate `len` bytes (at least one page is reserved), page aligned and zeroed.
     pub fn alloc(&self, len: usize) -> FakeRegion {
-        let mut m = self.mem.lock().unwrap();
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         let reserve = len.div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
         let addr = BASE + m.arena.len();
         let new_len = m.arena.len() + reserve + PAGE_SIZE; // one guard page between allocations
@@ -126,7 +129,7 @@ impl FakePlatform {
 
     /// Free an allocation made by [`FakePlatform::alloc`]; later copies touching it panic.
     pub fn free(&self, region: &FakeRegion) {
-        let mut m = self.mem.lock().unwrap();
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = m
             .allocs
             .get_mut(&region.addr)
@@ -137,7 +140,7 @@ impl FakePlatform {
 
     /// Write bytes into the fake memory (test set-up; bypasses pin checks).
     pub fn write(&self, region: &FakeRegion, off: usize, data: &[u8]) {
-        let mut m = self.mem.lock().unwrap();
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         assert!(
             off + data.len() <= region.len,
             "test write outside the region"
@@ -148,7 +151,7 @@ impl FakePlatform {
 
     /// Read bytes from the fake memory (test check).
     pub fn read(&self, region: &FakeRegion, off: usize, len: usize) -> Vec<u8> {
-        let m = self.mem.lock().unwrap();
+        let m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         assert!(off + len <= region.len, "test read outside the region");
         let at = region.addr - BASE + off;
         m.arena[at..at + len].to_vec()
@@ -156,18 +159,22 @@ impl FakePlatform {
 
     /// Number of distinct pages pinned now.
     pub fn pinned_pages(&self) -> usize {
-        self.mem.lock().unwrap().pins.len()
+        self.mem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pins
+            .len()
     }
 
     /// Total pins made so far and copies performed (for tests that check work was done).
     pub fn counters(&self) -> (u64, u64) {
-        let m = self.mem.lock().unwrap();
+        let m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         (m.pins_made, m.copies)
     }
 
     /// Move the simulated clock forward.
     pub fn advance(&self, nanos: u64) {
-        *self.now.lock().unwrap() += nanos;
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) += nanos;
         self.wake();
     }
 }
@@ -178,7 +185,7 @@ impl Memory for FakePlatform {
     type Error = ErrorKind;
 
     fn pin(&self, region: &FakeRegion) -> Result<FakePin, ErrorKind> {
-        let mut m = self.mem.lock().unwrap();
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         if region.addr == 0 || region.len == 0 {
             return Err(ErrorKind::BadAddress);
         }
@@ -205,7 +212,7 @@ impl Memory for FakePlatform {
     }
 
     fn unpin(&self, pin: FakePin) {
-        let mut m = self.mem.lock().unwrap();
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         for p in pin.first_page..pin.first_page + pin.pages {
             let c = m
                 .pins
@@ -236,7 +243,7 @@ impl Memory for FakePlatform {
             in_range(src, src_off),
             "fake platform: copy leaves the source region"
         );
-        let mut m = self.mem.lock().unwrap();
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         m.copies += 1;
         if len == 0 {
             return Ok(());
@@ -257,17 +264,17 @@ impl Memory for FakePlatform {
 
 impl Clock for FakePlatform {
     fn now(&self) -> Instant {
-        Instant(*self.now.lock().unwrap())
+        Instant(*self.now.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
 impl Wait for FakePlatform {
     fn prepare_wait(&self) -> WaitToken {
-        WaitToken(*self.events.lock().unwrap())
+        WaitToken(*self.events.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn wait(&self, token: WaitToken, deadline: Option<Instant>) {
-        let mut ev = self.events.lock().unwrap();
+        let mut ev = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         if *ev != token.0 {
             return;
         }
@@ -275,7 +282,7 @@ impl Wait for FakePlatform {
             // Simulated time: sleeping until a deadline jumps the clock there.
             Some(d) => {
                 drop(ev);
-                let mut now = self.now.lock().unwrap();
+                let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
                 if *now < d.0 {
                     *now = d.0;
                 }
@@ -283,7 +290,10 @@ impl Wait for FakePlatform {
             None => {
                 let timeout = std::time::Duration::from_millis(50);
                 while *ev == token.0 {
-                    let (g, r) = self.cv.wait_timeout(ev, timeout).unwrap();
+                    let (g, r) = self
+                        .cv
+                        .wait_timeout(ev, timeout)
+                        .unwrap_or_else(PoisonError::into_inner);
                     ev = g;
                     if r.timed_out() {
                         break;
@@ -294,7 +304,7 @@ impl Wait for FakePlatform {
     }
 
     fn wake(&self) {
-        *self.events.lock().unwrap() += 1;
+        *self.events.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         self.cv.notify_all();
     }
 }
