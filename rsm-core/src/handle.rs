@@ -123,6 +123,48 @@ handle_type!(
     ImportHandle, "rsm_memseg_import_handle_t"
 );
 
+/// Either kind of segment handle, for the calls that take both (C's `void *memseg`:
+/// `rsm_intr_signal_post`, `rsm_intr_signal_wait`, `rsm_memseg_get_pollfd`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SegmentRef {
+    /// An import segment.
+    Import(ImportHandle),
+    /// An export segment.
+    Export(ExportHandle),
+}
+
+impl SegmentRef {
+    /// Classify a raw handle value by its kind bits (for a C caller's `void *`). A value that
+    /// is neither kind becomes an `Import` that no lookup accepts (`RSMERR_BAD_SEG_HNDL`).
+    pub const fn from_raw(raw: u64) -> Self {
+        if decode(raw).kind == Kind::Export as u8 {
+            SegmentRef::Export(ExportHandle::from_raw(raw))
+        } else {
+            SegmentRef::Import(ImportHandle::from_raw(raw))
+        }
+    }
+
+    /// The raw handle value.
+    pub const fn into_raw(self) -> u64 {
+        match self {
+            SegmentRef::Import(h) => h.into_raw(),
+            SegmentRef::Export(h) => h.into_raw(),
+        }
+    }
+}
+
+impl From<ImportHandle> for SegmentRef {
+    fn from(h: ImportHandle) -> Self {
+        SegmentRef::Import(h)
+    }
+}
+
+impl From<ExportHandle> for SegmentRef {
+    fn from(h: ExportHandle) -> Self {
+        SegmentRef::Export(h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

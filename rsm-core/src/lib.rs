@@ -41,19 +41,25 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access;
+mod barrier;
 pub mod capi;
 pub mod error;
+mod events;
 mod handle;
+mod lazy;
+mod map;
 mod node;
 mod ops;
 pub mod segid;
 mod segment;
 pub mod sg;
 mod table;
+mod topology;
 pub mod types;
 
 pub use error::{RsmError, RsmResult, RSM_SUCCESS};
-pub use handle::{ControllerHandle, ExportHandle, ImportHandle, LocalMemHandle};
+pub use handle::{ControllerHandle, ExportHandle, ImportHandle, LocalMemHandle, SegmentRef};
 pub use node::{Config, Rsm, MAX_PENDING_OPS};
 pub use ops::{Completion, OpId};
 pub use segment::ImportInfo;

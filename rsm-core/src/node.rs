@@ -11,10 +11,11 @@ use crate::handle::{self, ControllerHandle, ExportHandle, ImportHandle, Kind, Lo
 use crate::ops::OpSlot;
 use crate::table::Table;
 use crate::types::{
-    AccessEntry, ControllerAttr, CreateFlags, NodeId, Permission, SegmentId, MAXNAMELEN, PAGE_SIZE,
-    RSM_DAS16, RSM_DAS32, RSM_DAS64, RSM_DAS8, RSM_MAX_ACL_ENTRIES, RSM_USER_APP_ID_BASE,
+    AccessEntry, BarrierMode, ControllerAttr, CreateFlags, NodeId, Permission, SegmentId,
+    MAXNAMELEN, PAGE_SIZE, RSM_DAS16, RSM_DAS32, RSM_DAS64, RSM_DAS8, RSM_MAX_ACL_ENTRIES,
+    RSM_USER_APP_ID_BASE,
 };
-use rsm_hal::{ErrorKind, Memory, Platform, Region};
+use rsm_hal::{ErrorKind, Instant, Memory, Platform, Region};
 
 /// Capacity of the table of non-blocking operations awaiting [`Rsm::take_completion`].
 pub const MAX_PENDING_OPS: usize = 32;
@@ -68,6 +69,7 @@ pub(crate) struct Publication {
     pub(crate) acl: heapless::Vec<AccessEntry, RSM_MAX_ACL_ENTRIES>,
 }
 
+#[allow(dead_code)] // TEMP: pollfds read by events.rs (in progress)
 pub(crate) struct Export<R, Pin> {
     pub(crate) ctrl: u8,
     pub(crate) region: R,
@@ -83,9 +85,21 @@ pub(crate) struct Export<R, Pin> {
     pub(crate) quiesced: bool,
     /// Pending doorbell events (spec §6.5).
     pub(crate) events: u32,
+    /// Poll descriptors handed out and not released (spec §4.9).
+    pub(crate) pollfds: u32,
 }
 
-pub(crate) struct Import {
+/// An explicit mapping of an import (spec §4.7): the window and its own pin, which keeps the
+/// pages pinned even after the exporter destroyed or rebound the segment, until unmap.
+#[allow(dead_code)] // TEMP: read by map.rs (API-complete issue, in progress)
+pub(crate) struct Mapping<R, Pin> {
+    pub(crate) region: R,
+    pub(crate) pin: Pin,
+    pub(crate) perm: Permission,
+}
+
+#[allow(dead_code)] // TEMP: fields read by access/events/map (in progress)
+pub(crate) struct Import<R, Pin> {
     pub(crate) node: NodeId,
     pub(crate) segid: SegmentId,
     /// The exporting slot (same node): index, generation and the epoch at connect.
@@ -95,18 +109,74 @@ pub(crate) struct Import {
     pub(crate) size: usize,
     pub(crate) busy: u32,
     pub(crate) closing: bool,
+    /// Force-disconnected on its own (a rebind of a segment it had mapped), regardless of epoch.
+    pub(crate) aborted: bool,
+    /// Barrier mode for put/get (spec §4.8; new imports are implicit).
+    pub(crate) mode: BarrierMode,
+    /// Id of the barrier implicit-mode accesses use (the last one initialised), if any.
+    pub(crate) barrier: Option<u32>,
+    /// Pending doorbell events rung by the exporter (spec §6.5).
+    pub(crate) events: u32,
+    /// Poll descriptors handed out and not released (spec §4.9).
+    pub(crate) pollfds: u32,
+    /// The explicit mapping, if mapped.
+    pub(crate) map: Option<Mapping<R, Pin>>,
 }
 
+impl<R, Pin> Import<R, Pin> {
+    /// A fresh connection to export slot `export` taken at `epoch`.
+    pub(crate) fn new(
+        node: NodeId,
+        segid: SegmentId,
+        export: (u16, u32),
+        epoch: u32,
+        perm: Permission,
+        size: usize,
+    ) -> Self {
+        Import {
+            node,
+            segid,
+            export,
+            epoch,
+            perm,
+            size,
+            busy: 0,
+            closing: false,
+            aborted: false,
+            mode: BarrierMode::Implicit,
+            barrier: None,
+            events: 0,
+            pollfds: 0,
+            map: None,
+        }
+    }
+}
+
+impl<P: Memory, const L: usize, const E: usize, const I: usize> State<P, L, E, I> {
+    /// The live export an import is connected to, or `None` if the connection was aborted
+    /// (the exporter unpublished, destroyed, or rebound a segment this import had mapped).
+    pub(crate) fn connected_export(
+        &self,
+        im: &Import<P::Region, P::Pin>,
+    ) -> Option<&Export<P::Region, P::Pin>> {
+        let ex = self.exports.get(im.export.0, im.export.1)?;
+        (!im.aborted && ex.epoch == im.epoch && ex.published.is_some()).then_some(ex)
+    }
+}
+
+#[allow(dead_code)] // TEMP: next_barrier_id read by barrier.rs (in progress)
 pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usize> {
     pub(crate) ctrls: [Ctrl; 2],
     pub(crate) locals: Table<LocalMem<P::Region, P::Pin>, L>,
     pub(crate) exports: Table<Export<P::Region, P::Pin>, E>,
-    pub(crate) imports: Table<Import, I>,
+    pub(crate) imports: Table<Import<P::Region, P::Pin>, I>,
     pub(crate) ops: Table<OpSlot, MAX_PENDING_OPS>,
     /// Next candidate for an automatically assigned segment id (spec §9.15).
     pub(crate) next_auto_segid: u32,
     /// Callers sleeping in [`Rsm::wait_for`]; transfers wake them when they finish.
     pub(crate) waiters: u32,
+    /// Next barrier id (barriers live in caller storage; the id ties one to its import).
+    pub(crate) next_barrier_id: u32,
 }
 
 /// One node's RSMAPI: the handle tables and the platform they run on.
@@ -176,6 +246,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 ops: Table::new(),
                 next_auto_segid: RSM_USER_APP_ID_BASE,
                 waiters: 0,
+                next_barrier_id: 1,
             }),
         }
     }
@@ -252,20 +323,38 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         &self,
         mut ready: impl FnMut(&mut State<P, L, E, I>) -> Option<T>,
     ) -> T {
+        loop {
+            if let Some(v) = self.wait_until(None, &mut ready) {
+                return v;
+            }
+        }
+    }
+
+    /// Like [`Self::wait_for`], but give up at `deadline` (`None` = never) and return `None`.
+    /// `ready` is always tried at least once, even with a deadline in the past.
+    #[allow(dead_code)] // TEMP: used by events.rs (in progress)
+    pub(crate) fn wait_until<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&mut State<P, L, E, I>) -> Option<T>,
+    ) -> Option<T> {
         // Fast path (the common case on putv/getv): ready at once, no wait token needed.
         if let Some(v) = ready(&mut self.state.lock()) {
-            return v;
+            return Some(v);
         }
         loop {
             let token = self.platform.prepare_wait();
             {
                 let mut st = self.state.lock();
                 if let Some(v) = ready(&mut st) {
-                    return v;
+                    return Some(v);
+                }
+                if deadline.is_some_and(|d| self.platform.now() >= d) {
+                    return None;
                 }
                 st.waiters += 1;
             }
-            self.platform.wait(token, None);
+            self.platform.wait(token, deadline);
             self.state.lock().waiters -= 1;
         }
     }

@@ -61,9 +61,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             Err(e) => return Some(Err(e)),
         };
         let (ei, eg) = im.export;
-        let ex = match st.exports.get(ei, eg) {
-            Some(ex) if ex.epoch == im.epoch && ex.published.is_some() => ex,
-            _ => return Some(Err(RsmError::ConnAborted)),
+        let Some(ex) = st.connected_export(im) else {
+            return Some(Err(RsmError::ConnAborted));
         };
         let need = match dir {
             Direction::Put => Permission::WRITE,
@@ -117,14 +116,17 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     lm.busy -= 1;
                 }
             }
-            let epoch = st.imports.get_mut(a.import.0, a.import.1).map(|im| {
+            if let Some(im) = st.imports.get_mut(a.import.0, a.import.1) {
                 im.busy -= 1;
-                im.epoch
-            });
+            }
+            let alive = st
+                .imports
+                .get(a.import.0, a.import.1)
+                .is_some_and(|im| st.connected_export(im).is_some());
             if let Some(ex) = st.exports.get_mut(a.export.0, a.export.1) {
                 ex.busy -= 1;
                 if let Some(flags) = sigpost {
-                    if Some(ex.epoch) == epoch && ex.published.is_some() {
+                    if alive {
                         if !(flags.contains(SgFlags::SIGPOST_NO_ACCUMULATE) && ex.events > 0) {
                             ex.events = ex.events.saturating_add(1);
                         }

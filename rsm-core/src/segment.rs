@@ -150,6 +150,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             busy: 0,
             quiesced: false,
             events: 0,
+            pollfds: 0,
         };
         let inserted = self.state.lock().exports.insert(slot);
         match inserted {
@@ -163,14 +164,19 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// Destroy an export segment: unpublish it if published (every importer is force-
     /// disconnected and sees `RSMERR_CONN_ABORTED`), wait for transfers in flight, unpin, free.
+    /// An importer's explicit mapping keeps its own pin on the pages until it unmaps.
     ///
-    /// Errors: `RSMERR_BAD_SEG_HNDL` for a NULL, stale, destroyed or wrong-kind handle.
+    /// Errors: `RSMERR_BAD_SEG_HNDL` for a NULL, stale, destroyed or wrong-kind handle;
+    /// `RSMERR_POLLFD_IN_USE` while poll descriptors of the segment are held.
     #[doc(alias = "rsm_memseg_export_destroy")]
     pub fn export_destroy(&self, seg: ExportHandle) -> RsmResult<()> {
         let (i, g) = {
             let mut st = self.state.lock();
             let (i, g) = self.export_slot(&st, seg)?;
             let ex = st.exports.get_mut(i, g).ok_or(RsmError::BadSegHndl)?;
+            if ex.pollfds > 0 {
+                return Err(RsmError::PollfdInUse);
+            }
             if ex.busy == 0 && !ex.quiesced {
                 let ex = st.exports.remove(i, g).ok_or(RsmError::BadSegHndl)?;
                 drop(st);
@@ -296,7 +302,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// Replace the segment's backing memory with `region` (same length), transparently to
     /// importers. Transfers in flight finish on the old pages first; transfers that start
-    /// during the swap wait for it. The old pages are unpinned.
+    /// during the swap wait for it. The old pages are unpinned. An importer that has the
+    /// segment *mapped* cannot follow the move: it is force-disconnected (its next access or
+    /// barrier close returns `RSMERR_CONN_ABORTED`) and its window keeps the old pages pinned
+    /// until it unmaps.
     ///
     /// Check order (spec §4.3, §9.17): handle (`RSMERR_BAD_SEG_HNDL`), NULL address
     /// (`RSMERR_BAD_ADDR`), created without [`CreateFlags::ALLOW_REBIND`]
@@ -349,7 +358,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     let (r, p) = new.take()?;
                     e.quiesced = false;
                     e.region = r;
-                    Some(Some(core::mem::replace(&mut e.pin, p)))
+                    let old = core::mem::replace(&mut e.pin, p);
+                    // A mapping cannot follow the new pages: its importer is force-disconnected
+                    // (its window keeps the old pages pinned until it unmaps; spec §4.7).
+                    for (_, _, im) in st.imports.iter_mut() {
+                        if im.export == (i, g) && im.map.is_some() {
+                            im.aborted = true;
+                        }
+                    }
+                    Some(Some(old))
                 }
             })
         } else {
@@ -417,16 +434,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if !granted.contains(perm) {
             return Err(RsmError::PermDenied);
         }
-        let im = Import {
-            node,
-            segid: segment_id,
-            export: (ei, eg),
-            epoch: ex.epoch,
-            perm,
-            size: ex.region.len(),
-            busy: 0,
-            closing: false,
-        };
+        let im = Import::new(node, segment_id, (ei, eg), ex.epoch, perm, ex.region.len());
         match st.imports.insert(im) {
             Ok((i, g)) => Ok(self.import_handle(i, g)),
             Err(_) => Err(RsmError::InsufficientResources),
@@ -435,13 +443,21 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// Disconnect and free an import handle; waits for its transfers in flight.
     ///
-    /// Errors: `RSMERR_BAD_SEG_HNDL` for a NULL, stale, disconnected or wrong-kind handle.
+    /// Errors, in this order (spec §4.4): `RSMERR_BAD_SEG_HNDL` for a NULL, stale,
+    /// disconnected or wrong-kind handle; `RSMERR_SEG_STILL_MAPPED` while explicitly mapped;
+    /// `RSMERR_POLLFD_IN_USE` while poll descriptors of the import are held.
     #[doc(alias = "rsm_memseg_import_disconnect")]
     pub fn import_disconnect(&self, seg: ImportHandle) -> RsmResult<()> {
         let (i, g) = {
             let mut st = self.state.lock();
             let (i, g) = self.import_slot(&st, seg)?;
             let im = st.imports.get_mut(i, g).ok_or(RsmError::BadSegHndl)?;
+            if im.map.is_some() {
+                return Err(RsmError::SegStillMapped);
+            }
+            if im.pollfds > 0 {
+                return Err(RsmError::PollfdInUse);
+            }
             if im.busy == 0 {
                 st.imports.remove(i, g);
                 return Ok(());

@@ -109,6 +109,14 @@ impl<T, const N: usize> Table<T, N> {
             .enumerate()
             .filter_map(|(i, s)| s.val.as_ref().map(|v| (i as u16, s.gen, v)))
     }
+
+    /// Iterate mutably over occupied slots as (index, generation, value).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u16, u32, &mut T)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.val.as_mut().map(|v| (i as u16, s.gen, v)))
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,13 @@ impl Region for FakeRegion {
     fn len(&self) -> usize {
         self.len
     }
+    fn slice(&self, off: usize, len: usize) -> Option<Self> {
+        let end = off.checked_add(len)?;
+        (end <= self.len).then_some(FakeRegion {
+            addr: self.addr + off,
+            len,
+        })
+    }
 }
 
 /// Proof of a pin made by the fake: the page range it pinned.
@@ -259,6 +266,44 @@ impl Memory for FakePlatform {
         let d = dst.addr - BASE + dst_off;
         m.arena.copy_within(s..s + len, d);
         Ok(())
+    }
+
+    fn write(&self, dst: &FakeRegion, dst_off: usize, src: &[u8]) -> Result<(), ErrorKind> {
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = Self::arena_range(&m, dst, dst_off, src.len())?;
+        m.copies += 1;
+        m.arena[at..at + src.len()].copy_from_slice(src);
+        Ok(())
+    }
+
+    fn read(&self, src: &FakeRegion, src_off: usize, dst: &mut [u8]) -> Result<(), ErrorKind> {
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = Self::arena_range(&m, src, src_off, dst.len())?;
+        m.copies += 1;
+        dst.copy_from_slice(&m.arena[at..at + dst.len()]);
+        Ok(())
+    }
+}
+
+impl FakePlatform {
+    /// Check that `[r.addr + off, +len)` lies in `r` (else panic: a core bug) and in a live
+    /// allocation; returns the arena offset.
+    fn arena_range(
+        m: &MemState,
+        r: &FakeRegion,
+        off: usize,
+        len: usize,
+    ) -> Result<usize, ErrorKind> {
+        let fits = off.checked_add(len).is_some_and(|e| e <= r.len);
+        assert!(fits, "fake platform: access leaves the region");
+        if len == 0 {
+            return Ok(0);
+        }
+        match m.containing(r.addr + off, len) {
+            Some(true) => Ok(r.addr - BASE + off),
+            Some(false) => panic!("fake platform: access touches freed memory"),
+            None => Err(ErrorKind::BadAddress),
+        }
     }
 }
 

@@ -89,6 +89,9 @@ pub trait Region: Clone {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The sub-range `off .. off + len`, or `None` if it does not fit. A part of a region the
+    /// embedder vouched for is vouched for too, so this needs no `unsafe`.
+    fn slice(&self, off: usize, len: usize) -> Option<Self>;
 }
 
 /// Pinning and copying memory.
@@ -123,6 +126,17 @@ pub trait Memory {
         src_off: usize,
         len: usize,
     ) -> Result<(), Self::Error>;
+
+    /// Copy `src` into `dst` at `dst_off`.
+    ///
+    /// Word atomicity: when `dst.addr() + dst_off` and `src.len()` are multiples of 8, every
+    /// naturally aligned 8-byte word is stored with a single 8-byte store, so a concurrent
+    /// reader never sees half of it (the guarantee `rsm_memseg_import_put64` needs).
+    fn write(&self, dst: &Self::Region, dst_off: usize, src: &[u8]) -> Result<(), Self::Error>;
+
+    /// Copy bytes of `src` at `src_off` into `dst`; with the same word atomicity as
+    /// [`Memory::write`] (each aligned 8-byte word is loaded with one 8-byte load).
+    fn read(&self, src: &Self::Region, src_off: usize, dst: &mut [u8]) -> Result<(), Self::Error>;
 }
 
 /// A point on the platform's monotonic clock, in nanoseconds since an arbitrary origin.

@@ -73,6 +73,9 @@ impl Region for MemRegion {
     fn len(&self) -> usize {
         self.len
     }
+    fn slice(&self, off: usize, len: usize) -> Option<Self> {
+        self.subregion(off, len)
+    }
 }
 
 /// The alignment (and allocation granule) of a [`PinnedBuf`]: the larger of the RSM page size

@@ -447,3 +447,42 @@ fn concurrent_pins_unpins_and_copies_balance() {
     assert!(untouched(&buf));
     assert!(buf.region().len() == 8 * ps());
 }
+
+#[test]
+fn write_and_read_between_slices_and_regions() {
+    let p = HostPlatform::without_mlock();
+    let buf = PinnedBuf::new(64).unwrap();
+    let r = buf.region();
+    // Aligned word path and unaligned byte path.
+    p.write(
+        &r,
+        8,
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+    )
+    .unwrap();
+    p.write(&r, 3, &[0xAA, 0xBB]).unwrap();
+    let mut out = [0u8; 24];
+    p.read(&r, 0, &mut out).unwrap();
+    assert_eq!(&out[..8], &[0, 0, 0, 0xAA, 0xBB, 0, 0, 0]);
+    assert_eq!(
+        &out[8..24],
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+    );
+    let mut odd = [0u8; 3];
+    p.read(&r, 9, &mut odd).unwrap();
+    assert_eq!(odd, [2, 3, 4]);
+    // Bounds: nothing written, OutOfRange.
+    let e = p.write(&r, 60, &[9; 8]).unwrap_err();
+    assert_eq!(rsm_hal::Error::kind(&e), ErrorKind::OutOfRange);
+    let e = p.read(&r, usize::MAX, &mut [0u8; 2]).unwrap_err();
+    assert_eq!(rsm_hal::Error::kind(&e), ErrorKind::OutOfRange);
+    assert_eq!(buf.to_vec()[56..64], [0; 8]);
+    // Empty accesses succeed without touching memory; NULL is a bad address.
+    p.write(&r, 64, &[]).unwrap();
+    // SAFETY: a NULL region is never dereferenced: the platform must reject it.
+    let null = unsafe { MemRegion::from_raw_parts(std::ptr::null_mut(), 16) };
+    let e = p.write(&null, 0, &[1]).unwrap_err();
+    assert_eq!(rsm_hal::Error::kind(&e), ErrorKind::BadAddress);
+    assert_eq!(r.slice(8, 8).map(|s| s.addr()), Some(r.addr() + 8));
+    assert!(r.slice(60, 8).is_none());
+}

@@ -14,7 +14,17 @@ use crate::sg::ScatGath;
 use crate::types::{AccessEntry, ControllerAttr, CreateFlags, NodeId, Permission, SegmentId};
 use rsm_hal::{Platform, Region};
 
-fn code<T>(r: Result<T, RsmError>) -> i32 {
+mod access;
+mod events;
+mod map;
+#[allow(unused_imports)] // TEMP: filled by the API-complete work in progress
+pub use access::*;
+#[allow(unused_imports)] // TEMP
+pub use events::*;
+#[allow(unused_imports)] // TEMP
+pub use map::*;
+
+pub(crate) fn code<T>(r: Result<T, RsmError>) -> i32 {
     match r {
         Ok(_) => RSM_SUCCESS,
         Err(e) => e.code(),
@@ -22,7 +32,7 @@ fn code<T>(r: Result<T, RsmError>) -> i32 {
 }
 
 /// Store `v` through `out` and return success, or return the error code.
-fn store<T>(r: Result<T, RsmError>, out: &mut T) -> i32 {
+pub(crate) fn store<T>(r: Result<T, RsmError>, out: &mut T) -> i32 {
     match r {
         Ok(v) => {
             *out = v;

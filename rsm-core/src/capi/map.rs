@@ -1,0 +1,1 @@
+//! C-shaped entry points for this group (see the parent module).
