@@ -1,1 +1,1 @@
-//! (being written)
+//! (being written by the API-complete work)

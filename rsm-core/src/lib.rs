@@ -42,12 +42,12 @@
 #![warn(missing_docs)]
 
 mod access;
-mod barrier;
+pub mod barrier;
 pub mod capi;
 pub mod error;
-mod events;
+pub mod events;
 mod handle;
-mod lazy;
+pub mod lazy;
 mod map;
 mod node;
 mod ops;
@@ -55,7 +55,7 @@ pub mod segid;
 mod segment;
 pub mod sg;
 mod table;
-mod topology;
+pub mod topology;
 pub mod types;
 
 pub use error::{RsmError, RsmResult, RSM_SUCCESS};
