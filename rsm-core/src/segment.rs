@@ -179,7 +179,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             if ex.busy == 0 && !ex.quiesced {
                 let ex = st.exports.remove(i, g).ok_or(RsmError::BadSegHndl)?;
+                let waiters = st.waiters > 0;
                 drop(st);
+                self.wake_if(waiters);
                 self.platform.unpin(ex.pin);
                 return Ok(());
             }
@@ -188,6 +190,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             ex.epoch = ex.epoch.wrapping_add(1);
             (i, g)
         };
+        self.platform.wake();
         let ex = self.wait_for(|st| match st.exports.get(i, g) {
             Some(e) if e.busy > 0 || e.quiesced => None,
             _ => Some(st.exports.remove(i, g)),
@@ -278,6 +281,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             ex.epoch = ex.epoch.wrapping_add(1);
             (i, g)
         };
+        self.platform.wake();
         self.drain_export(i, g);
         Ok(())
     }
@@ -460,11 +464,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             if im.busy == 0 {
                 st.imports.remove(i, g);
+                let waiters = st.waiters > 0;
+                drop(st);
+                self.wake_if(waiters);
                 return Ok(());
             }
             im.closing = true;
             (i, g)
         };
+        self.platform.wake();
         self.wait_for(|st| match st.imports.get(i, g) {
             Some(im) if im.busy > 0 => None,
             _ => Some(st.imports.remove(i, g)),
