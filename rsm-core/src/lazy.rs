@@ -38,66 +38,30 @@ use crate::error::{RsmError, RsmResult};
 use crate::node::{Config, Rsm};
 use rsm_hal::Platform;
 
-/// Where a [`LazyRsm`] stands.
-enum Status<T: 'static> {
-    /// Nobody called yet.
-    Uninit,
-    /// One caller is running `init`; the others spin.
-    Running,
-    /// Initialised: the node, for every caller.
-    Ready(&'static T),
-    /// `init` failed (or panicked): every call fails.
-    Failed,
-}
-
 /// An [`Rsm`] that is built on first use, for a `static` (spec §9.32).
 ///
-/// The first call of [`LazyRsm::get`] runs `init`; concurrent first calls spin until it
-/// finished, and every call returns the same node. If `init` returns `None` (or panics), the
-/// failure is final: this and every later call returns `RSMERR_CTLR_NOT_PRESENT` and `init`
-/// is **not** retried — as with illumos, whose library is initialised once when it is loaded;
-/// a program that wants to retry builds a new [`Rsm`] itself.
+/// The first call of [`LazyRsm::get`] runs `init`; concurrent first calls wait until it
+/// finished, and every call returns the same node. If `init` returns `None`, the failure is
+/// final: this and every later call returns `RSMERR_CTLR_NOT_PRESENT` and `init` is **not**
+/// retried — as with illumos, whose library is initialised once when it is loaded; a program
+/// that wants to retry builds a new [`Rsm`] itself. (If `init` panics, the `spin::Once` is
+/// poisoned and later calls panic too.)
 ///
-/// `get` takes `&'static self`: the lazy node lives in a `static` (which is what it is for).
-/// The node itself is stored inline, so the `static` is as large as the [`Rsm`] with its
+/// The node is stored inline, so a `static` `LazyRsm` is as large as the [`Rsm`] with its
 /// tables (no heap is used).
-pub struct LazyRsm<P, const L: usize = 256, const E: usize = 64, const I: usize = 64>
-where
-    P: Platform + 'static,
-{
+pub struct LazyRsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
     init: fn() -> Option<(P, Config)>,
-    status: spin::Mutex<Status<Rsm<P, L, E, I>>>,
-    /// The node; locked once by the initialising call and never unlocked (its guard is leaked
-    /// to hand out a `&'static` reference without `unsafe`).
-    cell: spin::Mutex<Option<Rsm<P, L, E, I>>>,
+    node: spin::Once<Option<Rsm<P, L, E, I>>>,
 }
 
-/// Marks the initialisation failed if `init` unwinds, so other callers stop spinning.
-struct FailOnUnwind<'a, T: 'static> {
-    status: &'a spin::Mutex<Status<T>>,
-    armed: bool,
-}
-
-impl<T: 'static> Drop for FailOnUnwind<'_, T> {
-    fn drop(&mut self) {
-        if self.armed {
-            *self.status.lock() = Status::Failed;
-        }
-    }
-}
-
-impl<P, const L: usize, const E: usize, const I: usize> LazyRsm<P, L, E, I>
-where
-    P: Platform + 'static,
-{
+impl<P: Platform, const L: usize, const E: usize, const I: usize> LazyRsm<P, L, E, I> {
     /// A node that `init` will build on first use. `init` returns the platform and the node
     /// configuration, or `None` if the platform cannot be brought up. Usable in a `static`.
     #[must_use]
     pub const fn new(init: fn() -> Option<(P, Config)>) -> Self {
         LazyRsm {
             init,
-            status: spin::Mutex::new(Status::Uninit),
-            cell: spin::Mutex::new(None),
+            node: spin::Once::new(),
         }
     }
 
@@ -105,48 +69,15 @@ where
     ///
     /// Errors: `RSMERR_CTLR_NOT_PRESENT` if initialisation failed — on the first call and on
     /// every later one (it is not retried).
-    pub fn get(&'static self) -> RsmResult<&'static Rsm<P, L, E, I>> {
-        loop {
-            {
-                let mut st = self.status.lock();
-                match *st {
-                    Status::Ready(rsm) => return Ok(rsm),
-                    Status::Failed => return Err(RsmError::CtlrNotPresent),
-                    Status::Running => {}
-                    Status::Uninit => {
-                        *st = Status::Running;
-                        break;
-                    }
-                }
-            }
-            core::hint::spin_loop();
-        }
-        // This caller initialises; nobody else touches `cell`.
-        let mut guard = FailOnUnwind {
-            status: &self.status,
-            armed: true,
-        };
-        let made = (self.init)().map(|(platform, config)| Rsm::new(platform, config));
-        let mut cell = self.cell.lock();
-        *cell = made;
-        let node: &'static mut Option<Rsm<P, L, E, I>> = spin::MutexGuard::leak(cell);
-        let (status, result) = match node {
-            Some(rsm) => {
-                let rsm: &'static Rsm<P, L, E, I> = rsm;
-                (Status::Ready(rsm), Ok(rsm))
-            }
-            None => (Status::Failed, Err(RsmError::CtlrNotPresent)),
-        };
-        *self.status.lock() = status;
-        guard.armed = false;
-        result
+    pub fn get(&self) -> RsmResult<&Rsm<P, L, E, I>> {
+        self.node
+            .call_once(|| (self.init)().map(|(platform, config)| Rsm::new(platform, config)))
+            .as_ref()
+            .ok_or(RsmError::CtlrNotPresent)
     }
 
     /// The node if it has been initialised successfully, without initialising it.
     pub fn get_if_initialized(&self) -> Option<&Rsm<P, L, E, I>> {
-        match *self.status.lock() {
-            Status::Ready(rsm) => Some(rsm),
-            _ => None,
-        }
+        self.node.get().and_then(Option::as_ref)
     }
 }

@@ -69,7 +69,6 @@ pub(crate) struct Publication {
     pub(crate) acl: heapless::Vec<AccessEntry, RSM_MAX_ACL_ENTRIES>,
 }
 
-#[allow(dead_code)] // TEMP: pollfds read by events.rs (in progress)
 pub(crate) struct Export<R, Pin> {
     pub(crate) ctrl: u8,
     pub(crate) region: R,
@@ -91,7 +90,6 @@ pub(crate) struct Export<R, Pin> {
 
 /// An explicit mapping of an import (spec §4.7): the window and its own pin, which keeps the
 /// pages pinned even after the exporter destroyed or rebound the segment, until unmap.
-#[allow(dead_code)] // TEMP: read by map.rs (API-complete issue, in progress)
 pub(crate) struct Mapping<R, Pin> {
     pub(crate) region: R,
     pub(crate) pin: Pin,
@@ -332,7 +330,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// Like [`Self::wait_for`], but give up at `deadline` (`None` = never) and return `None`.
     /// `ready` is always tried at least once, even with a deadline in the past.
-    #[allow(dead_code)] // TEMP: used by events.rs (in progress)
     pub(crate) fn wait_until<T>(
         &self,
         deadline: Option<Instant>,

@@ -19,9 +19,7 @@ mod events;
 mod map;
 #[allow(unused_imports)] // TEMP: filled by the API-complete work in progress
 pub use access::*;
-#[allow(unused_imports)] // TEMP
 pub use events::*;
-#[allow(unused_imports)] // TEMP
 pub use map::*;
 
 pub(crate) fn code<T>(r: Result<T, RsmError>) -> i32 {
