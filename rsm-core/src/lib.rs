@@ -58,10 +58,14 @@ mod table;
 pub mod topology;
 pub mod types;
 
+pub use barrier::Barrier;
 pub use error::{RsmError, RsmResult, RSM_SUCCESS};
+pub use events::{PollFd, PollSource, POLLHUP, POLLIN, POLLNVAL, POLLRDNORM};
 pub use handle::{ControllerHandle, ExportHandle, ImportHandle, LocalMemHandle, SegmentRef};
+pub use lazy::LazyRsm;
 pub use node::{Config, Rsm, MAX_PENDING_OPS};
 pub use ops::{Completion, OpId};
 pub use segment::ImportInfo;
 pub use sg::{Direction, IoVec, LocalRef, ScatGath};
+pub use topology::{mac_to_u64, node_mac, ControllerTopology, RemoteController, Topology};
 pub use types::*;

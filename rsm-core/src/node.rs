@@ -96,7 +96,6 @@ pub(crate) struct Mapping<R, Pin> {
     pub(crate) perm: Permission,
 }
 
-#[allow(dead_code)] // TEMP: fields read by access/events/map (in progress)
 pub(crate) struct Import<R, Pin> {
     pub(crate) node: NodeId,
     pub(crate) segid: SegmentId,
@@ -162,7 +161,6 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize> State<P, L, E, I
     }
 }
 
-#[allow(dead_code)] // TEMP: next_barrier_id read by barrier.rs (in progress)
 pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usize> {
     pub(crate) ctrls: [Ctrl; 2],
     pub(crate) locals: Table<LocalMem<P::Region, P::Pin>, L>,

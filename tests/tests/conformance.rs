@@ -10,16 +10,10 @@
 //! Numeric codes are asserted through the C-shaped entry points of `rsm_core::capi` (these are
 //! also the only way to express NULL out-pointers); typed `RsmError`s through the Rust API.
 //!
-//! Left out here — covered by the API-complete issue (functions not implemented yet):
-//! * Import: put/get before init_barrier → 35; misaligned get32 offset → 17; get beyond end →
-//!   18 (§9.12); disconnect while mapped → 10; exporter unpublishes → importer's next put/get
-//!   or close_barrier → 40; set_mode(7) → 25; read-only connect then *get* succeeds and *put*
-//!   → 27 (tested here with getv/putv instead).
-//! * Events: wait with timeout 0 and no event → 42; post ×3 then three waits succeed, fourth
-//!   times out; pollfd held → destroy/disconnect → 34; wait_pollfd with an ordinary fd passes
-//!   its revents through; "implicit sigpost *wakes* the exporter" (tested here through
-//!   `Rsm::export_pending_events`, not through a signal wait).
-//! * Topology, mapping, barriers, `rsm_get_segmentid_range`.
+//! The rest of §10 lives beside this file: put/get, barriers and modes in
+//! `conformance_access.rs`; events and poll descriptors in `conformance_events.rs`; mapping,
+//! topology and lazy initialisation in `conformance_map_topology.rs`; segment-id ranges in
+//! `conformance_segid.rs`.
 
 use rsm_core::capi;
 use rsm_core::{

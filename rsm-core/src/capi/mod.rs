@@ -17,7 +17,6 @@ use rsm_hal::{Platform, Region};
 mod access;
 mod events;
 mod map;
-#[allow(unused_imports)] // TEMP: filled by the API-complete work in progress
 pub use access::*;
 pub use events::*;
 pub use map::*;
