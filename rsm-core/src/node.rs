@@ -86,6 +86,9 @@ pub(crate) struct Export<R, Pin> {
     pub(crate) events: u32,
     /// Poll descriptors handed out and not released (spec §4.9).
     pub(crate) pollfds: u32,
+    /// A destroy is waiting for transfers to drain: the handle takes no new users (like
+    /// `LocalMem::freeing` and `Import::closing`).
+    pub(crate) dying: bool,
 }
 
 /// An explicit mapping of an import (spec §4.7): the window and its own pin, which keeps the

@@ -70,8 +70,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             .parts(h.into_raw(), Kind::Export)
             .ok_or(RsmError::BadSegHndl)?;
         match st.exports.get(i, g) {
-            Some(_) => Ok((i, g)),
-            None => Err(RsmError::BadSegHndl),
+            Some(e) if !e.dying => Ok((i, g)),
+            _ => Err(RsmError::BadSegHndl),
         }
     }
 
@@ -151,6 +151,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             quiesced: false,
             events: 0,
             pollfds: 0,
+            dying: false,
         };
         let inserted = self.state.lock().exports.insert(slot);
         match inserted {
@@ -185,7 +186,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 self.platform.unpin(ex.pin);
                 return Ok(());
             }
-            // Transfers are in flight: abort connections now, free once they drained.
+            // Transfers are in flight: abort connections now, take no new users, free once
+            // they drained.
+            ex.dying = true;
             ex.published = None;
             ex.epoch = ex.epoch.wrapping_add(1);
             (i, g)
@@ -200,7 +203,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 self.platform.unpin(ex.pin);
                 Ok(())
             }
-            // A concurrent destroy of the same handle won the race.
+            // Unreachable in practice: a dying export is invisible to other callers.
             None => Err(RsmError::BadSegHndl),
         }
     }
