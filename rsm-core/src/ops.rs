@@ -34,10 +34,28 @@ pub(crate) enum OpSlot {
 
 /// What a vector holds on to while its copies run without the table lock.
 struct Acquired<R> {
-    plan: Plan<R>,
     remote: R,
     import: (u16, u32),
     export: (u16, u32),
+}
+
+/// Call `f(handle, n)` for each run of `n` consecutive steps naming the same local handle, so
+/// that a vector over one handle takes and drops one reference count update, not sixteen.
+fn for_each_handle_run<R>(plan: &Plan<R>, mut f: impl FnMut((u16, u32), u32)) {
+    let mut run: Option<((u16, u32), u32)> = None;
+    for h in plan.iter().filter_map(|s| s.handle) {
+        match &mut run {
+            Some((cur, n)) if *cur == h => *n += 1,
+            _ => {
+                if let Some((cur, n)) = run.replace((h, 1)) {
+                    f(cur, n);
+                }
+            }
+        }
+    }
+    if let Some((cur, n)) = run {
+        f(cur, n);
+    }
 }
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
@@ -48,6 +66,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         st: &mut crate::node::State<P, L, E, I>,
         sg: &ScatGath<'_, P::Region>,
         dir: Direction,
+        plan: &mut Plan<P::Region>,
     ) -> Option<RsmResult<Acquired<P::Region>>> {
         let Some((ii, ig)) = self.parts(sg.remote_handle.into_raw(), Kind::Import) else {
             return Some(Err(RsmError::BadSegHndl));
@@ -75,22 +94,21 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             return None;
         }
         let locals = &st.locals;
-        let plan = sg::plan(entries, ex.region.len(), |h| {
+        let resolve = |h: crate::LocalMemHandle| {
             let (i, g) = self.parts(h.into_raw(), Kind::LocalMem)?;
             let lm = locals.get(i, g).filter(|lm| !lm.freeing)?;
             Some((i, g, lm.region.clone()))
-        });
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => return Some(Err(e)),
         };
+        if let Err(e) = sg::plan_into(entries, ex.region.len(), resolve, plan) {
+            return Some(Err(e));
+        }
         let remote = ex.region.clone();
         // Take the references: the handle, the segment and every local handle named.
-        for (i, g) in plan.iter().filter_map(|s| s.handle) {
+        for_each_handle_run(plan, |(i, g), n| {
             if let Some(lm) = st.locals.get_mut(i, g) {
-                lm.busy += 1;
+                lm.busy += n;
             }
-        }
+        });
         if let Some(ex) = st.exports.get_mut(ei, eg) {
             ex.busy += 1;
         }
@@ -98,7 +116,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             im.busy += 1;
         }
         Some(Ok(Acquired {
-            plan,
             remote,
             import: (ii, ig),
             export: (ei, eg),
@@ -107,15 +124,20 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// Drop the references taken by [`Self::acquire`]; with `sigpost`, ring the exporter
     /// (spec §9.28: only after the whole vector succeeded). Returns the sigpost's error, if any.
-    fn release(&self, a: &Acquired<P::Region>, sigpost: Option<SgFlags>) -> RsmResult<()> {
+    fn release(
+        &self,
+        a: &Acquired<P::Region>,
+        plan: &Plan<P::Region>,
+        sigpost: Option<SgFlags>,
+    ) -> RsmResult<()> {
         let mut post = Ok(());
         let waiters = {
             let mut st = self.state.lock();
-            for (i, g) in a.plan.iter().filter_map(|s| s.handle) {
+            for_each_handle_run(plan, |(i, g), n| {
                 if let Some(lm) = st.locals.get_mut(i, g) {
-                    lm.busy -= 1;
+                    lm.busy -= n;
                 }
-            }
+            });
             if let Some(im) = st.imports.get_mut(a.import.0, a.import.1) {
                 im.busy -= 1;
             }
@@ -144,7 +166,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Run a vector to completion on this node.
     fn run_vector(&self, sg: &ScatGath<'_, P::Region>, dir: Direction) -> Completion {
         let count = sg.io_request_count;
-        let acquired = self.wait_for(|st| self.acquire(st, sg, dir));
+        let mut plan = Plan::new();
+        let acquired = self.wait_for(|st| self.acquire(st, sg, dir, &mut plan));
         let a = match acquired {
             Ok(a) => a,
             Err(e) => {
@@ -154,10 +177,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 }
             }
         };
-        let (result, done) = sg::execute(&self.platform, &a.plan, &a.remote, dir);
+        let (result, done) = sg::execute(&self.platform, &plan, &a.remote, dir);
         let sigpost =
             (result.is_ok() && sg.flags.contains(SgFlags::IMPLICIT_SIGPOST)).then_some(sg.flags);
-        let post = self.release(&a, sigpost);
+        let post = self.release(&a, &plan, sigpost);
         let residual = count - done as u64;
         Completion {
             result: result.and(post),

@@ -161,15 +161,36 @@ pub fn entries<'s, 'a, R>(sg: &'s ScatGath<'a, R>) -> RsmResult<&'s [IoVec<'a, R
 pub fn plan<R: Region>(
     entries: &[IoVec<'_, R>],
     seg_len: usize,
-    mut resolve: impl FnMut(LocalMemHandle) -> Option<(u16, u32, R)>,
+    resolve: impl FnMut(LocalMemHandle) -> Option<(u16, u32, R)>,
 ) -> RsmResult<Plan<R>> {
     let mut out = Plan::new();
+    plan_into(entries, seg_len, resolve, &mut out)?;
+    Ok(out)
+}
+
+/// [`plan`] into a caller-owned vector (cleared first), so that the ~1 KB plan is built in
+/// place instead of being moved through return values. Consecutive entries naming the same
+/// local handle resolve it once.
+pub fn plan_into<R: Region>(
+    entries: &[IoVec<'_, R>],
+    seg_len: usize,
+    mut resolve: impl FnMut(LocalMemHandle) -> Option<(u16, u32, R)>,
+    out: &mut Plan<R>,
+) -> RsmResult<()> {
+    out.clear();
+    let mut last: Option<(LocalMemHandle, u16, u32, R)> = None;
     for e in entries {
         let (local, handle) = match (e.io_type, &e.local) {
-            (RSM_HANDLE_TYPE, LocalRef::Handle(h)) => {
-                let (i, g, r) = resolve(*h).ok_or(RsmError::BadSgio)?;
-                (r, Some((i, g)))
-            }
+            (RSM_HANDLE_TYPE, LocalRef::Handle(h)) => match &last {
+                Some((prev, i, g, r)) if prev.into_raw() == h.into_raw() => {
+                    (r.clone(), Some((*i, *g)))
+                }
+                _ => {
+                    let (i, g, r) = resolve(*h).ok_or(RsmError::BadSgio)?;
+                    last = Some((*h, i, g, r.clone()));
+                    (r, Some((i, g)))
+                }
+            },
             (RSM_VA_TYPE, LocalRef::Va(r)) => {
                 if r.addr() == 0 {
                     return Err(RsmError::BadAddr);
@@ -196,7 +217,7 @@ pub fn plan<R: Region>(
         // `entries` holds at most RSM_MAX_SGIOREQS items (checked by `entries()`).
         out.push(step).map_err(|_| RsmError::BadSgio)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Map a HAL copy error to an RSMERR code.
