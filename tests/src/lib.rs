@@ -7,3 +7,35 @@
 pub use rsm_core;
 pub use rsm_hal;
 pub use rsm_host;
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::Duration;
+
+/// Run `body` on its own thread and fail if it panics (the panic is passed on) or has not
+/// finished within `limit` — a deadlock or livelock.
+pub fn with_watchdog(name: &str, limit: Duration, body: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    let worker = thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            body();
+            let _ = tx.send(());
+        })
+        .expect("spawn the test thread");
+    match rx.recv_timeout(limit) {
+        Ok(()) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("{name}: not finished within {limit:?}: deadlock (or livelock)")
+        }
+    }
+}

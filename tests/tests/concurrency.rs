@@ -12,7 +12,6 @@ use rsm_core::{
 };
 use rsm_host::{HostPlatform, MemRegion, PinnedBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,25 +22,7 @@ const WATCHDOG: Duration = Duration::from_secs(30);
 
 /// Run `body` on its own thread; fail if it panics or does not finish within [`WATCHDOG`].
 fn with_watchdog(name: &str, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let worker = thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            body();
-            let _ = tx.send(());
-        })
-        .unwrap();
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(()) => worker.join().unwrap(),
-        Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("{name}: not finished within {WATCHDOG:?}: deadlock (or livelock)")
-        }
-    }
+    rsm_tests::with_watchdog(name, WATCHDOG, body);
 }
 
 /// Position-dependent bytes for `seed`.

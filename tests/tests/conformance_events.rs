@@ -18,7 +18,7 @@ use rsm_hal::fake::FakePlatform;
 use rsm_hal::Clock;
 use rsm_host::{HostPlatform, PinnedBuf};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -89,23 +89,7 @@ impl<P: rsm_hal::Platform> Connect for Rsm<P> {
 
 /// Run `body` on its own thread; fail if it panics or has not finished within [`WATCHDOG`].
 fn with_watchdog(name: &str, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let worker = thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            body();
-            let _ = tx.send(());
-        })
-        .unwrap();
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(()) => worker.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: not finished within {WATCHDOG:?}"),
-    }
+    rsm_tests::with_watchdog(name, WATCHDOG, body);
 }
 
 /// A host node with one published export over `buf` and one import connected to it.

@@ -4,7 +4,7 @@
 use crate::access::Bytes;
 use crate::barrier::Barrier;
 use crate::capi::{code, store};
-use crate::error::RsmError;
+use crate::error::{RsmError, RsmResult};
 use crate::handle::ImportHandle;
 use crate::node::Rsm;
 use crate::sg::Direction;
@@ -234,6 +234,14 @@ pub fn rsm_memseg_import_init_barrier<
     code(rsm.init_barrier(memseg, BarrierType(ty), barrier))
 }
 
+/// A barrier call from C: NULL storage → `RSMERR_BAD_BARRIER_PTR`, else `op`'s code.
+fn with_barrier(
+    barrier: Option<&mut Barrier>,
+    op: impl FnOnce(&mut Barrier) -> RsmResult<()>,
+) -> i32 {
+    barrier.map_or(RsmError::BadBarrierPtr.code(), |b| code(op(b)))
+}
+
 /// `rsm_memseg_import_open_barrier`: NULL → `RSMERR_BAD_BARRIER_PTR`, then
 /// [`Rsm::open_barrier`].
 pub fn rsm_memseg_import_open_barrier<
@@ -245,10 +253,7 @@ pub fn rsm_memseg_import_open_barrier<
     rsm: &Rsm<P, L, E, I>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
-    match barrier {
-        None => RsmError::BadBarrierPtr.code(),
-        Some(b) => code(rsm.open_barrier(b)),
-    }
+    with_barrier(barrier, |b| rsm.open_barrier(b))
 }
 
 /// `rsm_memseg_import_order_barrier`: NULL → `RSMERR_BAD_BARRIER_PTR`, then
@@ -262,10 +267,7 @@ pub fn rsm_memseg_import_order_barrier<
     rsm: &Rsm<P, L, E, I>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
-    match barrier {
-        None => RsmError::BadBarrierPtr.code(),
-        Some(b) => code(rsm.order_barrier(b)),
-    }
+    with_barrier(barrier, |b| rsm.order_barrier(b))
 }
 
 /// `rsm_memseg_import_close_barrier`: NULL → `RSMERR_BAD_BARRIER_PTR`, then
@@ -279,10 +281,7 @@ pub fn rsm_memseg_import_close_barrier<
     rsm: &Rsm<P, L, E, I>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
-    match barrier {
-        None => RsmError::BadBarrierPtr.code(),
-        Some(b) => code(rsm.close_barrier(b)),
-    }
+    with_barrier(barrier, |b| rsm.close_barrier(b))
 }
 
 /// `rsm_memseg_import_destroy_barrier`: NULL → `RSMERR_BAD_BARRIER_PTR`, then
@@ -296,10 +295,7 @@ pub fn rsm_memseg_import_destroy_barrier<
     rsm: &Rsm<P, L, E, I>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
-    match barrier {
-        None => RsmError::BadBarrierPtr.code(),
-        Some(b) => code(rsm.destroy_barrier(b)),
-    }
+    with_barrier(barrier, |b| rsm.destroy_barrier(b))
 }
 
 /// `rsm_memseg_import_set_mode`: [`Rsm::set_mode`] (handle, then a mode other than 0/1 →
