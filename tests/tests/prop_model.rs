@@ -4,9 +4,11 @@
 //! unpin, a copy outside its region, a copy into freed memory), so **every property below also
 //! checks "never a panic"**: proptest turns a panic into a failing, shrunk case.
 //!
-//! 1. [`random_api_sequences_match_the_model`] — random sequences of up to 60 calls of the
-//!    RSMAPI (controllers §4.1, export side §4.3, connect/disconnect §4.4, putv/getv §4.6,
-//!    local memory handles §4.6/§5) on a node with tiny tables (`Rsm<FakePlatform, 8, 4, 4>`,
+//! 1. [`random_api_sequences_match_the_model`] — random sequences of up to ~100 calls of the
+//!    RSMAPI (controllers §4.1, export side §4.3, connect/disconnect §4.4, put/get in all
+//!    widths §4.5, putv/getv §4.6, local memory handles §4.6/§5, map/unmap §4.7, barriers and
+//!    barrier modes §4.8, events and poll descriptors §4.9) on a node with tiny tables
+//!    (`Rsm<FakePlatform, 8, 4, 4>`,
 //!    so `RSMERR_INSUFFICIENT_RESOURCES` is reachable) and sometimes a pin quota (so
 //!    `RSMERR_INSUFFICIENT_MEM` is reachable). Handles are picked from everything created so
 //!    far — live, freed/destroyed (stale), NULL, of the wrong kind, or of another `Rsm`
@@ -20,6 +22,34 @@
 //!    * putv/getv: exact `io_residual_count` (§9.2: written on every return, `io_request_count`
 //!      for any failure before a byte moved, `count − k` after `k` entries were transferred),
 //!      `flags` unchanged (§4.6), the implicit sigpost counted (§9.3, §9.28);
+//!    * put/get (byte form and 8/16/32/64-bit forms; offsets in range, misaligned, negative,
+//!      past the end, `i64::MAX`; counts including 0): the exact result by the check order
+//!      documented on `Rsm::get` (handle NULL, alignment, handle state, permission, range,
+//!      implicit-mode barrier §9.1, forced disconnect §6.4); a successful put is applied to
+//!      the byte model, a successful get returns the model's bytes, a failed get leaves its
+//!      buffer untouched;
+//!    * barriers: four barrier storage slots (init on live, stale, aborted imports; open,
+//!      order, close, destroy, and C-style copies of the storage) with the state machine of
+//!      barrier.rs (`BARRIER_UNINITIALIZED`, `BAD_SEG_HNDL` once the import is disconnected,
+//!      `BARRIER_NOT_OPENED`, `CONN_ABORTED` with the close still closing) and the import's
+//!      implicit-mode barrier (the last init wins; destroying that one clears it, an older one
+//!      does not); `set_mode` (0, 1, invalid) and `get_mode`; the storage's
+//!      `is_initialized`/`is_open`/`segment` after every call;
+//!    * events: exact pending counts per segment — a post on an import rings its exporter, a
+//!      post on an export rings every import still connected to it, putv's implicit sigpost
+//!      rings the exporter, `NO_ACCUMULATE` coalesces (§9.3); `intr_signal_wait` with timeouts
+//!      0 and a few ms (consume one, else `CONN_ABORTED` for an aborted import, else `TIMEOUT`;
+//!      the simulated clock moves by exactly the timeout on `TIMEOUT` and not at all
+//!      otherwise); `intr_signal_wait_pollfd` over segment and ordinary entries (revents,
+//!      consumption per entry in order, `POLLNVAL`/`POLLHUP`, the count, the callback's
+//!      scans); `get_pollfd`/`release_pollfd` counts, with destroy/disconnect refused
+//!      (`POLLFD_IN_USE`) while any is held (§9.13, §9.14);
+//!    * map/unmap: random attribute, permission, offset, length and fixed address, the exact
+//!      result by the order documented on `import_map` and the returned window;
+//!      `SEG_ALREADY_MAPPED`, `SEG_NOT_MAPPED`, `SEG_STILL_MAPPED` on disconnect; a rebind
+//!      force-disconnects the imports that had the segment mapped; the mapping pins its
+//!      window until unmap, even after the exporter destroyed or rebound the segment (the
+//!      page-pin model); stores through a mapped window reach the byte model;
 //!    * **data**: the model keeps the bytes of every fake allocation (a superset of "one byte
 //!      array per export segment": segments, local handles and VA entries may alias the same
 //!      pages, and a rebound segment's content is simply the new buffer's bytes). Each
@@ -28,15 +58,23 @@
 //!      must equal the model (so getv destinations equal the segment's model bytes, and a
 //!      rejected vector moved nothing);
 //!    * bookkeeping: `slots_in_use()` equals the model's live handle counts, `pinned_pages()`
-//!      equals the model's page-pin map, `export_segment_id`, `export_pending_events` and
-//!      `import_info` agree with the model;
-//!    * **no leaks**: at the end everything still live is freed/disconnected/destroyed, the
-//!      controllers released, and `slots_in_use() == (0, 0, 0)` and `pinned_pages() == 0`.
+//!      equals the model's page-pin map, `export_segment_id`, `export_pending_events`,
+//!      `import_info`, `import_mapping` and `get_mode` agree with the model; side-effect-free
+//!      probes on every live import and export observe the rest of the state: a zero-length
+//!      get and put64 (validated no-ops: permission, barrier, abort) and, for segments the
+//!      model says have no pending event, a zero-timeout wait (`TIMEOUT`, or `CONN_ABORTED`
+//!      for an aborted import — no phantom events);
+//!    * **no leaks**: at the end the barriers are destroyed, mapped imports unmapped, poll
+//!      descriptors released (plus one release too many, a no-op), everything still live is
+//!      freed/disconnected/destroyed, the controllers released, and
+//!      `slots_in_use() == (0, 0, 0)` and `pinned_pages() == 0`.
 //!
 //!    [`random_sequences_reach_the_interesting_paths`] runs the same generator with a fixed
 //!    seed and asserts that it actually reaches the paths the properties are about (successful
-//!    transfers, partial transfers, table-full, quota, stale handles, …), so a generator change
-//!    cannot silently make property 1 vacuous.
+//!    transfers, partial transfers, table-full, quota, stale handles, every put/get width in
+//!    both directions, each barrier, event, poll-descriptor and map call with success and its
+//!    characteristic failures, events rung and consumed, rebind-aborted and orphaned mappings,
+//!    …), so a generator change cannot silently make property 1 vacuous.
 //! 2. [`putv_then_getv_round_trips`] — 1..=16 valid entries (HANDLE and VA, random in-bounds
 //!    offsets and lengths, overlapping allowed): putv succeeds with residual 0 and the segment
 //!    equals the model (entries applied in order, later entries win, §4.6); getv of the same
@@ -56,21 +94,24 @@
 //!    (found by this property, fixed in `parse_controller_name`).
 //!
 //! Knobs: `PROPTEST_CASES=N` runs N cases per property instead of the defaults below;
-//! `RSM_PROP_STATS=1` prints the outcome counts of the coverage test; `RSM_PROP_TRACE=1` prints
-//! every call of property 1 with the live handle counts after it.
+//! `RSM_PROP_STATS=1` prints the outcome counts of the coverage test (`RSM_PROP_SEQS=N` runs it
+//! on N sequences instead of 160); `RSM_PROP_TRACE=1` prints every call of property 1 with the
+//! live handle counts after it.
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use rsm_core::{
-    AccessEntry, Config, ControllerHandle, CreateFlags, ExportHandle, ImportHandle, ImportInfo,
-    IoVec, LocalMemHandle, LocalRef, NodeId, Permission, Rsm, RsmError, RsmResult, ScatGath,
-    SegmentId, SgFlags, FIRST_USER_SEGID, LAST_USER_SEGID, MAXNAMELEN, PAGE_SIZE, RSM_HANDLE_TYPE,
-    RSM_MAX_SGIOREQS, RSM_USER_APP_ID_BASE, RSM_VA_TYPE,
+    AccessEntry, Barrier, BarrierMode, BarrierType, Config, ControllerHandle, CreateFlags,
+    ExportHandle, ImportHandle, ImportInfo, IoVec, LocalMemHandle, LocalRef, MapAttr, NodeId,
+    Permission, PollFd, PollSource, Rsm, RsmError, RsmResult, ScatGath, SegmentId, SegmentRef,
+    SgFlags, SigpostFlags, FIRST_USER_SEGID, LAST_USER_SEGID, MAXNAMELEN, PAGE_SIZE, POLLHUP,
+    POLLIN, POLLNVAL, POLLRDNORM, RSM_HANDLE_TYPE, RSM_MAX_SGIOREQS, RSM_USER_APP_ID_BASE,
+    RSM_VA_TYPE,
 };
 use rsm_hal::fake::{FakePlatform, FakeRegion};
-use rsm_hal::Region;
-use std::collections::BTreeMap;
+use rsm_hal::{Clock, Region};
+use std::collections::{BTreeMap, BTreeSet};
 use RsmError::*;
 
 /// Table capacities of the node under test: small, so that every table fills up.
@@ -121,6 +162,22 @@ enum Call {
     Disconnect,
     Putv,
     Getv,
+    Put,
+    Get,
+    InitBarrier,
+    OpenBarrier,
+    OrderBarrier,
+    CloseBarrier,
+    DestroyBarrier,
+    SetMode,
+    GetMode,
+    SigPost,
+    SigWait,
+    GetPollfd,
+    ReleasePollfd,
+    WaitPollfd,
+    Map,
+    Unmap,
 }
 
 impl Call {
@@ -240,6 +297,87 @@ impl Call {
                 RemoteNodeUnreachable,
                 ConnAborted,
             ],
+            // §4.5 Doc ∪ Impl (steps 6 and 10: implicit-map and barrier errors).
+            Call::Put | Call::Get => &[
+                BadSegHndl,
+                BadAddr,
+                BadMemAlignment,
+                BadOffset,
+                BadLength,
+                PermDenied,
+                InsufficientResources,
+                BarrierUninitialized,
+                BarrierOpenFailed,
+                BarrierFailure,
+                ConnAborted,
+                BadPerms,
+                MapFailed,
+            ],
+            // §4.8.
+            Call::InitBarrier => &[
+                BadSegHndl,
+                BadBarrierPtr,
+                InsufficientMem,
+                InsufficientResources,
+            ],
+            Call::OpenBarrier => &[
+                BadSegHndl,
+                BadBarrierPtr,
+                BarrierUninitialized,
+                BarrierOpenFailed,
+            ],
+            Call::OrderBarrier | Call::CloseBarrier => &[
+                BadSegHndl,
+                BadBarrierPtr,
+                BarrierUninitialized,
+                BarrierNotOpened,
+                BarrierFailure,
+                ConnAborted,
+            ],
+            Call::DestroyBarrier => &[BadSegHndl, BadBarrierPtr, BarrierUninitialized],
+            Call::SetMode => &[BadSegHndl, BadMode],
+            // Impl: the C layer's NULL `mode` pointer.
+            Call::GetMode => &[BadSegHndl, BadAddr],
+            // §4.9 Doc ∪ Impl.
+            Call::SigPost => &[BadSegHndl, ConnAborted, RemoteNodeUnreachable, Interrupted],
+            // §4.9, plus CONN_ABORTED for a force-disconnected import (our documented choice,
+            // `intr_signal_wait` rustdoc).
+            Call::SigWait => &[
+                BadSegHndl,
+                Interrupted,
+                Timeout,
+                InsufficientResources,
+                BadAddr,
+                BadArgsErrors,
+                ConnAborted,
+            ],
+            Call::GetPollfd | Call::ReleasePollfd => {
+                &[BadSegHndl, InsufficientMem, InsufficientResources]
+            }
+            Call::WaitPollfd => &[
+                Timeout,
+                BadArgsErrors,
+                BadAddr,
+                Interrupted,
+                InsufficientMem,
+                InsufficientResources,
+            ],
+            // §4.7 Doc ∪ Impl, plus the pin errors of `import_map` step 12.
+            Call::Map => &[
+                BadSegHndl,
+                BadAddr,
+                BadLength,
+                BadMemAlignment,
+                BadOffset,
+                BadPerms,
+                ConnAborted,
+                MapFailed,
+                SegAlreadyMapped,
+                SegNotConnected,
+                InsufficientResources,
+                InsufficientMem,
+            ],
+            Call::Unmap => &[BadSegHndl, SegNotMapped],
         }
     }
 }
@@ -250,6 +388,44 @@ struct Stats {
     outcomes: BTreeMap<(Call, i32), usize>,
     partial_transfers: usize,
     bytes_moved_ok: usize,
+    /// (put, width) of every put/get that moved at least one byte.
+    access_ok: BTreeSet<(bool, Width)>,
+    /// Import segments rung by a post on their export handle.
+    imports_rung: usize,
+    /// Events consumed by intr_signal_wait / intr_signal_wait_pollfd.
+    events_consumed: usize,
+    /// wait_pollfd calls that consumed an event / reported POLLNVAL / reported POLLHUP.
+    pollfd_consumed: usize,
+    pollfd_nval: usize,
+    pollfd_hup: usize,
+    /// Imports force-disconnected by a rebind of a segment they had mapped.
+    rebind_aborts: usize,
+    /// Such imports skipped by a post on their (still published) exporter.
+    rebind_aborted_not_rung: usize,
+    /// Calls after which a mapping outlived its exporter (destroyed export).
+    orphan_maps: usize,
+    /// Stores through a mapped window.
+    pokes: usize,
+}
+
+impl Stats {
+    fn add(&mut self, o: Stats) {
+        for (k, v) in o.outcomes {
+            *self.outcomes.entry(k).or_insert(0) += v;
+        }
+        self.partial_transfers += o.partial_transfers;
+        self.bytes_moved_ok += o.bytes_moved_ok;
+        self.access_ok.extend(o.access_ok);
+        self.imports_rung += o.imports_rung;
+        self.events_consumed += o.events_consumed;
+        self.pollfd_consumed += o.pollfd_consumed;
+        self.pollfd_nval += o.pollfd_nval;
+        self.pollfd_hup += o.pollfd_hup;
+        self.rebind_aborts += o.rebind_aborts;
+        self.rebind_aborted_not_rung += o.rebind_aborted_not_rung;
+        self.orphan_maps += o.orphan_maps;
+        self.pokes += o.pokes;
+    }
 }
 
 impl Stats {
@@ -352,6 +528,130 @@ enum SegidSpec {
     Fixed(u32),
 }
 
+/// The put/get form called: the byte form (`put`/`get`) or one of the N-bit forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Width {
+    Bytes,
+    W8,
+    W16,
+    W32,
+    W64,
+}
+
+impl Width {
+    const ALL: [Width; 5] = [Width::Bytes, Width::W8, Width::W16, Width::W32, Width::W64];
+
+    /// Item size in bytes (= the offset alignment put/get require).
+    fn size(self) -> usize {
+        match self {
+            Width::Bytes | Width::W8 => 1,
+            Width::W16 => 2,
+            Width::W32 => 4,
+            Width::W64 => 8,
+        }
+    }
+}
+
+/// A put/get offset (resolved against the segment size and the width at run time).
+#[derive(Debug, Clone, Copy)]
+enum OffSpec {
+    /// An aligned offset inside the segment.
+    In(u16),
+    /// An in-range offset plus 1..N/8−1 bytes (aligned for the byte forms).
+    Misaligned(u16),
+    /// −1, −N/8, −4096 or `i64::MIN`.
+    Negative(u8),
+    /// An aligned offset at or past the segment's end.
+    PastEnd(u8),
+    /// `i64::MAX` rounded down to the width (or not, with `true`).
+    Max(bool),
+}
+
+/// A put/get item count (`rep_cnt`; the length for the byte forms).
+#[derive(Debug, Clone, Copy)]
+enum RepSpec {
+    Zero,
+    Small(u8),
+    Many(u16),
+    /// Up to the segment's end.
+    Rest,
+    /// One item past the segment's end.
+    RestPlusOne,
+}
+
+/// A segment handle argument (`void *memseg` of the event calls).
+#[derive(Debug, Clone, Copy)]
+enum SegPick {
+    Import(Pick),
+    Export(Pick),
+}
+
+/// One entry of an `intr_signal_wait_pollfd` call.
+#[derive(Debug, Clone, Copy)]
+enum PollSpec {
+    /// A segment entry asking for `events` (with `true`, preferably on a segment with a
+    /// pending event).
+    Seg(SegPick, i16, bool),
+    /// An ordinary descriptor: the callback reports `POLLIN` for fd 3, nothing for the others;
+    /// negative descriptors are ignored.
+    Other(i32, i16),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MapOff {
+    Zero,
+    Page(u8),
+    Misaligned(u16),
+    Negative(bool),
+    PastEnd,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MapLen {
+    Zero,
+    /// From the offset to the segment's end.
+    Whole,
+    Pages(u8),
+    Bytes(u16),
+    /// One byte past the segment's end.
+    Over,
+}
+
+/// The `fixed_addr` argument of `import_map`.
+#[derive(Debug, Clone, Copy)]
+enum FixedSpec {
+    None,
+    /// The window's own address.
+    Exact,
+    /// The window's address plus a page (aligned, but not the window).
+    NextPage,
+    /// The window's address plus one byte.
+    Misaligned,
+    Zero,
+}
+
+/// What [`Op::Targeted`] does, to which handle.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Destroy the exporter of a mapped import (the mapping outlives it).
+    DestroyMapped,
+    /// Destroy an export with poll descriptors held (`RSMERR_POLLFD_IN_USE`).
+    DestroyPolled,
+    /// Disconnect an import with poll descriptors held.
+    DisconnectPolled,
+    /// Disconnect a mapped import (`RSMERR_SEG_STILL_MAPPED`).
+    DisconnectMapped,
+    /// Unpublish the exporter of a connected import (forced disconnect).
+    UnpublishImported,
+    /// Post on the exporter of a force-disconnected import (which must not be rung).
+    PostAbortedExporter,
+    /// Wait (timeout 0) on a force-disconnected import.
+    WaitAborted,
+}
+
+/// Barrier storage slots held by the harness.
+const NB: usize = 4;
+
 #[derive(Debug, Clone)]
 enum Op {
     GetCtrl(usize),
@@ -373,6 +673,50 @@ enum Op {
         count: CountSpec,
         flags: u32,
     },
+    Access {
+        put: bool,
+        width: Width,
+        imp: Pick,
+        off: OffSpec,
+        rep: RepSpec,
+        seed: u64,
+    },
+    /// init_barrier(import, barrier type) into storage slot `u8 % NB`.
+    InitBarrier(Pick, u8, u32),
+    OpenBarrier(u8),
+    OrderBarrier(u8),
+    CloseBarrier(u8),
+    DestroyBarrier(u8),
+    /// Copy barrier storage (C struct assignment): slot `from` into slot `to`.
+    CopyBarrier(u8, u8),
+    SetMode(Pick, u32),
+    GetMode(Pick),
+    Post(SegPick, u32),
+    /// intr_signal_wait with a timeout in ms (never negative: nothing may block); with
+    /// `true`, on a live segment with a pending event if there is one.
+    Wait(SegPick, i32, bool),
+    /// A call on a handle chosen for its state (falling back to a live handle): the
+    /// interactions between maps, poll descriptors and forced disconnects.
+    Targeted(Target, u8),
+    /// Rebind the exporter of a mapped import (if any; else as `Rebind(Live)`) to another
+    /// place of the pool with the segment's length (chosen by the second seed).
+    RebindMapped(u8, u8),
+    GetPollfd(SegPick),
+    ReleasePollfd(SegPick),
+    WaitPollfd(Vec<PollSpec>, i32),
+    Map {
+        imp: Pick,
+        attr: MapAttr,
+        /// `None`: the permission the import was connected with.
+        perm: Option<u32>,
+        off: MapOff,
+        len: MapLen,
+        fixed: FixedSpec,
+    },
+    Unmap(Pick),
+    /// A CPU store through an import's mapped window (if it has one): offset and length
+    /// seeds.
+    Poke(Pick, u16, u16),
 }
 
 /// Node configuration of one case.
@@ -505,7 +849,181 @@ fn segid_spec() -> impl Strategy<Value = SegidSpec> {
     ]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Calls of property 1: the §4.1–§4.6 calls and the §4.5/§4.7–§4.9 ones.
+fn op() -> BoxedStrategy<Op> {
+    // Boxed: the value trees of the nested unions are large, and debug builds would copy
+    // them around on the test thread's stack.
+    prop_oneof![
+        67 => base_op().boxed(),
+        50 => new_op().boxed(),
+    ]
+    .boxed()
+}
+
+fn seg_pick() -> impl Strategy<Value = SegPick> {
+    prop_oneof![
+        3 => pick_w(20).prop_map(SegPick::Import),
+        2 => pick_w(20).prop_map(SegPick::Export),
+    ]
+}
+
+fn off_spec() -> impl Strategy<Value = OffSpec> {
+    prop_oneof![
+        20 => any::<u16>().prop_map(OffSpec::In),
+        2 => any::<u16>().prop_map(OffSpec::Misaligned),
+        1 => any::<u8>().prop_map(OffSpec::Negative),
+        2 => any::<u8>().prop_map(OffSpec::PastEnd),
+        1 => any::<bool>().prop_map(OffSpec::Max),
+    ]
+}
+
+fn rep_spec() -> impl Strategy<Value = RepSpec> {
+    prop_oneof![
+        1 => Just(RepSpec::Zero),
+        8 => any::<u8>().prop_map(RepSpec::Small),
+        3 => any::<u16>().prop_map(RepSpec::Many),
+        2 => Just(RepSpec::Rest),
+        1 => Just(RepSpec::RestPlusOne),
+    ]
+}
+
+fn width() -> impl Strategy<Value = Width> {
+    prop::sample::select(Width::ALL.to_vec())
+}
+
+fn poll_spec() -> impl Strategy<Value = PollSpec> {
+    let events = prop::sample::select(vec![
+        POLLRDNORM,
+        POLLRDNORM,
+        POLLRDNORM,
+        POLLIN,
+        0,
+        POLLRDNORM | POLLIN,
+    ]);
+    prop_oneof![
+        6 => (seg_pick(), events, any::<bool>()).prop_map(|(s, e, p)| PollSpec::Seg(s, e, p)),
+        1 => (prop::sample::select(vec![-1, 2, 2, 3]), prop::sample::select(vec![POLLIN, 0]))
+            .prop_map(|(fd, e)| PollSpec::Other(fd, e)),
+    ]
+}
+
+fn map_op() -> impl Strategy<Value = Op> {
+    let attr = prop::sample::select(vec![
+        MapAttr::None,
+        MapAttr::None,
+        MapAttr::None,
+        MapAttr::Fixed,
+        MapAttr::Fixed,
+        MapAttr::Reserved,
+    ]);
+    let perm = prop_oneof![
+        6 => Just(None),
+        6 => prop::sample::select(vec![0o600u32, 0o400, 0o200]).prop_map(Some),
+        2 => prop::sample::select(vec![0u32, 0o700, 0o1600, 0o040, 0o606]).prop_map(Some),
+    ];
+    let off = prop_oneof![
+        12 => Just(MapOff::Zero),
+        4 => any::<u8>().prop_map(MapOff::Page),
+        2 => any::<u16>().prop_map(MapOff::Misaligned),
+        1 => any::<bool>().prop_map(MapOff::Negative),
+        1 => Just(MapOff::PastEnd),
+    ];
+    let len = prop_oneof![
+        1 => Just(MapLen::Zero),
+        12 => Just(MapLen::Whole),
+        2 => any::<u8>().prop_map(MapLen::Pages),
+        2 => any::<u16>().prop_map(MapLen::Bytes),
+        1 => Just(MapLen::Over),
+    ];
+    let fixed = prop_oneof![
+        3 => Just(FixedSpec::Exact),
+        1 => Just(FixedSpec::None),
+        1 => Just(FixedSpec::NextPage),
+        1 => Just(FixedSpec::Misaligned),
+        1 => Just(FixedSpec::Zero),
+    ];
+    (pick_w(40), attr, perm, off, len, fixed).prop_map(|(imp, attr, perm, off, len, fixed)| {
+        Op::Map {
+            imp,
+            attr,
+            perm,
+            off,
+            len,
+            fixed,
+        }
+    })
+}
+
+/// put/get, barriers and modes, events and poll descriptors, map/unmap.
+fn new_op() -> impl Strategy<Value = Op> {
+    let slot = || any::<u8>();
+    let access = (
+        any::<bool>(),
+        width(),
+        pick_w(20),
+        off_spec(),
+        rep_spec(),
+        any::<u64>(),
+    )
+        .prop_map(|(put, width, imp, off, rep, seed)| Op::Access {
+            put,
+            width,
+            imp,
+            off,
+            rep,
+            seed,
+        });
+    let barrier_type = prop::sample::select(vec![1u32, 1, 2, 0x11, 0x12, 0, 0xFFFF]);
+    let barrier = prop_oneof![
+        3 => (pick_w(20), slot(), barrier_type).prop_map(|(p, k, t)| Op::InitBarrier(p, k, t)),
+        5 => slot().prop_map(Op::OpenBarrier),
+        3 => slot().prop_map(Op::OrderBarrier),
+        3 => slot().prop_map(Op::CloseBarrier),
+        1 => slot().prop_map(Op::DestroyBarrier),
+        1 => (slot(), slot()).prop_map(|(a, b)| Op::CopyBarrier(a, b)),
+        2 => (pick_w(20), prop::sample::select(vec![0u32, 0, 1, 2, u32::MAX]))
+            .prop_map(|(p, m)| Op::SetMode(p, m)),
+        1 => pick().prop_map(Op::GetMode),
+    ];
+    let post_flags = prop::sample::select(vec![0u32, 0, 2, 2, 1, 3, u32::MAX]);
+    let timeout = prop::sample::select(vec![0i32, 0, 0, 0, 0, 0, 1, 7]);
+    let poll_timeout = prop::sample::select(vec![0i32, 0, 0, 0, 3, 25]);
+    let events = prop_oneof![
+        5 => (seg_pick(), post_flags).prop_map(|(s, f)| Op::Post(s, f)),
+        5 => (seg_pick(), timeout, any::<bool>()).prop_map(|(s, t, p)| Op::Wait(s, t, p)),
+        3 => seg_pick().prop_map(Op::GetPollfd),
+        2 => seg_pick().prop_map(Op::ReleasePollfd),
+        2 => (prop::collection::vec(poll_spec(), 0..=4), poll_timeout)
+            .prop_map(|(v, t)| Op::WaitPollfd(v, t)),
+    ];
+    let map = prop_oneof![
+        8 => map_op(),
+        2 => pick_w(20).prop_map(Op::Unmap),
+        2 => (pick_w(40), any::<u16>(), any::<u16>()).prop_map(|(p, a, b)| Op::Poke(p, a, b)),
+        3 => (any::<u8>(), any::<u8>()).prop_map(|(i, p)| Op::RebindMapped(i, p)),
+        5 => (
+            prop::sample::select(vec![
+                Target::DestroyMapped,
+                Target::DestroyPolled,
+                Target::DisconnectPolled,
+                Target::DisconnectMapped,
+                Target::UnpublishImported,
+                Target::PostAbortedExporter,
+                Target::WaitAborted,
+            ]),
+            any::<u8>()
+        )
+            .prop_map(|(t, i)| Op::Targeted(t, i)),
+    ];
+    prop_oneof![
+        14 => access,
+        19 => barrier,
+        16 => events,
+        9 => map,
+    ]
+}
+
+fn base_op() -> impl Strategy<Value = Op> {
     let export_flags = prop::sample::select(vec![0u32, 1, 1, 1, 2, 3, 0xFF, 0x100]);
     let perm = prop_oneof![
         10 => Just(0o600u32),
@@ -588,25 +1106,55 @@ fn pipeline() -> impl Strategy<Value = Vec<Op>> {
             prop::sample::select(vec![0o600u32, 0o600, 0o400, 0o200]),
         ),
         (live(), local_pool),
+        // Make put/get on the new import possible: a barrier for implicit mode, or explicit
+        // mode (or neither); or map the whole segment.
+        prop_oneof![
+            3 => any::<u8>().prop_map(|k| Some(Op::InitBarrier(Pick::Newest(0), k, 1))),
+            1 => Just(Some(Op::SetMode(Pick::Newest(0), 0))),
+            1 => Just(None),
+            1 => Just(Some(Op::Map {
+                imp: Pick::Newest(0),
+                attr: MapAttr::None,
+                perm: None,
+                off: MapOff::Zero,
+                len: MapLen::Whole,
+                fixed: FixedSpec::None,
+            })),
+        ],
     )
-        .prop_map(|((c, r, f), (id, acl), (c2, perm), (c3, lr))| {
-            vec![
+        .prop_map(|((c, r, f), (id, acl), (c2, perm), (c3, lr), prep)| {
+            let mut v = vec![
                 Op::ExportCreate(c, r, f),
                 Op::Publish(Pick::Newest(0), SegidSpec::Fixed(id), acl),
                 Op::Connect(c2, 0, SegidSpec::Published(255), perm),
                 Op::CreateLocal(c3, lr),
-            ]
+            ];
+            v.extend(prep);
+            v
         })
 }
 
-/// A sequence: 0–3 connection-building pipelines, then up to 60 arbitrary calls.
+/// A sequence: 0–3 connection-building pipelines, then up to 80 steps, each an arbitrary
+/// call or (rarely) another pipeline, so that connections are rebuilt after teardowns.
 fn sequence() -> impl Strategy<Value = (Setup, Vec<Op>)> {
+    let step = prop_oneof![
+        20 => op().prop_map(|o| vec![o]),
+        1 => pipeline(),
+    ];
     (
         setup(),
         prop::collection::vec(pipeline(), 0..=3),
-        prop::collection::vec(op(), 1..=60),
+        prop::collection::vec(step, 1..=80),
     )
-        .prop_map(|(s, a, b)| (s, a.into_iter().flatten().chain(b).collect()))
+        .prop_map(|(s, a, b)| {
+            (
+                s,
+                a.into_iter()
+                    .flatten()
+                    .chain(b.into_iter().flatten())
+                    .collect(),
+            )
+        })
 }
 
 // =============================================================================================
@@ -651,6 +1199,8 @@ struct MExport {
     published: Option<(SegmentId, Vec<AccessEntry>)>,
     epoch: u32,
     events: u32,
+    /// Poll descriptors held (get_pollfd − release_pollfd, never below 0).
+    pollfds: u32,
     live: bool,
 }
 
@@ -660,6 +1210,54 @@ struct MImport {
     epoch: u32,
     info: ImportInfo,
     live: bool,
+    /// Force-disconnected by a rebind while mapped (independent of the epoch).
+    aborted: bool,
+    /// Barrier mode: `true` = implicit (the default of new imports).
+    implicit: bool,
+    /// Token of the barrier implicit-mode put/get use (the last one initialised).
+    barrier: Option<u64>,
+    /// Pending events rung by the exporter.
+    events: u32,
+    pollfds: u32,
+    /// The explicit mapping: window and permission.
+    map: Option<(FakeRegion, Permission)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Uninit,
+    Closed,
+    Opened,
+}
+
+/// The model of one barrier storage slot.
+#[derive(Debug, Clone, Copy)]
+struct MBarrier {
+    phase: Phase,
+    /// The import it was initialised for (meaningless when uninitialised).
+    import: usize,
+    /// Ties the storage to its import's implicit-mode barrier (the core's barrier id).
+    token: u64,
+}
+
+const UNINIT: MBarrier = MBarrier {
+    phase: Phase::Uninit,
+    import: 0,
+    token: 0,
+};
+
+/// Which live segment a segment handle names.
+#[derive(Debug, Clone, Copy)]
+enum MSeg {
+    Import(usize),
+    Export(usize),
+}
+
+/// Ring a doorbell counter (spec §9.3: NO_ACCUMULATE drops the event if one is pending).
+fn ring(events: &mut u32, coalesce: bool) {
+    if !(coalesce && *events > 0) {
+        *events = events.saturating_add(1);
+    }
 }
 
 struct Model {
@@ -678,6 +1276,8 @@ struct Model {
     imports: Vec<MImport>,
     next_auto: u32,
     ids_seen: Vec<SegmentId>,
+    bars: [MBarrier; NB],
+    next_token: u64,
 }
 
 impl Model {
@@ -752,6 +1352,46 @@ impl Model {
         self.imports
             .iter()
             .position(|i| i.live && i.h.into_raw() == raw)
+    }
+
+    /// The live segment behind a segment handle (`RSMERR_BAD_SEG_HNDL` otherwise).
+    fn live_seg(&self, seg: SegmentRef) -> Option<MSeg> {
+        match seg {
+            SegmentRef::Import(h) => self.live_import(h.into_raw()).map(MSeg::Import),
+            SegmentRef::Export(h) => self.live_export(h.into_raw()).map(MSeg::Export),
+        }
+    }
+
+    /// The revents of a segment poll entry asking for `events` (§4.9,
+    /// `intr_signal_wait_pollfd`): `POLLNVAL` for a bad handle, `POLLRDNORM` for a pending
+    /// event (consumed with `consume`), `POLLHUP` for an aborted import with none left.
+    fn seg_revents(&mut self, seg: SegmentRef, events: i16, consume: bool) -> i16 {
+        let (pending, aborted) = match self.live_seg(seg) {
+            None => return POLLNVAL,
+            Some(MSeg::Export(ei)) => (&mut self.exports[ei].events, false),
+            Some(MSeg::Import(ii)) => {
+                let aborted = !self.connected(ii);
+                (&mut self.imports[ii].events, aborted)
+            }
+        };
+        if events & POLLRDNORM != 0 && *pending > 0 {
+            if consume {
+                *pending -= 1;
+            }
+            POLLRDNORM
+        } else if aborted {
+            POLLHUP
+        } else {
+            0
+        }
+    }
+
+    /// A live import whose exporter neither unpublished nor destroyed the segment since the
+    /// connect, and that no rebind force-disconnected (spec §6.4).
+    fn connected(&self, ii: usize) -> bool {
+        let im = &self.imports[ii];
+        let ex = &self.exports[im.export];
+        im.live && !im.aborted && ex.live && ex.epoch == im.epoch && ex.published.is_some()
     }
 
     fn live_counts(&self) -> (usize, usize, usize) {
@@ -880,6 +1520,8 @@ enum Kind {
 struct Harness {
     node: Node,
     m: Model,
+    /// The barrier storage (the application's `rsmapi_barrier_t`s), modelled by `m.bars`.
+    bars: [Barrier; NB],
     foreign: Foreign,
     names: Vec<(Option<String>, Option<usize>)>,
     stats: Stats,
@@ -925,7 +1567,10 @@ impl Harness {
                 imports: Vec::new(),
                 next_auto: RSM_USER_APP_ID_BASE,
                 ids_seen: Vec::new(),
+                bars: [UNINIT; NB],
+                next_token: 1,
             },
+            bars: std::array::from_fn(|_| Barrier::default()),
             foreign: foreign(),
             names: names(),
             stats: Stats::default(),
@@ -1087,6 +1732,44 @@ impl Harness {
             Op::Unpublish(p) => self.unpublish(*p),
             Op::Republish(p, acl) => self.republish(*p, *acl),
             Op::Rebind(p, r) => self.rebind(*p, *r),
+            Op::Targeted(t, i) => self.targeted(*t, usize::from(*i)),
+            Op::RebindMapped(i, at) => {
+                // The exporter of a mapped import, if there is one.
+                let mapped: Vec<(u64, FakeRegion)> = self
+                    .m
+                    .imports
+                    .iter()
+                    .filter(|im| im.live && im.map.is_some())
+                    .map(|im| &self.m.exports[im.export])
+                    .filter(|e| e.live)
+                    .map(|e| (e.h.into_raw(), e.region))
+                    .collect();
+                let (raw, old) = match mapped.len() {
+                    0 => (
+                        self.pick(Kind::Export, Pick::Live(usize::from(*i))),
+                        FakeRegion::raw(0, PAGE_SIZE),
+                    ),
+                    n => mapped[usize::from(*i) % n],
+                };
+                // Another place of the same length in the pool (page aligned).
+                let mut places = Vec::new();
+                for (b, r) in self.m.pool.iter().enumerate() {
+                    for p in 0..r.len() / PAGE_SIZE {
+                        let addr = r.addr() + p * PAGE_SIZE;
+                        if p * PAGE_SIZE + old.len() <= r.len() && addr != old.addr() {
+                            places.push((b, p));
+                        }
+                    }
+                }
+                let (b, p) = places[usize::from(*at) % places.len()];
+                let r = RegionSpec::Pool {
+                    buf: u8::try_from(b).unwrap_or(0),
+                    page: u8::try_from(p).unwrap_or(0),
+                    misalign: 0,
+                    len: LenSpec::Bytes(u16::try_from(old.len()).unwrap_or(u16::MAX)),
+                };
+                self.rebind_raw(raw, r)
+            }
             Op::Connect(c, n, id, perm) => self.connect(*c, *n, *id, *perm),
             Op::Disconnect(p) => self.disconnect(*p),
             Op::Xfer {
@@ -1096,7 +1779,51 @@ impl Harness {
                 count,
                 flags,
             } => self.xfer(*put, *imp, entries, *count, *flags),
+            Op::Access {
+                put,
+                width,
+                imp,
+                off,
+                rep,
+                seed,
+            } => self.access(*put, *width, *imp, *off, *rep, *seed),
+            Op::InitBarrier(p, k, ty) => self.init_barrier(*p, *k, *ty),
+            Op::OpenBarrier(k) => self.open_barrier(*k),
+            Op::OrderBarrier(k) => self.order_barrier(*k),
+            Op::CloseBarrier(k) => self.close_barrier(*k),
+            Op::DestroyBarrier(k) => self.destroy_barrier(*k),
+            Op::CopyBarrier(a, b) => {
+                let (a, b) = (self.slot(*a), usize::from(*b) % NB);
+                self.bars[b] = self.bars[a].clone();
+                self.m.bars[b] = self.m.bars[a];
+                Ok(())
+            }
+            Op::SetMode(p, mode) => self.set_mode(*p, *mode),
+            Op::GetMode(p) => self.get_mode(*p),
+            Op::Post(s, f) => self.post(*s, *f),
+            Op::Wait(s, t, pending) => self.wait(*s, *t, *pending),
+            Op::GetPollfd(s) => self.get_pollfd(*s),
+            Op::ReleasePollfd(s) => self.release_pollfd(*s),
+            Op::WaitPollfd(v, t) => self.wait_pollfd(v, *t),
+            Op::Map {
+                imp,
+                attr,
+                perm,
+                off,
+                len,
+                fixed,
+            } => self.map(*imp, *attr, *perm, *off, *len, *fixed),
+            Op::Unmap(p) => self.unmap(*p),
+            Op::Poke(p, a, b) => self.poke(*p, *a, *b),
         }?;
+        if self
+            .m
+            .imports
+            .iter()
+            .any(|im| im.live && im.map.is_some() && !self.m.exports[im.export].live)
+        {
+            self.stats.orphan_maps += 1;
+        }
         self.check_invariants()
     }
 
@@ -1260,6 +1987,7 @@ impl Harness {
                     published: None,
                     epoch: 0,
                     events: 0,
+                    pollfds: 0,
                     live: true,
                 });
             }
@@ -1274,8 +2002,19 @@ impl Harness {
     }
 
     fn destroy(&mut self, p: Pick) -> TestResult {
-        let h = ExportHandle::from_raw(self.pick(Kind::Export, p));
-        let exp = self.m.live_export(h.into_raw()).ok_or(BadSegHndl);
+        self.destroy_raw(self.pick(Kind::Export, p))
+    }
+
+    fn destroy_raw(&mut self, raw: u64) -> TestResult {
+        let h = ExportHandle::from_raw(raw);
+        // Handle, then poll descriptors held (§4.9, §9.13).
+        let exp = (|| {
+            let ei = self.m.live_export(h.into_raw()).ok_or(BadSegHndl)?;
+            if self.m.exports[ei].pollfds > 0 {
+                return Err(PollfdInUse);
+            }
+            Ok(ei)
+        })();
         let r = self.node.export_destroy(h);
         self.outcome(Call::ExportDestroy, &r)?;
         prop_assert_eq!(r, exp.map(|_| ()));
@@ -1339,7 +2078,11 @@ impl Harness {
     }
 
     fn unpublish(&mut self, p: Pick) -> TestResult {
-        let h = ExportHandle::from_raw(self.pick(Kind::Export, p));
+        self.unpublish_raw(self.pick(Kind::Export, p))
+    }
+
+    fn unpublish_raw(&mut self, raw: u64) -> TestResult {
+        let h = ExportHandle::from_raw(raw);
         let exp = (|| {
             let ei = self.m.live_export(h.into_raw()).ok_or(BadSegHndl)?;
             if self.m.exports[ei].published.is_none() {
@@ -1384,7 +2127,11 @@ impl Harness {
     }
 
     fn rebind(&mut self, p: Pick, rs: RegionSpec) -> TestResult {
-        let h = ExportHandle::from_raw(self.pick(Kind::Export, p));
+        self.rebind_raw(self.pick(Kind::Export, p), rs)
+    }
+
+    fn rebind_raw(&mut self, raw: u64, rs: RegionSpec) -> TestResult {
+        let h = ExportHandle::from_raw(raw);
         let region = self.region(rs);
         // Order documented on `export_rebind` (§4.3, §9.17). Ok(None): same address, no-op.
         let exp = (|| {
@@ -1416,6 +2163,14 @@ impl Harness {
             self.m.pin(&region);
             self.m.unpin(&old);
             self.m.exports[ei].region = region;
+            // A mapping cannot follow the new pages: its import is force-disconnected and its
+            // window keeps the old pages pinned until unmap (§4.7, `export_rebind`).
+            for im in &mut self.m.imports {
+                if im.live && im.export == ei && im.map.is_some() {
+                    im.aborted = true;
+                    self.stats.rebind_aborts += 1;
+                }
+            }
         }
         Ok(())
     }
@@ -1475,6 +2230,12 @@ impl Harness {
                         perm,
                     },
                     live: true,
+                    aborted: false,
+                    implicit: true,
+                    barrier: None,
+                    events: 0,
+                    pollfds: 0,
+                    map: None,
                 });
             }
             (exp, r) => prop_assert_eq!(
@@ -1490,8 +2251,23 @@ impl Harness {
     }
 
     fn disconnect(&mut self, p: Pick) -> TestResult {
-        let h = ImportHandle::from_raw(self.pick(Kind::Import, p));
-        let exp = self.m.live_import(h.into_raw()).ok_or(BadSegHndl);
+        self.disconnect_raw(self.pick(Kind::Import, p))
+    }
+
+    fn disconnect_raw(&mut self, raw: u64) -> TestResult {
+        let h = ImportHandle::from_raw(raw);
+        // Order documented on `import_disconnect`: handle, still mapped, poll descriptors.
+        let exp = (|| {
+            let ii = self.m.live_import(h.into_raw()).ok_or(BadSegHndl)?;
+            let im = &self.m.imports[ii];
+            if im.map.is_some() {
+                return Err(SegStillMapped);
+            }
+            if im.pollfds > 0 {
+                return Err(PollfdInUse);
+            }
+            Ok(ii)
+        })();
         let r = self.node.import_disconnect(h);
         self.outcome(Call::Disconnect, &r)?;
         prop_assert_eq!(r, exp.map(|_| ()));
@@ -1524,7 +2300,7 @@ impl Harness {
         let im = &self.m.imports[ii];
         let xi = im.export;
         let ex = &self.m.exports[xi];
-        if !ex.live || ex.epoch != im.epoch || ex.published.is_none() {
+        if !ex.live || ex.epoch != im.epoch || ex.published.is_none() || im.aborted {
             return pre(ConnAborted);
         }
         let need = if put {
@@ -1688,6 +2464,940 @@ impl Harness {
         self.check_memory()
     }
 
+    // -----------------------------------------------------------------------------------------
+    // put/get (§4.5)
+    // -----------------------------------------------------------------------------------------
+
+    /// The size of the segment an import handle value was connected to (a page for values
+    /// that never were an import of this node).
+    fn import_size(&self, raw: u64) -> usize {
+        self.m
+            .imports
+            .iter()
+            .find(|i| i.h.into_raw() == raw)
+            .map_or(PAGE_SIZE, |i| i.info.size)
+    }
+
+    /// Offset and item count of a put/get on a segment of `size` bytes.
+    fn access_args(width: Width, off: OffSpec, rep: RepSpec, size: usize) -> (i64, usize) {
+        let w = width.size();
+        let aligned_in = |s: u16| usize::from(s) % size / w * w;
+        let as_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let wi = as_i64(w);
+        let offset = match off {
+            OffSpec::In(s) => as_i64(aligned_in(s)),
+            OffSpec::Misaligned(s) if w > 1 => as_i64(aligned_in(s) + 1 + usize::from(s) % (w - 1)),
+            OffSpec::Misaligned(s) => as_i64(aligned_in(s)),
+            OffSpec::Negative(k) => [-1, -wi, -4096, i64::MIN][usize::from(k) % 4],
+            OffSpec::PastEnd(k) => as_i64(size.div_ceil(w) * w + w * (usize::from(k) % 4)),
+            OffSpec::Max(true) => i64::MAX,
+            OffSpec::Max(false) => i64::MAX - i64::MAX % wi,
+        };
+        let rest = usize::try_from(offset)
+            .ok()
+            .filter(|&o| o <= size)
+            .map_or(3, |o| (size - o) / w);
+        let items = match rep {
+            RepSpec::Zero => 0,
+            RepSpec::Small(k) => 1 + usize::from(k) % 16,
+            RepSpec::Many(n) => usize::from(n) % 2048,
+            RepSpec::Rest => rest,
+            RepSpec::RestPlusOne => rest + 1,
+        };
+        (offset, items)
+    }
+
+    /// The model of put/get, in the check order documented on `Rsm::get` (§4.5 steps 1, 4,
+    /// 5, 7, 8, 9, 10): the segment address the bytes move at, or `None` for a validated
+    /// zero-length access.
+    fn model_access(
+        &self,
+        put: bool,
+        w: usize,
+        raw: u64,
+        offset: i64,
+        len: usize,
+    ) -> RsmResult<Option<usize>> {
+        if raw == 0 {
+            return Err(BadSegHndl);
+        }
+        if offset.rem_euclid(i64::try_from(w).unwrap_or(1)) != 0 {
+            return Err(BadMemAlignment);
+        }
+        let ii = self.m.live_import(raw).ok_or(BadSegHndl)?;
+        let im = &self.m.imports[ii];
+        let need = if put {
+            Permission::WRITE
+        } else {
+            Permission::READ
+        };
+        if !im.info.perm.contains(need) {
+            return Err(PermDenied);
+        }
+        let off = usize::try_from(offset).map_err(|_| BadOffset)?;
+        if off.checked_add(len).is_none_or(|end| end > im.info.size) {
+            return Err(BadOffset);
+        }
+        if im.implicit && im.barrier.is_none() {
+            return Err(BarrierUninitialized);
+        }
+        if !self.m.connected(ii) {
+            return Err(ConnAborted);
+        }
+        if len == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.m.exports[im.export].region.addr() + off))
+    }
+
+    fn access(
+        &mut self,
+        put: bool,
+        width: Width,
+        imp: Pick,
+        off: OffSpec,
+        rep: RepSpec,
+        seed: u64,
+    ) -> TestResult {
+        const SENTINEL: u8 = 0xA5;
+        let call = if put { Call::Put } else { Call::Get };
+        let raw = self.pick(Kind::Import, imp);
+        let (offset, items) = Self::access_args(width, off, rep, self.import_size(raw));
+        let len = items * width.size();
+        let exp = self.model_access(put, width.size(), raw, offset, len);
+        let h = ImportHandle::from_raw(raw);
+        let n = &self.node;
+        if put {
+            let data = fill(seed, len);
+            let r = match width {
+                Width::Bytes => n.put(h, offset, &data),
+                Width::W8 => n.put8(h, offset, &data),
+                Width::W16 => n.put16(h, offset, &to_items(&data, u16::from_ne_bytes)),
+                Width::W32 => n.put32(h, offset, &to_items(&data, u32::from_ne_bytes)),
+                Width::W64 => n.put64(h, offset, &to_items(&data, u64::from_ne_bytes)),
+            };
+            self.outcome(call, &r)?;
+            prop_assert_eq!(
+                r,
+                exp.map(|_| ()),
+                "{:?} {:?} offset {} items {}",
+                call,
+                width,
+                offset,
+                items
+            );
+            if let Ok(Some(addr)) = exp {
+                self.m.write(addr, &data);
+                self.stats.access_ok.insert((true, width));
+                self.stats.bytes_moved_ok += len;
+            }
+        } else {
+            let (r, got) = match width {
+                Width::Bytes | Width::W8 => {
+                    let mut b = vec![SENTINEL; len];
+                    let r = if width == Width::Bytes {
+                        n.get(h, offset, &mut b)
+                    } else {
+                        n.get8(h, offset, &mut b)
+                    };
+                    (r, b)
+                }
+                Width::W16 => {
+                    let mut b = vec![u16::from_ne_bytes([SENTINEL; 2]); items];
+                    (n.get16(h, offset, &mut b), from_items(&b, u16::to_ne_bytes))
+                }
+                Width::W32 => {
+                    let mut b = vec![u32::from_ne_bytes([SENTINEL; 4]); items];
+                    (n.get32(h, offset, &mut b), from_items(&b, u32::to_ne_bytes))
+                }
+                Width::W64 => {
+                    let mut b = vec![u64::from_ne_bytes([SENTINEL; 8]); items];
+                    (n.get64(h, offset, &mut b), from_items(&b, u64::to_ne_bytes))
+                }
+            };
+            self.outcome(call, &r)?;
+            prop_assert_eq!(
+                r,
+                exp.map(|_| ()),
+                "{:?} {:?} offset {} items {}",
+                call,
+                width,
+                offset,
+                items
+            );
+            match exp {
+                Ok(Some(addr)) => {
+                    prop_assert!(
+                        got == self.m.read(addr, len),
+                        "get {:?} at {} returned other bytes than the segment's",
+                        width,
+                        offset
+                    );
+                    self.stats.access_ok.insert((false, width));
+                    self.stats.bytes_moved_ok += len;
+                }
+                _ => prop_assert!(
+                    got.iter().all(|&b| b == SENTINEL),
+                    "a get that moved nothing wrote into the destination"
+                ),
+            }
+        }
+        self.check_memory()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Barriers and modes (§4.8)
+    // -----------------------------------------------------------------------------------------
+
+    fn init_barrier(&mut self, p: Pick, k: u8, ty: u32) -> TestResult {
+        // Mostly into free storage (re-initialising storage in use is the rarer case).
+        let free: Vec<usize> = (0..NB)
+            .filter(|&i| self.m.bars[i].phase == Phase::Uninit)
+            .collect();
+        let k = match usize::from(k) {
+            k @ ..192 if !free.is_empty() => free[k % free.len()],
+            k => k % NB,
+        };
+        let raw = self.pick(Kind::Import, p);
+        let exp = self.m.live_import(raw).ok_or(BadSegHndl);
+        let r = self.node.init_barrier(
+            ImportHandle::from_raw(raw),
+            BarrierType(ty),
+            &mut self.bars[k],
+        );
+        self.outcome(Call::InitBarrier, &r)?;
+        prop_assert_eq!(r, exp.map(|_| ()), "init_barrier");
+        if let Ok(ii) = exp {
+            // The last barrier initialised is the import's implicit-mode barrier; whatever
+            // the storage named before keeps its own barrier (barrier.rs).
+            let token = self.m.next_token;
+            self.m.next_token += 1;
+            self.m.imports[ii].barrier = Some(token);
+            self.m.bars[k] = MBarrier {
+                phase: Phase::Closed,
+                import: ii,
+                token,
+            };
+        }
+        Ok(())
+    }
+
+    /// A barrier storage slot: `k < 32` any slot; `32..112` an initialised one; `112..` an
+    /// opened one (falling back to an initialised one, then to any).
+    fn slot(&self, k: u8) -> usize {
+        let with = |ok: &dyn Fn(Phase) -> bool| -> Vec<usize> {
+            (0..NB).filter(|&i| ok(self.m.bars[i].phase)).collect()
+        };
+        let init = with(&|p| p != Phase::Uninit);
+        let open = with(&|p| p == Phase::Opened);
+        let k = usize::from(k);
+        match k {
+            112.. if !open.is_empty() => open[k % open.len()],
+            32.. if !init.is_empty() => init[k % init.len()],
+            _ => k % NB,
+        }
+    }
+
+    /// The first checks of open/order/close: uninitialised (or destroyed) storage, then an
+    /// import that was disconnected.
+    fn barrier_pre(&self, k: usize) -> RsmResult<MBarrier> {
+        let b = self.m.bars[k];
+        if b.phase == Phase::Uninit {
+            return Err(BarrierUninitialized);
+        }
+        if !self.m.imports[b.import].live {
+            return Err(BadSegHndl);
+        }
+        Ok(b)
+    }
+
+    fn open_barrier(&mut self, k: u8) -> TestResult {
+        let k = self.slot(k);
+        let exp = self.barrier_pre(k);
+        let r = self.node.open_barrier(&mut self.bars[k]);
+        self.outcome(Call::OpenBarrier, &r)?;
+        prop_assert_eq!(r, exp.map(|_| ()), "open_barrier of {:?}", self.m.bars[k]);
+        if exp.is_ok() {
+            self.m.bars[k].phase = Phase::Opened;
+        }
+        Ok(())
+    }
+
+    fn order_barrier(&mut self, k: u8) -> TestResult {
+        let k = self.slot(k);
+        let exp = self.barrier_pre(k).and_then(|b| {
+            if b.phase != Phase::Opened {
+                Err(BarrierNotOpened)
+            } else if !self.m.connected(b.import) {
+                Err(ConnAborted)
+            } else {
+                Ok(())
+            }
+        });
+        let r = self.node.order_barrier(&mut self.bars[k]);
+        self.outcome(Call::OrderBarrier, &r)?;
+        prop_assert_eq!(r, exp, "order_barrier of {:?}", self.m.bars[k]);
+        Ok(())
+    }
+
+    fn close_barrier(&mut self, k: u8) -> TestResult {
+        let k = self.slot(k);
+        let pre = self.barrier_pre(k).and_then(|b| {
+            if b.phase == Phase::Opened {
+                Ok(b)
+            } else {
+                Err(BarrierNotOpened)
+            }
+        });
+        // The barrier is closed even when the close reports the abort.
+        let exp = pre.and_then(|b| {
+            if self.m.connected(b.import) {
+                Ok(())
+            } else {
+                Err(ConnAborted)
+            }
+        });
+        let r = self.node.close_barrier(&mut self.bars[k]);
+        self.outcome(Call::CloseBarrier, &r)?;
+        prop_assert_eq!(r, exp, "close_barrier of {:?}", self.m.bars[k]);
+        if pre.is_ok() {
+            self.m.bars[k].phase = Phase::Closed;
+        }
+        Ok(())
+    }
+
+    fn destroy_barrier(&mut self, k: u8) -> TestResult {
+        let k = self.slot(k);
+        let b = self.m.bars[k];
+        let exp = if b.phase == Phase::Uninit {
+            Err(BarrierUninitialized)
+        } else {
+            Ok(())
+        };
+        let r = self.node.destroy_barrier(&mut self.bars[k]);
+        self.outcome(Call::DestroyBarrier, &r)?;
+        prop_assert_eq!(r, exp, "destroy_barrier of {:?}", b);
+        if exp.is_ok() {
+            // Destroying the import's current barrier leaves it without one (§9.1); an older
+            // one changes nothing.
+            let im = &mut self.m.imports[b.import];
+            if im.live && im.barrier == Some(b.token) {
+                im.barrier = None;
+            }
+            self.m.bars[k] = UNINIT;
+        }
+        Ok(())
+    }
+
+    fn set_mode(&mut self, p: Pick, mode: u32) -> TestResult {
+        let raw = self.pick(Kind::Import, p);
+        let exp = self.m.live_import(raw).ok_or(BadSegHndl).and_then(|ii| {
+            if mode > 1 {
+                Err(BadMode)
+            } else {
+                Ok(ii)
+            }
+        });
+        let r = self.node.set_mode(ImportHandle::from_raw(raw), mode);
+        self.outcome(Call::SetMode, &r)?;
+        prop_assert_eq!(r, exp.map(|_| ()), "set_mode({})", mode);
+        if let Ok(ii) = exp {
+            self.m.imports[ii].implicit = mode == 1;
+        }
+        Ok(())
+    }
+
+    fn get_mode(&mut self, p: Pick) -> TestResult {
+        let raw = self.pick(Kind::Import, p);
+        let exp = self.m.live_import(raw).ok_or(BadSegHndl).map(|ii| {
+            if self.m.imports[ii].implicit {
+                BarrierMode::Implicit
+            } else {
+                BarrierMode::Explicit
+            }
+        });
+        let r = self.node.get_mode(ImportHandle::from_raw(raw));
+        self.outcome(Call::GetMode, &r)?;
+        prop_assert_eq!(r, exp, "get_mode");
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Events and poll descriptors (§4.9)
+    // -----------------------------------------------------------------------------------------
+
+    fn seg_ref(&self, s: SegPick) -> SegmentRef {
+        match s {
+            SegPick::Import(p) => {
+                SegmentRef::Import(ImportHandle::from_raw(self.pick(Kind::Import, p)))
+            }
+            SegPick::Export(p) => {
+                SegmentRef::Export(ExportHandle::from_raw(self.pick(Kind::Export, p)))
+            }
+        }
+    }
+
+    fn events_mut(&mut self, t: MSeg) -> &mut u32 {
+        match t {
+            MSeg::Import(ii) => &mut self.m.imports[ii].events,
+            MSeg::Export(ei) => &mut self.m.exports[ei].events,
+        }
+    }
+
+    fn pollfds_mut(&mut self, t: MSeg) -> &mut u32 {
+        match t {
+            MSeg::Import(ii) => &mut self.m.imports[ii].pollfds,
+            MSeg::Export(ei) => &mut self.m.exports[ei].pollfds,
+        }
+    }
+
+    fn post(&mut self, s: SegPick, flags: u32) -> TestResult {
+        self.post_seg(self.seg_ref(s), flags)
+    }
+
+    fn post_seg(&mut self, seg: SegmentRef, flags: u32) -> TestResult {
+        // Handle, then (import) a force-disconnected connection (`intr_signal_post`).
+        let exp = match self.m.live_seg(seg) {
+            None => Err(BadSegHndl),
+            Some(MSeg::Import(ii)) if !self.m.connected(ii) => Err(ConnAborted),
+            Some(t) => Ok(t),
+        };
+        let r = self
+            .node
+            .intr_signal_post(seg, SigpostFlags::from_bits_retain(flags));
+        self.outcome(Call::SigPost, &r)?;
+        prop_assert_eq!(
+            r,
+            exp.map(|_| ()),
+            "intr_signal_post({:?}, {:#x})",
+            seg,
+            flags
+        );
+        let coalesce = flags & SigpostFlags::NO_ACCUMULATE.bits() != 0;
+        match exp {
+            // An import rings its exporting segment.
+            Ok(MSeg::Import(ii)) => {
+                let ei = self.m.imports[ii].export;
+                ring(&mut self.m.exports[ei].events, coalesce);
+            }
+            // An export rings every import still connected to it (none if unpublished).
+            Ok(MSeg::Export(ei)) => {
+                let epoch = self.m.exports[ei].epoch;
+                let published = self.m.exports[ei].published.is_some();
+                for ii in 0..self.m.imports.len() {
+                    let im = &self.m.imports[ii];
+                    if im.export != ei || !im.live {
+                        continue;
+                    }
+                    if self.m.connected(ii) {
+                        ring(&mut self.m.imports[ii].events, coalesce);
+                        self.stats.imports_rung += 1;
+                    } else if published && im.epoch == epoch {
+                        // Aborted by a rebind while mapped: same epoch, still not rung.
+                        self.stats.rebind_aborted_not_rung += 1;
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// A live segment with a pending event, if there is one (index seed `i`).
+    fn pending_seg(&self, i: usize) -> Option<SegmentRef> {
+        let with_events: Vec<SegmentRef> = self
+            .m
+            .imports
+            .iter()
+            .filter(|i| i.live && i.events > 0)
+            .map(|i| SegmentRef::Import(i.h))
+            .chain(
+                self.m
+                    .exports
+                    .iter()
+                    .filter(|e| e.live && e.events > 0)
+                    .map(|e| SegmentRef::Export(e.h)),
+            )
+            .collect();
+        (!with_events.is_empty()).then(|| with_events[i % with_events.len()])
+    }
+
+    /// The segment a [`SegPick`] names; with `pending`, preferably one with a pending event.
+    fn seg_ref_pending(&self, s: SegPick, pending: bool) -> SegmentRef {
+        let i = match s {
+            SegPick::Import(Pick::Live(i)) | SegPick::Export(Pick::Live(i)) => i,
+            _ => 0,
+        };
+        pending
+            .then(|| self.pending_seg(i))
+            .flatten()
+            .unwrap_or_else(|| self.seg_ref(s))
+    }
+
+    fn wait(&mut self, s: SegPick, timeout: i32, pending: bool) -> TestResult {
+        self.wait_seg(self.seg_ref_pending(s, pending), timeout)
+    }
+
+    fn wait_seg(&mut self, seg: SegmentRef, timeout: i32) -> TestResult {
+        // Handle; a pending event is consumed; then an aborted import; then the timeout.
+        let exp = match self.m.live_seg(seg) {
+            None => Err(BadSegHndl),
+            Some(MSeg::Export(ei)) if self.m.exports[ei].events == 0 => Err(Timeout),
+            Some(MSeg::Import(ii)) if self.m.imports[ii].events == 0 => {
+                Err(if self.m.connected(ii) {
+                    Timeout
+                } else {
+                    ConnAborted
+                })
+            }
+            Some(t) => Ok(t),
+        };
+        let before = self.node.platform().now();
+        let r = self.node.intr_signal_wait(seg, timeout);
+        let after = self.node.platform().now();
+        self.outcome(Call::SigWait, &r)?;
+        prop_assert_eq!(
+            r,
+            exp.map(|_| ()),
+            "intr_signal_wait({:?}, {})",
+            seg,
+            timeout
+        );
+        // Simulated time: only a timed-out wait sleeps, exactly until its deadline.
+        let slept = if r == Err(Timeout) {
+            u64::try_from(timeout).unwrap_or(0)
+        } else {
+            0
+        };
+        prop_assert_eq!(
+            after,
+            before.add_millis(slept),
+            "simulated clock after the wait"
+        );
+        if let Ok(t) = exp {
+            *self.events_mut(t) -= 1;
+            self.stats.events_consumed += 1;
+        }
+        Ok(())
+    }
+
+    fn get_pollfd(&mut self, s: SegPick) -> TestResult {
+        let seg = self.seg_ref(s);
+        // §9.14: an unpublished export or a force-disconnected import is not pollable.
+        let exp = match self.m.live_seg(seg) {
+            None => Err(BadSegHndl),
+            Some(MSeg::Export(ei)) if self.m.exports[ei].published.is_none() => Err(BadSegHndl),
+            Some(MSeg::Import(ii)) if !self.m.connected(ii) => Err(BadSegHndl),
+            Some(t) => Ok(t),
+        };
+        let r = self.node.get_pollfd(seg);
+        self.outcome(Call::GetPollfd, &r)?;
+        let want = PollFd {
+            fd: PollSource::Segment(seg),
+            events: POLLRDNORM,
+            revents: 0,
+        };
+        prop_assert_eq!(r, exp.map(|_| want), "get_pollfd({:?})", seg);
+        if let Ok(t) = exp {
+            *self.pollfds_mut(t) += 1;
+        }
+        Ok(())
+    }
+
+    fn release_pollfd(&mut self, s: SegPick) -> TestResult {
+        let seg = self.seg_ref(s);
+        let exp = self.m.live_seg(seg).ok_or(BadSegHndl);
+        let r = self.node.release_pollfd(seg);
+        self.outcome(Call::ReleasePollfd, &r)?;
+        prop_assert_eq!(r, exp.map(|_| ()), "release_pollfd({:?})", seg);
+        if let Ok(t) = exp {
+            // Releasing with none held succeeds and changes nothing.
+            let c = self.pollfds_mut(t);
+            *c = c.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    fn wait_pollfd(&mut self, specs: &[PollSpec], timeout: i32) -> TestResult {
+        const GARBAGE_REVENTS: i16 = 0x7F7F;
+        let other = |fd: i32, _events: i16| if fd == 3 { POLLIN } else { 0 };
+        let mut fds: Vec<PollFd> = specs
+            .iter()
+            .map(|s| {
+                let fd = match *s {
+                    PollSpec::Seg(p, _, pending) => {
+                        PollSource::Segment(self.seg_ref_pending(p, pending))
+                    }
+                    PollSpec::Other(fd, _) => PollSource::Other(fd),
+                };
+                let events = match *s {
+                    PollSpec::Seg(_, e, _) | PollSpec::Other(_, e) => e,
+                };
+                PollFd {
+                    fd,
+                    events,
+                    revents: GARBAGE_REVENTS,
+                }
+            })
+            .collect();
+        // The callback's view: ordinary descriptors ≥ 0, once per scan.
+        let asked: Vec<(i32, i16)> = fds
+            .iter()
+            .filter_map(|f| match f.fd {
+                PollSource::Other(fd) if fd >= 0 => Some((fd, f.events)),
+                _ => None,
+            })
+            .collect();
+        let other_revents = |f: &PollFd| match f.fd {
+            PollSource::Other(fd) if fd >= 0 => other(fd, f.events),
+            _ => 0,
+        };
+        // Ready if any entry is: then one event is consumed per readable segment entry, in
+        // order, under one lock hold (`intr_signal_wait_pollfd`).
+        let mut any = false;
+        for f in &fds {
+            any |= match f.fd {
+                PollSource::Segment(seg) => self.m.seg_revents(seg, f.events, false) != 0,
+                PollSource::Other(_) => other_revents(f) != 0,
+            };
+        }
+        let want_revents: Vec<i16> = if any {
+            fds.iter()
+                .map(|f| match f.fd {
+                    PollSource::Segment(seg) => self.m.seg_revents(seg, f.events, true),
+                    PollSource::Other(_) => other_revents(f),
+                })
+                .collect()
+        } else {
+            vec![0; fds.len()]
+        };
+        let ready = want_revents.iter().filter(|&&r| r != 0).count();
+        let exp = if any { Ok(ready) } else { Err(Timeout) };
+
+        let mut calls = Vec::new();
+        let before = self.node.platform().now();
+        let r = self
+            .node
+            .intr_signal_wait_pollfd(&mut fds, timeout, |fd, events| {
+                calls.push((fd, events));
+                other(fd, events)
+            });
+        let after = self.node.platform().now();
+        self.outcome(Call::WaitPollfd, &r)?;
+        prop_assert_eq!(r, exp, "intr_signal_wait_pollfd({:?}, {})", specs, timeout);
+        let got: Vec<i16> = fds.iter().map(|f| f.revents).collect();
+        prop_assert_eq!(got, want_revents.clone(), "revents of {:?}", specs);
+        // The callback sees each ordinary descriptor ≥ 0 once per scan, in order; a call that
+        // times out re-checks them at least every 10 ms of its timeout (`OTHER_RECHECK_MS`).
+        let t = u64::try_from(timeout).unwrap_or(0);
+        if asked.is_empty() {
+            prop_assert!(
+                calls.is_empty(),
+                "callback called without ordinary descriptors"
+            );
+        } else {
+            let scans = calls.len() / asked.len();
+            prop_assert!(
+                calls.len() % asked.len() == 0 && calls.chunks(asked.len()).all(|c| c == asked),
+                "callback calls {:?} are not whole scans of {:?}",
+                calls,
+                asked
+            );
+            let min_scans = if r.is_ok() { 1 } else { t.div_ceil(10).max(1) };
+            prop_assert!(
+                scans as u64 >= min_scans,
+                "{} scans of the ordinary descriptors, want at least {}",
+                scans,
+                min_scans
+            );
+        }
+        let slept = if r.is_err() { t } else { 0 };
+        prop_assert_eq!(
+            after,
+            before.add_millis(slept),
+            "simulated clock after the poll"
+        );
+        for (f, &rv) in fds.iter().zip(&want_revents) {
+            if matches!(f.fd, PollSource::Segment(_)) {
+                match rv {
+                    POLLRDNORM => {
+                        self.stats.events_consumed += 1;
+                        self.stats.pollfd_consumed += 1;
+                    }
+                    POLLNVAL => self.stats.pollfd_nval += 1,
+                    POLLHUP => self.stats.pollfd_hup += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Mapping (§4.7)
+    // -----------------------------------------------------------------------------------------
+
+    fn map(
+        &mut self,
+        imp: Pick,
+        attr: MapAttr,
+        perm: Option<u32>,
+        off: MapOff,
+        len: MapLen,
+        fixed: FixedSpec,
+    ) -> TestResult {
+        // `Live` prefers a connected, unmapped import (the others come from the other picks).
+        let mappable: Vec<u64> = (0..self.m.imports.len())
+            .filter(|&ii| self.m.connected(ii) && self.m.imports[ii].map.is_none())
+            .map(|ii| self.m.imports[ii].h.into_raw())
+            .collect();
+        let raw = match imp {
+            Pick::Live(i) if !mappable.is_empty() => mappable[i % mappable.len()],
+            _ => self.pick(Kind::Import, imp),
+        };
+        let size = self.import_size(raw);
+        let perm = perm.unwrap_or_else(|| {
+            self.m
+                .imports
+                .iter()
+                .find(|i| i.h.into_raw() == raw)
+                .map_or(0o600, |i| i.info.perm.bits())
+        });
+        let as_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let offset = match off {
+            MapOff::Zero => 0,
+            MapOff::Page(k) => as_i64(usize::from(k) % 3 * PAGE_SIZE),
+            MapOff::Misaligned(s) => as_i64(1 + usize::from(s) % (PAGE_SIZE - 1)),
+            MapOff::Negative(page) => -as_i64(if page { PAGE_SIZE } else { 1 }),
+            MapOff::PastEnd => as_i64(size),
+        };
+        let rest = usize::try_from(offset)
+            .ok()
+            .filter(|&o| o <= size)
+            .map_or(PAGE_SIZE, |o| size - o);
+        let length = match len {
+            MapLen::Zero => 0,
+            MapLen::Whole => rest,
+            MapLen::Pages(k) => (1 + usize::from(k) % 3) * PAGE_SIZE,
+            MapLen::Bytes(n) => 1 + usize::from(n) % 9000,
+            MapLen::Over => rest + 1,
+        };
+        let mi = self.m.live_import(raw);
+        // Where the window would be: the exporter's pages at `offset`.
+        let base = mi.map_or(UNMAPPED, |ii| {
+            self.m.exports[self.m.imports[ii].export].region.addr()
+        });
+        let win = base + usize::try_from(offset).unwrap_or(0);
+        let fixed_addr = match fixed {
+            FixedSpec::None => None,
+            FixedSpec::Exact => Some(win),
+            FixedSpec::NextPage => Some(win + PAGE_SIZE),
+            FixedSpec::Misaligned => Some(win + 1),
+            FixedSpec::Zero => Some(0),
+        };
+        let perm_t = Permission::from_bits_retain(perm);
+        // Order documented on `import_map` (§4.7); every connection of the model is to this
+        // node, so step 11 (remote segment) never applies.
+        let exp = (|| {
+            let ii = mi.ok_or(BadSegHndl)?;
+            let im = &self.m.imports[ii];
+            if im.map.is_some() {
+                return Err(SegAlreadyMapped);
+            }
+            if !self.m.connected(ii) {
+                return Err(ConnAborted);
+            }
+            if perm > 0o600 || perm & !0o600 != 0 {
+                return Err(BadPerms);
+            }
+            if length == 0 {
+                return Err(BadLength);
+            }
+            let off = usize::try_from(offset).map_err(|_| BadLength)?;
+            if off.checked_add(length).is_none_or(|end| end > im.info.size) {
+                return Err(BadLength);
+            }
+            if off % PAGE_SIZE != 0 {
+                return Err(BadMemAlignment);
+            }
+            let window = FakeRegion::raw(win, length);
+            if attr == MapAttr::Fixed {
+                let at = fixed_addr.ok_or(BadMemAlignment)?;
+                if at % PAGE_SIZE != 0 {
+                    return Err(BadMemAlignment);
+                }
+                if at != window.addr() {
+                    return Err(MapFailed);
+                }
+            }
+            if !im.info.perm.contains(perm_t) {
+                return Err(BadPerms);
+            }
+            self.m.pin_check(&window)?;
+            Ok((ii, window))
+        })();
+        let r = self.node.import_map(
+            ImportHandle::from_raw(raw),
+            attr,
+            perm_t,
+            offset,
+            length,
+            fixed_addr,
+        );
+        self.outcome(Call::Map, &r)?;
+        prop_assert_eq!(
+            r,
+            exp.map(|(_, w)| w),
+            "import_map({:?}, perm {:o}, offset {}, length {}, fixed {:?})",
+            attr,
+            perm,
+            offset,
+            length,
+            fixed_addr
+        );
+        if let Ok((ii, window)) = exp {
+            // The mapping's own pin: held until unmap, whatever the exporter does.
+            self.m.pin(&window);
+            self.m.imports[ii].map = Some((window, perm_t));
+        }
+        Ok(())
+    }
+
+    fn targeted(&mut self, t: Target, i: usize) -> TestResult {
+        // Live force-disconnected imports: those a rebind aborted if any, else all of them.
+        fn aborted_first(m: &Model) -> Vec<usize> {
+            let live = |ii: &usize| m.imports[*ii].live;
+            let rebound: Vec<usize> = (0..m.imports.len())
+                .filter(live)
+                .filter(|&ii| m.imports[ii].aborted)
+                .collect();
+            if rebound.is_empty() {
+                (0..m.imports.len())
+                    .filter(live)
+                    .filter(|&ii| !m.connected(ii))
+                    .collect()
+            } else {
+                rebound
+            }
+        }
+        let m = &self.m;
+        let imports = m.imports.iter().filter(|im| im.live);
+        let exporter = |im: &MImport| &m.exports[im.export];
+        let raws: Vec<u64> = match t {
+            Target::DestroyMapped => imports
+                .filter(|im| im.map.is_some() && exporter(im).live)
+                .map(|im| exporter(im).h.into_raw())
+                .collect(),
+            Target::DestroyPolled => m
+                .exports
+                .iter()
+                .filter(|e| e.live && e.pollfds > 0)
+                .map(|e| e.h.into_raw())
+                .collect(),
+            Target::DisconnectPolled => imports
+                .filter(|im| im.pollfds > 0)
+                .map(|im| im.h.into_raw())
+                .collect(),
+            Target::DisconnectMapped => imports
+                .filter(|im| im.map.is_some())
+                .map(|im| im.h.into_raw())
+                .collect(),
+            Target::UnpublishImported => imports
+                .filter(|im| exporter(im).live && exporter(im).published.is_some())
+                .map(|im| exporter(im).h.into_raw())
+                .collect(),
+            // Imports aborted by a rebind first: their exporter is still published at the
+            // same epoch, so only the abort itself keeps them from being rung.
+            Target::PostAbortedExporter => aborted_first(m)
+                .into_iter()
+                .map(|ii| exporter(&m.imports[ii]))
+                .filter(|e| e.live)
+                .map(|e| e.h.into_raw())
+                .collect(),
+            Target::WaitAborted => aborted_first(m)
+                .into_iter()
+                .map(|ii| m.imports[ii].h.into_raw())
+                .collect(),
+        };
+        let export = matches!(
+            t,
+            Target::DestroyMapped
+                | Target::DestroyPolled
+                | Target::UnpublishImported
+                | Target::PostAbortedExporter
+        );
+        let kind = if export { Kind::Export } else { Kind::Import };
+        let raw = match raws.len() {
+            0 => self.pick(kind, Pick::Live(i)),
+            n => raws[i % n],
+        };
+        match t {
+            Target::DestroyMapped | Target::DestroyPolled => self.destroy_raw(raw),
+            Target::UnpublishImported => self.unpublish_raw(raw),
+            Target::DisconnectPolled | Target::DisconnectMapped => self.disconnect_raw(raw),
+            Target::PostAbortedExporter => {
+                let seg = SegmentRef::Export(ExportHandle::from_raw(raw));
+                self.post_seg(seg, 0)
+            }
+            Target::WaitAborted => {
+                let seg = SegmentRef::Import(ImportHandle::from_raw(raw));
+                self.wait_seg(seg, 0)
+            }
+        }
+    }
+
+    /// An import handle: for `Pick::Live`, a mapped live import if there is one.
+    fn pick_mapped(&self, p: Pick) -> u64 {
+        let mapped: Vec<u64> = self
+            .m
+            .imports
+            .iter()
+            .filter(|i| i.live && i.map.is_some())
+            .map(|i| i.h.into_raw())
+            .collect();
+        match p {
+            Pick::Live(i) if !mapped.is_empty() => mapped[i % mapped.len()],
+            _ => self.pick(Kind::Import, p),
+        }
+    }
+
+    fn unmap(&mut self, p: Pick) -> TestResult {
+        let raw = self.pick_mapped(p);
+        let exp = self.m.live_import(raw).ok_or(BadSegHndl).and_then(|ii| {
+            self.m.imports[ii]
+                .map
+                .map(|(w, _)| (ii, w))
+                .ok_or(SegNotMapped)
+        });
+        let r = self.node.import_unmap(ImportHandle::from_raw(raw));
+        self.outcome(Call::Unmap, &r)?;
+        prop_assert_eq!(r, exp.map(|_| ()), "import_unmap");
+        if let Ok((ii, w)) = exp {
+            self.m.unpin(&w);
+            self.m.imports[ii].map = None;
+        }
+        Ok(())
+    }
+
+    /// A CPU store through the mapped window (the exporter's pages themselves, even after a
+    /// forced disconnect): later get/getv and the memory check must see it.
+    fn poke(&mut self, p: Pick, a: u16, b: u16) -> TestResult {
+        let raw = self.pick_mapped(p);
+        let Some(ii) = self.m.live_import(raw) else {
+            return Ok(());
+        };
+        let Some((w, _)) = self.m.imports[ii].map else {
+            return Ok(());
+        };
+        let off = usize::from(a) % w.len();
+        let n = 1 + usize::from(b) % (w.len() - off).min(64);
+        let data = fill(u64::from(a) << 16 | u64::from(b), n);
+        self.node.platform().write(&w, off, &data);
+        self.m.write(w.addr() + off, &data);
+        self.stats.pokes += 1;
+        self.check_memory()
+    }
+
     /// The fake memory equals the model, byte for byte.
     fn check_memory(&self) -> TestResult {
         for (i, r) in self.m.pool.iter().enumerate() {
@@ -1729,6 +3439,69 @@ impl Harness {
         }
         for im in self.m.imports.iter().filter(|i| i.live) {
             prop_assert_eq!(self.node.import_info(im.h), Ok(im.info));
+            prop_assert_eq!(self.node.import_mapping(im.h), Ok(im.map), "import_mapping");
+            let mode = if im.implicit {
+                BarrierMode::Implicit
+            } else {
+                BarrierMode::Explicit
+            };
+            prop_assert_eq!(self.node.get_mode(im.h), Ok(mode));
+        }
+        // Zero-length put/get are validated no-ops: they observe the handle state, the
+        // permission, the implicit-mode barrier and the forced disconnect without side effects.
+        for im in self.m.imports.iter().filter(|i| i.live) {
+            let raw = im.h.into_raw();
+            prop_assert_eq!(
+                self.node.get(im.h, 0, &mut []),
+                self.model_access(false, 1, raw, 0, 0).map(|_| ()),
+                "zero-length get probe"
+            );
+            prop_assert_eq!(
+                self.node.put64(im.h, 8, &[]),
+                self.model_access(true, 8, raw, 8, 0).map(|_| ()),
+                "zero-length put64 probe"
+            );
+        }
+        // No phantom events: a segment the model says has none pending reports so to a
+        // zero-timeout wait (which then consumes nothing and does not move the clock).
+        let now = self.node.platform().now();
+        for (ii, im) in self.m.imports.iter().enumerate() {
+            if im.live && im.events == 0 {
+                let want = if self.m.connected(ii) {
+                    Timeout
+                } else {
+                    ConnAborted
+                };
+                prop_assert_eq!(
+                    self.node.intr_signal_wait(im.h.into(), 0),
+                    Err(want),
+                    "import with no pending event"
+                );
+            }
+        }
+        for ex in self.m.exports.iter().filter(|e| e.live && e.events == 0) {
+            prop_assert_eq!(
+                self.node.intr_signal_wait(ex.h.into(), 0),
+                Err(Timeout),
+                "export with no pending event"
+            );
+        }
+        prop_assert_eq!(self.node.platform().now(), now, "a zero-timeout wait slept");
+        for (b, mb) in self.bars.iter().zip(&self.m.bars) {
+            let init = mb.phase != Phase::Uninit;
+            prop_assert_eq!(b.is_initialized(), init, "barrier storage {:?}", mb);
+            prop_assert_eq!(
+                b.is_open(),
+                mb.phase == Phase::Opened,
+                "barrier storage {:?}",
+                mb
+            );
+            prop_assert_eq!(
+                b.segment(),
+                init.then(|| self.m.imports[mb.import].h),
+                "barrier storage {:?}",
+                mb
+            );
         }
         Ok(())
     }
@@ -1758,6 +3531,32 @@ impl Harness {
             self.m.unpin(&region);
             self.m.locals[li].live = false;
         }
+        // Barriers hold nothing in the node, but destroy them as an application would.
+        for k in 0..NB {
+            if self.m.bars[k].phase != Phase::Uninit {
+                self.destroy_barrier(k as u8)?;
+            }
+        }
+        // Unmap and release every poll descriptor first: disconnect and destroy refuse
+        // otherwise (checked by the property); one release too many is a no-op.
+        for ii in 0..self.m.imports.len() {
+            if !self.m.imports[ii].live {
+                continue;
+            }
+            let h = self.m.imports[ii].h;
+            if let Some((w, _)) = self.m.imports[ii].map.take() {
+                prop_assert_eq!(self.node.import_unmap(h), Ok(()));
+                self.m.unpin(&w);
+            }
+            for _ in 0..=std::mem::take(&mut self.m.imports[ii].pollfds) {
+                prop_assert_eq!(self.node.release_pollfd(h.into()), Ok(()));
+            }
+        }
+        for ex in self.m.exports.iter_mut().filter(|e| e.live) {
+            for _ in 0..=std::mem::take(&mut ex.pollfds) {
+                prop_assert_eq!(self.node.release_pollfd(ex.h.into()), Ok(()));
+            }
+        }
         for im in self.m.imports.iter_mut().filter(|i| i.live) {
             prop_assert_eq!(self.node.import_disconnect(im.h), Ok(()));
             im.live = false;
@@ -1779,6 +3578,19 @@ impl Harness {
         prop_assert_eq!(self.node.platform().pinned_pages(), 0, "leaked pins");
         self.check_memory()
     }
+}
+
+/// Native-endian items from bytes (the N-bit put forms).
+fn to_items<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunk of N bytes")))
+        .collect()
+}
+
+/// The bytes of native-endian items (the N-bit get forms).
+fn from_items<const N: usize, T: Copy>(items: &[T], f: fn(T) -> [u8; N]) -> Vec<u8> {
+    items.iter().flat_map(|&x| f(x)).collect()
 }
 
 /// Offsets and length of an entry of `shape` for a local side of `local_len` bytes and a
@@ -1842,7 +3654,7 @@ fn run_sequence(s: &Setup, ops: &[Op]) -> Result<Stats, TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(512))]
 
     /// Property 1 (see the module docs).
     #[test]
@@ -1857,14 +3669,14 @@ fn random_sequences_reach_the_interesting_paths() {
     let mut runner = TestRunner::deterministic();
     let strategy = sequence();
     let mut total = Stats::default();
-    for _ in 0..48 {
+    let n: usize = std::env::var("RSM_PROP_SEQS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(160);
+    for _ in 0..n {
         let (s, ops) = strategy.new_tree(&mut runner).unwrap().current();
         let stats = run_sequence(&s, &ops).unwrap_or_else(|e| panic!("{e}"));
-        for (k, v) in stats.outcomes {
-            *total.outcomes.entry(k).or_insert(0) += v;
-        }
-        total.partial_transfers += stats.partial_transfers;
-        total.bytes_moved_ok += stats.bytes_moved_ok;
+        total.add(stats);
     }
     let must = [
         (Call::Putv, None),
@@ -1891,11 +3703,80 @@ fn random_sequences_reach_the_interesting_paths() {
         (Call::Disconnect, Some(BadSegHndl)),
         (Call::ExportDestroy, None),
         (Call::ReleaseController, Some(BadCtlrHndl)),
+        // put/get (§4.5): success and each step of the check order.
+        (Call::Put, None),
+        (Call::Get, None),
+        (Call::Put, Some(BadSegHndl)),
+        (Call::Get, Some(BadMemAlignment)),
+        (Call::Put, Some(PermDenied)),
+        (Call::Get, Some(BadOffset)),
+        (Call::Put, Some(BarrierUninitialized)),
+        (Call::Get, Some(BarrierUninitialized)),
+        (Call::Put, Some(ConnAborted)),
+        // Barriers and modes (§4.8).
+        (Call::InitBarrier, None),
+        (Call::InitBarrier, Some(BadSegHndl)),
+        (Call::OpenBarrier, None),
+        (Call::OpenBarrier, Some(BarrierUninitialized)),
+        (Call::OpenBarrier, Some(BadSegHndl)),
+        (Call::OrderBarrier, None),
+        (Call::OrderBarrier, Some(BarrierNotOpened)),
+        (Call::CloseBarrier, None),
+        (Call::CloseBarrier, Some(BarrierNotOpened)),
+        (Call::CloseBarrier, Some(ConnAborted)),
+        (Call::DestroyBarrier, None),
+        (Call::DestroyBarrier, Some(BarrierUninitialized)),
+        (Call::SetMode, None),
+        (Call::SetMode, Some(BadMode)),
+        (Call::GetMode, None),
+        (Call::GetMode, Some(BadSegHndl)),
+        // Events and poll descriptors (§4.9).
+        (Call::SigPost, None),
+        (Call::SigPost, Some(BadSegHndl)),
+        (Call::SigPost, Some(ConnAborted)),
+        (Call::SigWait, None),
+        (Call::SigWait, Some(Timeout)),
+        (Call::SigWait, Some(ConnAborted)),
+        (Call::SigWait, Some(BadSegHndl)),
+        (Call::GetPollfd, None),
+        (Call::GetPollfd, Some(BadSegHndl)),
+        (Call::ReleasePollfd, None),
+        (Call::ReleasePollfd, Some(BadSegHndl)),
+        (Call::WaitPollfd, None),
+        (Call::WaitPollfd, Some(Timeout)),
+        (Call::ExportDestroy, Some(PollfdInUse)),
+        (Call::Disconnect, Some(PollfdInUse)),
+        // Mapping (§4.7).
+        (Call::Map, None),
+        (Call::Map, Some(SegAlreadyMapped)),
+        (Call::Map, Some(ConnAborted)),
+        (Call::Map, Some(BadPerms)),
+        (Call::Map, Some(BadLength)),
+        (Call::Map, Some(BadMemAlignment)),
+        (Call::Map, Some(MapFailed)),
+        (Call::Map, Some(BadSegHndl)),
+        (Call::Unmap, None),
+        (Call::Unmap, Some(SegNotMapped)),
+        (Call::Disconnect, Some(SegStillMapped)),
     ];
     if std::env::var_os("RSM_PROP_STATS").is_some() {
         eprintln!(
-            "outcomes {:?}\npartial transfers {}, bytes moved {}",
-            total.outcomes, total.partial_transfers, total.bytes_moved_ok
+            "outcomes {:?}\npartial transfers {}, bytes moved {}, access widths {:?}, \
+             imports rung {}, events consumed {}, pollfd consumed/nval/hup {}/{}/{}, \
+             rebind aborts {} (then not rung {}), orphan maps {}, pokes {}",
+            total.outcomes,
+            total.partial_transfers,
+            total.bytes_moved_ok,
+            total.access_ok,
+            total.imports_rung,
+            total.events_consumed,
+            total.pollfd_consumed,
+            total.pollfd_nval,
+            total.pollfd_hup,
+            total.rebind_aborts,
+            total.rebind_aborted_not_rung,
+            total.orphan_maps,
+            total.pokes
         );
     }
     let missing: Vec<_> = must
@@ -1909,6 +3790,39 @@ fn random_sequences_reach_the_interesting_paths() {
     );
     assert!(total.partial_transfers > 0, "no partial transfer reached");
     assert!(total.bytes_moved_ok > 0, "no bytes ever moved");
+    for put in [false, true] {
+        for w in Width::ALL {
+            assert!(
+                total.access_ok.contains(&(put, w)),
+                "no successful {} of width {w:?}",
+                if put { "put" } else { "get" }
+            );
+        }
+    }
+    assert!(
+        total.imports_rung > 0,
+        "an export post never rang an import"
+    );
+    assert!(total.events_consumed > 0, "no event ever consumed");
+    assert!(
+        total.pollfd_consumed > 0,
+        "wait_pollfd never consumed an event"
+    );
+    assert!(total.pollfd_nval > 0, "wait_pollfd never reported POLLNVAL");
+    assert!(total.pollfd_hup > 0, "wait_pollfd never reported POLLHUP");
+    assert!(
+        total.rebind_aborts > 0,
+        "a rebind never aborted a mapped import"
+    );
+    assert!(
+        total.rebind_aborted_not_rung > 0,
+        "an export post never skipped an import a rebind aborted"
+    );
+    assert!(
+        total.orphan_maps > 0,
+        "no mapping ever outlived its exporter"
+    );
+    assert!(total.pokes > 0, "no store through a mapped window");
 }
 
 // =============================================================================================
