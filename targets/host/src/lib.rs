@@ -34,6 +34,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod intervals;
 mod pages;
 mod platform;
 mod region;

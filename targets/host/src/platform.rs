@@ -1,12 +1,11 @@
 //! [`HostPlatform`]: pinning with `mlock`, memmove copies, a monotonic clock and an event count.
 
 use crate::error::HostError;
-use crate::pages::{self, lock, GLOBAL};
+use crate::pages::{self, lock, PinError, GLOBAL};
 use crate::region::MemRegion;
 use core::fmt;
 use core::ptr;
 use rsm_hal::{Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -43,6 +42,10 @@ impl HostPin {
 /// process-wide, so several platforms in one process (e.g. several nodes in one test) may pin
 /// the same page safely; the page counts and the quota below are per platform.
 ///
+/// The counts are kept per interval of pages with one count, in one process-wide table behind
+/// one mutex: a pin or unpin takes one lock, and its cost depends on the number of pinned
+/// intervals it overlaps, not on its number of pages.
+///
 /// Pinning is all-or-nothing: on any error no count changes and nothing stays locked.
 /// Errors: a NULL, empty or wrapping region → [`ErrorKind::BadAddress`]; over the quota →
 /// [`ErrorKind::QuotaExceeded`]; `mlock` failing with `ENOMEM`/`EAGAIN` (over
@@ -67,8 +70,8 @@ pub struct HostPlatform {
     mlock: bool,
     /// The quota in pages, if any.
     quota_pages: Option<usize>,
-    /// Page number → this platform's pin count (only pages with a count > 0).
-    pins: Mutex<HashMap<usize, u32>>,
+    /// This platform's slot in the process-wide pin table ([`GLOBAL`]).
+    slot: usize,
     origin: std::time::Instant,
     events: Mutex<u64>,
     cv: Condvar,
@@ -98,7 +101,7 @@ impl HostPlatform {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             mlock: true,
             quota_pages: None,
-            pins: Mutex::new(HashMap::new()),
+            slot: lock(&GLOBAL).register(),
             origin: std::time::Instant::now(),
             events: Mutex::new(0),
             cv: Condvar::new(),
@@ -147,7 +150,7 @@ impl HostPlatform {
 
     /// The number of distinct pages this platform has pinned now.
     pub fn pinned_pages(&self) -> usize {
-        lock(&self.pins).len()
+        lock(&GLOBAL).pinned_pages(self.slot)
     }
 
     /// The bytes this platform has pinned now (distinct pages × page size).
@@ -155,10 +158,10 @@ impl HostPlatform {
         self.pinned_pages() << pages::page_shift()
     }
 
-    /// Map a failed `mlock` of the run `start..start+count` to an error.
-    fn mlock_error(start: usize, count: usize, errno: i32) -> HostError {
+    /// Map a failed `mlock` of the pages `run` to an error.
+    fn mlock_error(run: core::ops::Range<usize>, errno: i32) -> HostError {
         let kind = match errno {
-            libc::ENOMEM if !pages::mapped(start, count) => ErrorKind::BadAddress,
+            libc::ENOMEM if !pages::mapped(run) => ErrorKind::BadAddress,
             libc::ENOMEM | libc::EAGAIN => ErrorKind::OutOfMemory,
             libc::EPERM => ErrorKind::PermissionDenied,
             _ => ErrorKind::BadAddress,
@@ -170,23 +173,7 @@ impl HostPlatform {
 impl Drop for HostPlatform {
     /// Release every pin still held, so pages of a dropped platform do not stay locked.
     fn drop(&mut self) {
-        let mine = std::mem::take(&mut *lock(&self.pins));
-        if mine.is_empty() {
-            return;
-        }
-        let mut held: Vec<(usize, u32)> = mine.into_iter().collect();
-        held.sort_unstable();
-        let mut global = lock(&GLOBAL);
-        for &(page, n) in &held {
-            pages::release_one(&mut global, page, n, self.mlock);
-        }
-        if self.mlock {
-            for &(page, _) in &held {
-                if pages::unlocked(&global, page) {
-                    pages::munlock(page, 1);
-                }
-            }
-        }
+        lock(&GLOBAL).unregister(self.slot, self.mlock, pages::munlock);
     }
 }
 
@@ -198,51 +185,24 @@ impl Memory for HostPlatform {
     fn pin(&self, region: &MemRegion) -> Result<HostPin, HostError> {
         let span = pages::page_span(region.addr(), region.len())
             .ok_or(HostError::new(ErrorKind::BadAddress))?;
-        let mut mine = lock(&self.pins);
-        let mut global = lock(&GLOBAL);
-
-        // Check everything before changing anything.
-        let mut new_pages = 0usize;
-        for p in span.clone() {
-            match mine.get(&p) {
-                None => new_pages += 1,
-                Some(&u32::MAX) => return Err(HostError::new(ErrorKind::Other)),
-                Some(_) => {}
-            }
-            if global.get(&p).is_some_and(|e| e.pins == u32::MAX) {
-                return Err(HostError::new(ErrorKind::Other));
-            }
+        let pinned = lock(&GLOBAL).pin(
+            self.slot,
+            span.clone(),
+            self.mlock,
+            self.quota_pages,
+            pages::mlock,
+            pages::munlock,
+        );
+        match pinned {
+            Ok(()) => Ok(HostPin {
+                platform: self.id,
+                first_page: span.start,
+                pages: span.len(),
+            }),
+            Err(PinError::Quota) => Err(HostError::new(ErrorKind::QuotaExceeded)),
+            Err(PinError::Limit) => Err(HostError::new(ErrorKind::Other)),
+            Err(PinError::Lock { run, err }) => Err(HostPlatform::mlock_error(run, err)),
         }
-        if let Some(q) = self.quota_pages {
-            if mine.len().saturating_add(new_pages) > q {
-                return Err(HostError::new(ErrorKind::QuotaExceeded));
-            }
-        }
-        if self.mlock {
-            let locked =
-                pages::for_each_run(span.clone(), |p| pages::unlocked(&global, p), pages::mlock);
-            if let Err((start, count, errno)) = locked {
-                // Undo what this call locked: the runs before the failing one, and the part of
-                // the failing run the kernel may have locked before it hit a hole. The table is
-                // unchanged, so the same predicate finds exactly these pages.
-                pages::munlock_released(&global, span.start..start + count);
-                return Err(HostPlatform::mlock_error(start, count, errno));
-            }
-        }
-
-        for p in span.clone() {
-            *mine.entry(p).or_insert(0) += 1;
-            let e = global.entry(p).or_default();
-            e.pins += 1;
-            if self.mlock {
-                e.locks += 1;
-            }
-        }
-        Ok(HostPin {
-            platform: self.id,
-            first_page: span.start,
-            pages: span.len(),
-        })
     }
 
     fn unpin(&self, pin: HostPin) {
@@ -251,26 +211,7 @@ impl Memory for HostPlatform {
             return;
         }
         let span = pin.first_page..pin.first_page + pin.pages;
-        let mut mine = lock(&self.pins);
-        let mut global = lock(&GLOBAL);
-        for p in span.clone() {
-            match mine.get_mut(&p) {
-                Some(c) if *c > 1 => *c -= 1,
-                Some(_) => {
-                    mine.remove(&p);
-                }
-                None => {
-                    debug_assert!(false, "rsm-host: unpin of a page that is not pinned");
-                    continue;
-                }
-            }
-            pages::release_one(&mut global, p, 1, self.mlock);
-        }
-        if self.mlock {
-            // Every page of the span was locked by this pin, so the unlocked ones now are
-            // exactly those whose last lock this call released.
-            pages::munlock_released(&global, span);
-        }
+        lock(&GLOBAL).unpin(self.slot, span, self.mlock, pages::munlock);
     }
 
     fn copy(

@@ -1,7 +1,7 @@
 //! Unit tests of the platform. These run in parallel threads of one process, so they check the
 //! per-platform and process-wide tables, not `VmLck` (see `tests/vmlck.rs` for that).
 
-use crate::pages::{lock, page_size, PageEntry, GLOBAL};
+use crate::pages::{lock, page_size, GLOBAL};
 use crate::{HostPlatform, MemRegion, PinnedBuf};
 use rsm_hal::{Clock, ErrorKind, Instant, Memory, Region, Wait};
 use std::sync::Arc;
@@ -13,9 +13,7 @@ fn ps() -> usize {
 
 /// The process-wide entry of the page containing `addr`.
 fn global_entry(addr: usize) -> Option<(u32, u32)> {
-    lock(&GLOBAL)
-        .get(&(addr / ps()))
-        .map(|e: &PageEntry| (e.pins, e.locks))
+    lock(&GLOBAL).shared_counts(addr / ps())
 }
 
 /// `true` if no page of `buf` is in the process-wide table.
@@ -485,4 +483,297 @@ fn write_and_read_between_slices_and_regions() {
     assert_eq!(rsm_hal::Error::kind(&e), ErrorKind::BadAddress);
     assert_eq!(r.slice(8, 8).map(|s| s.addr()), Some(r.addr() + 8));
     assert!(r.slice(60, 8).is_none());
+}
+
+/// Property tests: random pin/unpin sequences over overlapping ranges, checked after every step
+/// against a plain model with a count per page.
+mod model {
+    use super::*;
+    use crate::pages::{PinError, PinTable};
+    use crate::HostPin;
+    use proptest::prelude::*;
+    use std::cell::RefCell;
+    use std::ops::Range;
+
+    /// Pages of the buffer (or page numbers of the table) the operations work on.
+    const PAGES: usize = 24;
+
+    /// An operation of a random sequence.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Platform `who` pins `len` bytes at byte `off` (clipped to the buffer).
+        Pin { who: usize, off: usize, len: usize },
+        /// Platform `who` unpins one of its pins (`pick` modulo their number).
+        Unpin { who: usize, pick: usize },
+        /// Platform `who` is dropped (with the pins it holds) and replaced by a fresh one.
+        Drop { who: usize },
+        /// Page `page` becomes unmapped or mapped again (its `mlock` fails while unmapped).
+        Hole { page: usize },
+    }
+
+    /// Random operations on `platforms` platforms. Offsets and lengths are in 1/4096 of a
+    /// page, so that regions start and end inside pages and cross page boundaries.
+    fn ops(platforms: usize, drops: bool, holes: bool) -> impl Strategy<Value = Vec<Op>> {
+        let pin = (0..platforms, 0..PAGES * 4096, 1..6 * 4096usize)
+            .prop_map(|(who, off, len)| Op::Pin { who, off, len });
+        let unpin = (0..platforms, any::<usize>()).prop_map(|(who, pick)| Op::Unpin { who, pick });
+        let drop = (0..platforms).prop_map(|who| Op::Drop { who });
+        let hole = (0..PAGES).prop_map(|page| Op::Hole { page });
+        let op = prop_oneof![
+            6 => pin,
+            5 => unpin,
+            u32::from(drops) => drop,
+            u32::from(holes) => hole,
+        ];
+        proptest::collection::vec(op, 1..80)
+    }
+
+    /// `(off, len)` in bytes of a generated pin, clipped to `PAGES` pages of `page` bytes.
+    fn bytes(off: usize, len: usize, page: usize) -> (usize, usize) {
+        let off = off * page / 4096;
+        let len = (len * page / 4096).clamp(1, PAGES * page - off);
+        (off, len)
+    }
+
+    /// The maximal runs of pages of `span` for which `pred` holds.
+    fn model_runs(span: Range<usize>, pred: impl Fn(usize) -> bool) -> Vec<Range<usize>> {
+        let mut out: Vec<Range<usize>> = Vec::new();
+        for p in span.filter(|&p| pred(p)) {
+            match out.last_mut() {
+                Some(r) if r.end == p => r.end = p + 1,
+                _ => out.push(p..p + 1),
+            }
+        }
+        out
+    }
+
+    fn distinct(counts: &[u32]) -> usize {
+        counts.iter().filter(|&&c| c > 0).count()
+    }
+
+    /// The quota decision of the model: may `counts` take a pin of `span` under `quota`?
+    fn fits(counts: &[u32], span: Range<usize>, quota: Option<usize>) -> bool {
+        let new = span.filter(|&p| counts[p] == 0).count();
+        quota.is_none_or(|q| distinct(counts) + new <= q)
+    }
+
+    fn platform(quota: Option<usize>) -> HostPlatform {
+        let p = HostPlatform::without_mlock();
+        match quota {
+            Some(q) => p.limit_pins(q * ps()),
+            None => p,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Two `without_mlock` platforms pinning overlapping regions of one buffer: quota
+        /// decisions, `pinned_pages`/`pinned_bytes` and the process-wide counts of the buffer's
+        /// pages agree with a count per page after every step, including drops.
+        #[test]
+        fn platforms_match_a_page_model(
+            quotas in [proptest::option::of(0..PAGES + 4), proptest::option::of(0..PAGES + 4)],
+            ops in ops(2, true, false),
+        ) {
+            let ps = ps();
+            let buf = PinnedBuf::new(PAGES * ps).unwrap();
+            let base = buf.as_ptr() as usize / ps;
+            let mut platforms = quotas.map(platform);
+            let mut counts = [[0u32; PAGES]; 2];
+            let mut held: [Vec<(HostPin, Range<usize>)>; 2] = Default::default();
+            for op in ops {
+                match op {
+                    Op::Pin { who, off, len } => {
+                        let (off, len) = bytes(off, len, ps);
+                        let span = off / ps..(off + len - 1) / ps + 1;
+                        let allowed = fits(&counts[who], span.clone(), quotas[who]);
+                        match platforms[who].pin(&buf.subregion(off, len).unwrap()) {
+                            Ok(pin) => {
+                                prop_assert!(allowed, "pinned over the quota");
+                                prop_assert_eq!(pin.pages(), span.len());
+                                span.clone().for_each(|p| counts[who][p] += 1);
+                                held[who].push((pin, span));
+                            }
+                            Err(e) => {
+                                prop_assert!(!allowed, "refused within the quota: {:?}", e);
+                                prop_assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+                            }
+                        }
+                    }
+                    Op::Unpin { who, pick } => {
+                        if held[who].is_empty() {
+                            continue;
+                        }
+                        let n = held[who].len();
+                        let (pin, span) = held[who].swap_remove(pick % n);
+                        platforms[who].unpin(pin);
+                        span.for_each(|p| counts[who][p] -= 1);
+                    }
+                    Op::Drop { who } => {
+                        // Dropping the platform releases its pins (the proofs become void).
+                        platforms[who] = platform(quotas[who]);
+                        held[who].clear();
+                        counts[who] = [0; PAGES];
+                    }
+                    Op::Hole { .. } => {}
+                }
+                for who in 0..2 {
+                    prop_assert_eq!(platforms[who].pinned_pages(), distinct(&counts[who]));
+                    prop_assert_eq!(platforms[who].pinned_bytes(), distinct(&counts[who]) * ps);
+                }
+                let table = lock(&GLOBAL);
+                table.check();
+                for (p, (a, b)) in counts[0].iter().zip(&counts[1]).enumerate() {
+                    let n = a + b;
+                    let expect = (n > 0).then_some((n, 0));
+                    prop_assert_eq!(table.shared_counts(base + p), expect, "page {}", p);
+                }
+            }
+            drop(platforms);
+            prop_assert!(untouched(&buf));
+        }
+
+        /// The pin table with two `mlock` platforms and one without, and a fake kernel: the
+        /// runs it locks and unlocks are exactly the maximal runs of pages whose process-wide
+        /// lock count goes 0 → 1 and 1 → 0, a failing lock (a hole in the range) is rolled back
+        /// including the failing run, and the fake kernel's locked pages always equal the pages
+        /// that some `mlock` platform pins.
+        #[test]
+        fn table_lock_runs_match_a_page_model(
+            quotas in [
+                proptest::option::of(0..PAGES + 4),
+                proptest::option::of(0..PAGES + 4),
+                proptest::option::of(0..PAGES + 4),
+            ],
+            ops in ops(3, true, true),
+        ) {
+            const MLOCK: [bool; 3] = [true, true, false];
+            let mut t = PinTable::new();
+            let mut slots = [t.register(), t.register(), t.register()];
+            let mut counts = [[0u32; PAGES]; 3];
+            let mut held: [Vec<Range<usize>>; 3] = Default::default();
+            let holes = RefCell::new([false; PAGES]);
+            let kernel = RefCell::new([false; PAGES]);
+            let (locked, unlocked) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
+            let lock = |run: Range<usize>| {
+                locked.borrow_mut().push(run.clone());
+                // Like the kernel: lock page by page up to a hole.
+                for p in run {
+                    if holes.borrow()[p] {
+                        return Err(libc::ENOMEM);
+                    }
+                    kernel.borrow_mut()[p] = true;
+                }
+                Ok(())
+            };
+            let unlock = |run: Range<usize>| {
+                prop_assert!(!run.is_empty());
+                unlocked.borrow_mut().push(run.clone());
+                run.for_each(|p| kernel.borrow_mut()[p] = false);
+                Ok(())
+            };
+            let locks = |counts: &[[u32; PAGES]; 3], p: usize| -> u32 {
+                (0..3).filter(|&w| MLOCK[w]).map(|w| counts[w][p]).sum()
+            };
+            for op in ops {
+                locked.borrow_mut().clear();
+                unlocked.borrow_mut().clear();
+                let mut unlock_err = Ok(());
+                let mut unlock_fn = |run| {
+                    if let Err(e) = unlock(run) {
+                        unlock_err = Err(e);
+                    }
+                };
+                match op {
+                    Op::Pin { who, off, len } => {
+                        let (start, len) = (off / 4096, len / 4096 + 1);
+                        let span = start..(start + len).min(PAGES);
+                        let to_lock = if MLOCK[who] {
+                            model_runs(span.clone(), |p| locks(&counts, p) == 0)
+                        } else {
+                            Vec::new()
+                        };
+                        let hole = |r: &Range<usize>| r.clone().any(|p| holes.borrow()[p]);
+                        let failing = to_lock.iter().position(hole);
+                        let r = t.pin(
+                            slots[who],
+                            span.clone(),
+                            MLOCK[who],
+                            quotas[who],
+                            lock,
+                            &mut unlock_fn,
+                        );
+                        if !fits(&counts[who], span.clone(), quotas[who]) {
+                            prop_assert_eq!(r, Err(PinError::Quota));
+                            prop_assert!(locked.borrow().is_empty());
+                            prop_assert!(unlocked.borrow().is_empty());
+                        } else if let Some(k) = failing {
+                            prop_assert_eq!(
+                                r,
+                                Err(PinError::Lock { run: to_lock[k].clone(), err: libc::ENOMEM })
+                            );
+                            prop_assert_eq!(&*locked.borrow(), &to_lock[..=k]);
+                            prop_assert_eq!(&*unlocked.borrow(), &to_lock[..=k]);
+                        } else {
+                            prop_assert_eq!(r, Ok(()));
+                            prop_assert_eq!(&*locked.borrow(), &to_lock);
+                            prop_assert!(unlocked.borrow().is_empty());
+                            span.clone().for_each(|p| counts[who][p] += 1);
+                            held[who].push(span);
+                        }
+                    }
+                    Op::Unpin { who, pick } => {
+                        if held[who].is_empty() {
+                            continue;
+                        }
+                        let n = held[who].len();
+                        let span = held[who].swap_remove(pick % n);
+                        t.unpin(slots[who], span.clone(), MLOCK[who], &mut unlock_fn);
+                        span.clone().for_each(|p| counts[who][p] -= 1);
+                        let expect = if MLOCK[who] {
+                            model_runs(span, |p| locks(&counts, p) == 0)
+                        } else {
+                            Vec::new()
+                        };
+                        prop_assert_eq!(&*unlocked.borrow(), &expect);
+                    }
+                    Op::Drop { who } => {
+                        let before: Vec<u32> = (0..PAGES).map(|p| locks(&counts, p)).collect();
+                        t.unregister(slots[who], MLOCK[who], &mut unlock_fn);
+                        counts[who] = [0; PAGES];
+                        held[who].clear();
+                        slots[who] = t.register();
+                        // Exactly the pages whose last lock went, each once, in ascending
+                        // maximal runs of the platform's pinned pages.
+                        let mut got: Vec<usize> =
+                            unlocked.borrow().iter().flat_map(|r| r.clone()).collect();
+                        let sorted = got.windows(2).all(|w| w[0] < w[1]);
+                        prop_assert!(sorted, "unlock runs overlap or are out of order");
+                        got.dedup();
+                        let expect: Vec<usize> = (0..PAGES)
+                            .filter(|&p| before[p] > 0 && locks(&counts, p) == 0)
+                            .collect();
+                        prop_assert_eq!(got, expect);
+                    }
+                    Op::Hole { page } => holes.borrow_mut()[page] ^= true,
+                }
+                unlock_err?;
+                t.check();
+                for p in 0..PAGES {
+                    let n: u32 = counts.iter().map(|c| c[p]).sum();
+                    let l = locks(&counts, p);
+                    prop_assert_eq!(kernel.borrow()[p], l > 0, "page {} locked", p);
+                    prop_assert_eq!(t.shared_counts(p), (n > 0).then_some((n, l)), "page {}", p);
+                    for w in 0..3 {
+                        let c = counts[w][p];
+                        prop_assert_eq!(t.platform_count(slots[w], p), (c > 0).then_some(c));
+                    }
+                }
+                for w in 0..3 {
+                    prop_assert_eq!(t.pinned_pages(slots[w]), distinct(&counts[w]));
+                }
+            }
+        }
+    }
 }

@@ -125,4 +125,44 @@ fn locked_memory_follows_page_pin_counts() {
     assert_eq!(locked(), 6 * ps);
     drop(d);
     assert_eq!(locked(), 0);
+
+    // A pseudo-random sequence of overlapping pins by two locking platforms and one that does
+    // not lock: after every step the kernel has exactly the pages some locking pin covers.
+    let platforms = [
+        HostPlatform::new(),
+        HostPlatform::new(),
+        HostPlatform::without_mlock(),
+    ];
+    let mut held: Vec<(usize, rsm_host::HostPin, std::ops::Range<usize>)> = Vec::new();
+    let mut counts = [[0u32; 6]; 3];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..400 {
+        if held.is_empty() || next(5) < 3 {
+            let who = next(3);
+            let off = next(6 * ps);
+            let len = 1 + next((6 * ps - off).min(3 * ps));
+            let pin = platforms[who]
+                .pin(&buf.subregion(off, len).unwrap())
+                .unwrap();
+            let span = off / ps..(off + len - 1) / ps + 1;
+            span.clone().for_each(|p| counts[who][p] += 1);
+            held.push((who, pin, span));
+        } else {
+            let (who, pin, span) = held.swap_remove(next(held.len()));
+            platforms[who].unpin(pin);
+            span.for_each(|p| counts[who][p] -= 1);
+        }
+        let expect = (0..6).filter(|&p| counts[0][p] + counts[1][p] > 0).count();
+        assert_eq!(locked(), expect * ps, "counts {counts:?}");
+    }
+    for (who, pin, _) in held {
+        platforms[who].unpin(pin);
+    }
+    assert_eq!(locked(), 0);
 }
