@@ -6,6 +6,8 @@
 //! the calls are MT-Safe as the man pages promise and copies of different threads run in
 //! parallel.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{RsmError, RsmResult};
 use crate::handle::{self, ControllerHandle, ExportHandle, ImportHandle, Kind, LocalMemHandle};
 use crate::ops::OpSlot;
@@ -48,9 +50,37 @@ impl Default for Config {
     }
 }
 
-pub(crate) struct Ctrl {
-    pub(crate) refs: u32,
-    pub(crate) gen: u32,
+/// A controller's state, packed in one atomic word so that checking a controller handle takes
+/// no table lock: generation (high 32 bits) and reference count (low 32 bits).
+pub(crate) struct Ctrl(AtomicU64);
+
+impl Ctrl {
+    const fn new() -> Self {
+        Ctrl(AtomicU64::new(1 << 32))
+    }
+    fn unpack(v: u64) -> (u32, u32) {
+        ((v >> 32) as u32, v as u32)
+    }
+    const fn pack(gen: u32, refs: u32) -> u64 {
+        ((gen as u64) << 32) | refs as u64
+    }
+    /// Apply `f(gen, refs)` atomically; `f` returns the new pair or an error.
+    fn update<T>(&self, mut f: impl FnMut(u32, u32) -> RsmResult<(u32, u32, T)>) -> RsmResult<T> {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            let (gen, refs) = Self::unpack(cur);
+            let (ngen, nrefs, out) = f(gen, refs)?;
+            match self.0.compare_exchange_weak(
+                cur,
+                Self::pack(ngen, nrefs),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(out),
+                Err(v) => cur = v,
+            }
+        }
+    }
 }
 
 pub(crate) struct LocalMem<R, Pin> {
@@ -165,7 +195,6 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize> State<P, L, E, I
 }
 
 pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usize> {
-    pub(crate) ctrls: [Ctrl; 2],
     pub(crate) locals: Table<LocalMem<P::Region, P::Pin>, L>,
     pub(crate) exports: Table<Export<P::Region, P::Pin>, E>,
     pub(crate) imports: Table<Import<P::Region, P::Pin>, I>,
@@ -190,6 +219,8 @@ pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: 
     pub(crate) platform: P,
     pub(crate) instance: u16,
     pub(crate) config: Config,
+    /// `loopback` (index 0) and `rsmnet0` (index 1).
+    pub(crate) ctrls: [Ctrl; 2],
     pub(crate) state: spin::Mutex<State<P, L, E, I>>,
 }
 
@@ -237,8 +268,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             platform,
             instance: handle::next_instance(),
             config,
+            ctrls: [Ctrl::new(), Ctrl::new()],
             state: spin::Mutex::new(State {
-                ctrls: [Ctrl { refs: 0, gen: 1 }, Ctrl { refs: 0, gen: 1 }],
                 locals: Table::new(),
                 exports: Table::new(),
                 imports: Table::new(),
@@ -294,15 +325,17 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// The controller index behind a live controller handle, else `RSMERR_BAD_CTLR_HNDL`.
-    pub(crate) fn ctrl_index(&self, st: &State<P, L, E, I>, h: ControllerHandle) -> RsmResult<u8> {
+    /// Takes no lock (the controller state is one atomic word).
+    pub(crate) fn ctrl_index(&self, h: ControllerHandle) -> RsmResult<u8> {
         let (index, gen) = self
             .parts(h.into_raw(), Kind::Controller)
             .ok_or(RsmError::BadCtlrHndl)?;
-        let c = st
+        let c = self
             .ctrls
             .get(usize::from(index))
             .ok_or(RsmError::BadCtlrHndl)?;
-        if c.gen != gen || c.refs == 0 {
+        let (cgen, refs) = Ctrl::unpack(c.0.load(Ordering::Acquire));
+        if cgen != gen || refs == 0 {
             return Err(RsmError::BadCtlrHndl);
         }
         Ok(index as u8)
@@ -377,16 +410,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     #[doc(alias = "rsm_get_controller")]
     pub fn get_controller(&self, name: Option<&str>) -> RsmResult<ControllerHandle> {
         let index = parse_controller_name(name).ok_or(RsmError::CtlrNotPresent)?;
-        let mut st = self.state.lock();
-        let c = &mut st.ctrls[usize::from(index)];
-        c.refs = c
-            .refs
-            .checked_add(1)
-            .ok_or(RsmError::InsufficientResources)?;
+        let gen = self.ctrls[usize::from(index)].update(|gen, refs| {
+            let refs = refs.checked_add(1).ok_or(RsmError::InsufficientResources)?;
+            Ok((gen, refs, gen))
+        })?;
         Ok(ControllerHandle::from_raw(handle::encode(
             self.instance,
             Kind::Controller,
-            c.gen,
+            gen,
             u16::from(index),
         )))
     }
@@ -397,8 +428,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Errors: `RSMERR_BAD_CTLR_HNDL` for a NULL, released, stale or foreign handle.
     #[doc(alias = "rsm_get_controller_attr")]
     pub fn get_controller_attr(&self, ctrl: ControllerHandle) -> RsmResult<ControllerAttr> {
-        let st = self.state.lock();
-        self.ctrl_index(&st, ctrl)?;
+        self.ctrl_index(ctrl)?;
         let max = self.config.max_segment_size;
         Ok(ControllerAttr {
             attr_direct_access_sizes: RSM_DAS8 | RSM_DAS16 | RSM_DAS32 | RSM_DAS64,
@@ -423,18 +453,22 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Errors: `RSMERR_BAD_CTLR_HNDL` for a NULL, stale or already fully released handle.
     #[doc(alias = "rsm_release_controller")]
     pub fn release_controller(&self, ctrl: ControllerHandle) -> RsmResult<()> {
-        let mut st = self.state.lock();
-        let index = self.ctrl_index(&st, ctrl)?;
-        let c = &mut st.ctrls[usize::from(index)];
-        c.refs -= 1;
-        if c.refs == 0 {
-            c.gen = if c.gen >= handle::GEN_MAX {
-                1
+        let index = self.ctrl_index(ctrl)?;
+        let (_, gen) = self
+            .parts(ctrl.into_raw(), Kind::Controller)
+            .ok_or(RsmError::BadCtlrHndl)?;
+        self.ctrls[usize::from(index)].update(|cgen, refs| {
+            // Re-checked inside the update: a concurrent release may have won.
+            if cgen != gen || refs == 0 {
+                return Err(RsmError::BadCtlrHndl);
+            }
+            if refs == 1 {
+                let next = if cgen >= handle::GEN_MAX { 1 } else { cgen + 1 };
+                Ok((next, 0, ()))
             } else {
-                c.gen + 1
-            };
-        }
-        Ok(())
+                Ok((cgen, refs - 1, ()))
+            }
+        })
     }
 
     // ----- local memory handles (seed man page, spec §5.1, §9.6–§9.9) -----
@@ -463,7 +497,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if region.addr() == 0 || region.addr() % PAGE_SIZE != 0 {
             return Err(RsmError::BadAddr);
         }
-        let ctrl = self.ctrl_index(&self.state.lock(), ctrl)?;
+        let ctrl = self.ctrl_index(ctrl)?;
         if region.len() == 0 || region.len() > self.config.max_segment_size {
             return Err(RsmError::BadLength);
         }
@@ -506,9 +540,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         ctrl: ControllerHandle,
         handle: LocalMemHandle,
     ) -> RsmResult<()> {
+        let ctrl = self.ctrl_index(ctrl)?;
         let (index, gen) = {
             let mut st = self.state.lock();
-            let ctrl = self.ctrl_index(&st, ctrl)?;
             let (index, gen) = self
                 .parts(handle.into_raw(), Kind::LocalMem)
                 .ok_or(RsmError::BadLocalmemHndl)?;

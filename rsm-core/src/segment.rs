@@ -117,10 +117,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         region: P::Region,
         flags: CreateFlags,
     ) -> RsmResult<ExportHandle> {
-        let ctrl = {
-            let st = self.state.lock();
-            self.ctrl_index(&st, ctrl)?
-        };
+        let ctrl = self.ctrl_index(ctrl)?;
         if region.addr() == 0 {
             return Err(RsmError::BadAddr);
         }
@@ -413,7 +410,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         perm: Permission,
     ) -> RsmResult<ImportHandle> {
         let mut st = self.state.lock();
-        let ctrl = self.ctrl_index(&st, ctrl)?;
+        let ctrl = self.ctrl_index(ctrl)?;
         if perm.bits() & !Permission::RDWR.bits() != 0 {
             return Err(RsmError::PermDenied);
         }
