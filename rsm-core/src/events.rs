@@ -78,6 +78,14 @@ enum Slot {
     Import(u16, u32),
 }
 
+/// Add one event to a doorbell counter (saturating), unless `coalesce` (no-accumulate, spec
+/// §9.3) and an event is already pending. Shared by explicit posts and putv's implicit post.
+pub(crate) fn ring(events: &mut u32, coalesce: bool) {
+    if !(coalesce && *events > 0) {
+        *events = events.saturating_add(1);
+    }
+}
+
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
     /// The live slot behind `seg`, else `RSMERR_BAD_SEG_HNDL`.
     fn event_slot(&self, st: &State<P, L, E, I>, seg: SegmentRef) -> RsmResult<Slot> {
@@ -142,11 +150,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     #[doc(alias = "rsm_intr_signal_post")]
     pub fn intr_signal_post(&self, seg: SegmentRef, flags: SigpostFlags) -> RsmResult<()> {
         let coalesce = flags.contains(SigpostFlags::NO_ACCUMULATE);
-        let ring = |events: &mut u32| {
-            if !(coalesce && *events > 0) {
-                *events = events.saturating_add(1);
-            }
-        };
+        let ring = |events: &mut u32| ring(events, coalesce);
         let waiters = {
             let mut st = self.state.lock();
             match self.event_slot(&st, seg)? {

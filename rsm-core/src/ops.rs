@@ -149,9 +149,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 ex.busy -= 1;
                 if let Some(flags) = sigpost {
                     if alive {
-                        if !(flags.contains(SgFlags::SIGPOST_NO_ACCUMULATE) && ex.events > 0) {
-                            ex.events = ex.events.saturating_add(1);
-                        }
+                        let coalesce = flags.contains(SgFlags::SIGPOST_NO_ACCUMULATE);
+                        crate::events::ring(&mut ex.events, coalesce);
                     } else {
                         post = Err(RsmError::ConnAborted);
                     }
