@@ -137,10 +137,9 @@ impl FakePlatform {
     /// Free an allocation made by [`FakePlatform::alloc`]; later copies touching it panic.
     pub fn free(&self, region: &FakeRegion) {
         let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = m
-            .allocs
-            .get_mut(&region.addr)
-            .expect("free of an address never allocated");
+        let Some(entry) = m.allocs.get_mut(&region.addr) else {
+            panic!("fake platform: free of an address never allocated");
+        };
         assert!(entry.1, "double free in the fake platform");
         entry.1 = false;
     }
@@ -221,10 +220,9 @@ impl Memory for FakePlatform {
     fn unpin(&self, pin: FakePin) {
         let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         for p in pin.first_page..pin.first_page + pin.pages {
-            let c = m
-                .pins
-                .get_mut(&p)
-                .expect("fake platform: unpin of a page that is not pinned");
+            let Some(c) = m.pins.get_mut(&p) else {
+                panic!("fake platform: unpin of a page that is not pinned");
+            };
             *c -= 1;
             if *c == 0 {
                 m.pins.remove(&p);
