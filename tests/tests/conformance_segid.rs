@@ -100,3 +100,21 @@ fn reserved_range_ids_publish() {
     );
     n.export_destroy(seg).unwrap();
 }
+
+/// §4.2, §9.31: a host embedder loads the file format from disk into the configuration.
+#[test]
+fn host_embedder_loads_the_file() {
+    let path = std::env::temp_dir().join(format!("rsm.segmentid.{}", std::process::id()));
+    std::fs::write(&path, CONF).unwrap();
+    let conf = rsm_host::load_segid_conf(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let n = node(Some(conf));
+    assert_eq!(
+        n.get_segmentid_range("myapp"),
+        Ok(SegidRange {
+            base: 0x700000,
+            length: 16
+        })
+    );
+    assert!(rsm_host::load_segid_conf("/nonexistent/rsm.segmentid").is_err());
+}

@@ -43,6 +43,18 @@ pub use error::HostError;
 pub use platform::{HostPin, HostPlatform};
 pub use region::{MemRegion, PinnedBuf};
 
+/// Where Solaris keeps the segment-id configuration (spec §4.2).
+pub const SEGID_CONF_PATH: &str = "/etc/rsm/rsm.segmentid";
+
+/// Read a segment-id configuration file (the `/etc/rsm/rsm.segmentid` text format) for
+/// `rsm_core::Config::segid_conf`, which takes `&'static str` because the core has no heap.
+///
+/// The text is leaked on purpose: it is read once per process and lives as long as the node.
+/// A missing or unreadable file is the caller's `RSMERR_BAD_CONF` — pass `None` to the config.
+pub fn load_segid_conf(path: impl AsRef<std::path::Path>) -> std::io::Result<&'static str> {
+    Ok(Box::leak(std::fs::read_to_string(path)?.into_boxed_str()))
+}
+
 #[cfg(test)]
 mod tests;
 
