@@ -1,7 +1,7 @@
 //! # rsm-core — the RSMAPI without an operating system
 //!
 //! The Solaris/illumos Remote Shared Memory API (`librsm`, spec in `shared/rsmapi/`) as a
-//! `#![no_std]`, heap-free, `unsafe`-free library: generation-tagged handles over
+//! `#![no_std]`, heap-free `#![forbid(unsafe_code)]` library: generation-tagged handles over
 //! fixed-capacity tables behind a spin lock, validation with the exact `RSMERR_*` semantics and
 //! illumos check order, and a scatter-gather engine for `putv`/`getv`.
 //!
@@ -57,6 +57,7 @@ pub mod sg;
 mod table;
 pub mod topology;
 pub mod types;
+pub mod wire;
 
 pub use barrier::Barrier;
 pub use error::{RsmError, RsmResult, RSM_SUCCESS};
