@@ -23,7 +23,7 @@
 //! 4. Spin locks do not re-enter: an implementation must never call back into `rsm-core`.
 //!
 //! ## The fake platform
-//! With the `fake` feature, [`fake`] provides [`fake::FakePlatform`]: a simulated address space
+//! With the `fake` feature, the `fake` module provides `FakePlatform`: a simulated address space
 //! with per-page pin counts that *panics on misuse* (unpin of a range that is not pinned, a copy
 //! that leaves an allocation or touches freed memory) and reports leaks, for `rsm-core`'s unit
 //! tests — the same role as virtio-drivers' `FakeHal`.
@@ -37,6 +37,11 @@ extern crate std;
 
 #[cfg(feature = "fake")]
 pub mod fake;
+mod link;
+#[cfg(feature = "fake")]
+pub mod netsim;
+
+pub use link::Link;
 
 use core::fmt::Debug;
 

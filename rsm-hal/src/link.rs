@@ -1,0 +1,59 @@
+//! The link: sending and receiving raw Ethernet frames (DESIGN §3).
+//!
+//! A [`Link`] is one network interface of a node: it has its own MAC address, a largest frame
+//! it can carry, and two non-blocking operations, [`Link::transmit`] and [`Link::receive`].
+//! Frames are whole Ethernet frames — destination MAC, source MAC, EtherType, payload — without
+//! preamble or FCS; `rsm-core`'s wire module builds and parses them.
+//!
+//! Implementations: the host backend (a UDP or raw-socket link), the unikernel image
+//! (virtio-net) and, with the `fake` feature, the simulated network in
+//! `rsm_hal::netsim`.
+
+use crate::Error;
+
+/// One Ethernet interface of a node.
+///
+/// ## Contract
+/// * Both operations are **non-blocking**. The protocol engine polls [`Link::receive`] until it
+///   returns `Ok(None)`; a caller that has nothing to do sleeps in [`Wait`](crate::Wait). An
+///   interrupt-driven target (virtio-net) calls [`Wait::wake`](crate::Wait::wake) from its
+///   receive interrupt so that the sleeper polls again; a host backend wakes from its receive
+///   thread or readiness notification.
+/// * The engine holds the link behind its own lock (one poller at a time, DESIGN §3), so the
+///   methods take `&mut self` and an implementation needs no internal locking of its own
+///   against concurrent calls. No `rsm-core` table lock is held across a link call.
+/// * Delivery is best effort: frames may be lost, duplicated, reordered or corrupted; the
+///   engine's sequence numbers, acknowledgements and CRC cope with that.
+/// * Errors tell their [`ErrorKind`](crate::ErrorKind): a frame that does not fit (either way)
+///   is [`ErrorKind::OutOfRange`](crate::ErrorKind::OutOfRange).
+pub trait Link {
+    /// The error type of `transmit` and `receive`.
+    type Error: Error;
+
+    /// This interface's own MAC address (DESIGN §4a: `52:54:00:52:53:<node id>`).
+    fn mac(&self) -> [u8; 6];
+
+    /// The largest frame, in bytes from the destination MAC to the end of the payload (no FCS),
+    /// that [`Link::transmit`] accepts and [`Link::receive`] can return (1514 for a standard
+    /// Ethernet MTU of 1500). The engine announces it in its hello and fragments to the
+    /// per-peer minimum.
+    fn max_frame(&self) -> usize;
+
+    /// Queue `frame` for transmission and return without waiting for it to leave.
+    ///
+    /// `frame` starts with the destination MAC; the link does not rewrite it. A frame longer
+    /// than [`Link::max_frame`] is refused with an error of kind
+    /// [`ErrorKind::OutOfRange`](crate::ErrorKind::OutOfRange) and nothing is sent. `Ok(())`
+    /// does not mean the frame will arrive; a full transmit queue may drop it (and count it).
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), Self::Error>;
+
+    /// Take the next received frame, if any, into `buf`, and return its length.
+    ///
+    /// Returns `Ok(None)` at once when no frame is pending (never blocks). A pending frame
+    /// longer than `buf` is consumed and discarded — it is not truncated and not kept for a
+    /// retry — and reported as an error of kind
+    /// [`ErrorKind::OutOfRange`](crate::ErrorKind::OutOfRange) (or, by implementations that
+    /// cannot report it, only counted); the next call returns the next frame. A `buf` of
+    /// [`Link::max_frame`] bytes always suffices.
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error>;
+}
