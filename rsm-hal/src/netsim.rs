@@ -43,11 +43,12 @@
 //! let mut frame = [0u8; 60];
 //! frame[..6].copy_from_slice(&b.mac());
 //! frame[6..12].copy_from_slice(&a.mac());
-//! a.transmit(&frame).unwrap();
+//! a.transmit(&frame)?;
 //! let mut buf = [0u8; 1514];
-//! assert_eq!(b.receive(&mut buf).unwrap(), None); // still on the wire
+//! assert_eq!(b.receive(&mut buf)?, None); // still on the wire
 //! assert_eq!(net.advance_to_next_event().map(|t| t.0), Some(1_000));
-//! assert_eq!(b.receive(&mut buf).unwrap(), Some(60));
+//! assert_eq!(b.receive(&mut buf)?, Some(60));
+//! # Ok::<(), rsm_hal::netsim::SimLinkError>(())
 //! ```
 
 use crate::{Clock, Error, ErrorKind, Instant, Link};
