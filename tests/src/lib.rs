@@ -39,3 +39,15 @@ pub fn with_watchdog(name: &str, limit: Duration, body: impl FnOnce() + Send + '
         }
     }
 }
+
+/// `assert_eq!` for large byte buffers: reports the first differing offset, not megabytes.
+#[track_caller]
+pub fn assert_bytes(actual: &[u8], expected: &[u8], what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    if let Some(i) = actual.iter().zip(expected).position(|(a, e)| a != e) {
+        panic!(
+            "{what}: first difference at byte {i}: got {:#04x}, expected {:#04x}",
+            actual[i], expected[i]
+        );
+    }
+}

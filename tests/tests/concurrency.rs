@@ -33,17 +33,7 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// `assert_eq!` for large byte buffers: reports the first differing offset.
-#[track_caller]
-fn assert_bytes(actual: &[u8], expected: &[u8], what: &str) {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    if let Some(i) = actual.iter().zip(expected).position(|(a, e)| a != e) {
-        panic!(
-            "{what}: first difference at byte {i}: got {:#04x}, expected {:#04x}",
-            actual[i], expected[i]
-        );
-    }
-}
+use rsm_tests::assert_bytes;
 
 fn new_node() -> Node {
     Rsm::new(HostPlatform::new(), Config::default())
