@@ -18,8 +18,8 @@
 use rsm_core::capi;
 use rsm_core::{
     AccessEntry, Config, ControllerAttr, ControllerHandle, CreateFlags, ExportHandle, ImportHandle,
-    IoVec, LocalMemHandle, LocalRef, Permission, Rsm, RsmError, RsmResult, ScatGath, SegmentId,
-    SgFlags, RSM_HANDLE_TYPE, RSM_VA_TYPE,
+    IoVec, LocalMemHandle, LocalRef, Permission, Rsm, RsmError, ScatGath, SegmentId, SgFlags,
+    RSM_HANDLE_TYPE, RSM_VA_TYPE,
 };
 use rsm_hal::fake::{FakePlatform, FakeRegion};
 use rsm_hal::{Region, PAGE_SIZE};
@@ -44,13 +44,8 @@ fn node_with(cfg: Config) -> Node {
     Rsm::new(FakePlatform::new(), cfg)
 }
 
-/// The C return value of a typed call.
-fn rc<T>(r: RsmResult<T>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(e) => e.code(),
-    }
-}
+// The C return value of a typed call.
+use rsm_core::capi::code as rc;
 
 /// A recognisable byte pattern.
 fn pat(len: usize, seed: u8) -> Vec<u8> {

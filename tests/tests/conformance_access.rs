@@ -14,7 +14,7 @@ use rsm_core::barrier::Barrier;
 use rsm_core::capi;
 use rsm_core::{
     BarrierMode, BarrierType, Config, ControllerHandle, CreateFlags, ExportHandle, ImportHandle,
-    Permission, Rsm, RsmError, RsmResult, SegmentId,
+    Permission, Rsm, RsmError, SegmentId,
 };
 use rsm_hal::fake::{FakePlatform, FakeRegion};
 use rsm_hal::{Region, PAGE_SIZE};
@@ -46,13 +46,8 @@ fn node() -> Node {
     Rsm::new(FakePlatform::new(), Config::default())
 }
 
-/// The C return value of a typed call.
-fn rc<T>(r: RsmResult<T>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(e) => e.code(),
-    }
-}
+// The C return value of a typed call.
+use rsm_core::capi::code as rc;
 
 /// A recognisable byte pattern.
 fn pat(len: usize, seed: u8) -> Vec<u8> {

@@ -31,12 +31,8 @@ fn node() -> Node {
     Rsm::new(FakePlatform::new(), Config::default())
 }
 
-fn rc<T>(r: RsmResult<T>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(e) => e.code(),
-    }
-}
+// The C return value of a typed call.
+use rsm_core::capi::code as rc;
 
 fn perm(bits: u32) -> Permission {
     Permission::from_bits_retain(bits)

@@ -21,7 +21,8 @@ pub use access::*;
 pub use events::*;
 pub use map::*;
 
-pub(crate) fn code<T>(r: Result<T, RsmError>) -> i32 {
+/// The C `int` of a typed result: [`RSM_SUCCESS`] (0) or the error's `RSMERR_*` code.
+pub fn code<T>(r: Result<T, RsmError>) -> i32 {
     match r {
         Ok(_) => RSM_SUCCESS,
         Err(e) => e.code(),
