@@ -141,10 +141,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             if let Some(im) = st.imports.get_mut(a.import.0, a.import.1) {
                 im.busy -= 1;
             }
-            let alive = st
-                .imports
-                .get(a.import.0, a.import.1)
-                .is_some_and(|im| st.connected_export(im).is_some());
+            // Only an implicit sigpost needs to know whether the connection still stands.
+            let alive = sigpost.is_some()
+                && st
+                    .imports
+                    .get(a.import.0, a.import.1)
+                    .is_some_and(|im| st.connected_export(im).is_some());
             if let Some(ex) = st.exports.get_mut(a.export.0, a.export.1) {
                 ex.busy -= 1;
                 if let Some(flags) = sigpost {
