@@ -14,6 +14,7 @@ fn put_frame(payload: usize) -> Vec<u8> {
             src_node: 1,
             dst_node: 2,
             incarnation: 0x0123_4567_89ab_cdef,
+            peer_incarnation: 0x0fed_cba9_8765_4321,
             seq: 100,
             ack: 99,
         },

@@ -17,6 +17,7 @@ fn hdr(src: u8, dst: u8, inc: u64) -> HeaderRepr {
         src_node: src,
         dst_node: dst,
         incarnation: inc,
+        peer_incarnation: inc + 1,
         seq: 7,
         ack: 6,
     }
@@ -452,15 +453,17 @@ fn arb_header() -> impl Strategy<Value = HeaderRepr> {
         0..=63u8,
         prop_oneof![0..=63u8, Just(NODE_BROADCAST)],
         any::<u64>(),
+        any::<u64>(),
         any::<u32>(),
         any::<u32>(),
     )
         .prop_map(
-            |(flags, src_node, dst_node, incarnation, seq, ack)| HeaderRepr {
+            |(flags, src_node, dst_node, incarnation, peer_incarnation, seq, ack)| HeaderRepr {
                 flags,
                 src_node,
                 dst_node,
                 incarnation,
+                peer_incarnation,
                 seq,
                 ack,
             },

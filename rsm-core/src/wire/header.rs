@@ -4,7 +4,7 @@
 use super::{MessageType, WireError, MAX_NODE, NODE_BROADCAST, WIRE_VERSION};
 
 /// Length of the rsm-rs header in bytes.
-pub const HEADER_LEN: usize = 28;
+pub const HEADER_LEN: usize = 36;
 
 /// Header flag: the `ack` field is valid (piggy-backed acknowledgement).
 pub const FLAG_ACK: u16 = 0x0001;
@@ -22,9 +22,10 @@ mod field {
     pub const DST: usize = 5;
     pub const LEN: Range<usize> = 6..8;
     pub const INCARNATION: Range<usize> = 8..16;
-    pub const SEQ: Range<usize> = 16..20;
-    pub const ACK: Range<usize> = 20..24;
-    pub const CRC: Range<usize> = 24..28;
+    pub const PEER_INCARNATION: Range<usize> = 16..24;
+    pub const SEQ: Range<usize> = 24..28;
+    pub const ACK: Range<usize> = 28..32;
+    pub const CRC: Range<usize> = 32..36;
 }
 
 /// The CRC-32 used for the integrity check: CRC-32C (Castagnoli, `CRC_32_ISCSI`),
@@ -146,6 +147,14 @@ impl<T: AsRef<[u8]>> Header<T> {
         u32::from_be_bytes(a)
     }
 
+    /// The incarnation the sender believes the destination has (0 = not known yet; only a
+    /// hello may carry 0). The engine drops frames meant for an earlier incarnation of itself.
+    pub fn peer_incarnation(&self) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&self.b()[field::PEER_INCARNATION]);
+        u64::from_be_bytes(a)
+    }
+
     /// Sequence number of this frame on the sender → receiver path.
     pub fn seq(&self) -> u32 {
         self.u32_at(field::SEQ)
@@ -223,6 +232,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
         self.bm()[field::INCARNATION].copy_from_slice(&i.to_be_bytes());
     }
 
+    /// Sets the destination's incarnation as the sender knows it.
+    pub fn set_peer_incarnation(&mut self, i: u64) {
+        self.bm()[field::PEER_INCARNATION].copy_from_slice(&i.to_be_bytes());
+    }
+
     /// Sets the sequence number.
     pub fn set_seq(&mut self, s: u32) {
         self.bm()[field::SEQ].copy_from_slice(&s.to_be_bytes());
@@ -264,6 +278,8 @@ pub struct HeaderRepr {
     pub dst_node: u8,
     /// The sender's per-boot incarnation (stale incarnations are dropped by the engine).
     pub incarnation: u64,
+    /// The destination's incarnation as the sender knows it (0 = unknown, hello only).
+    pub peer_incarnation: u64,
     /// Sequence number.
     pub seq: u32,
     /// Acknowledgement number (meaningful with [`FLAG_ACK`]).
@@ -300,6 +316,7 @@ impl HeaderRepr {
                 src_node: src,
                 dst_node: dst,
                 incarnation: h.incarnation(),
+                peer_incarnation: h.peer_incarnation(),
                 seq: h.seq(),
                 ack: h.ack(),
             },
@@ -322,6 +339,7 @@ impl HeaderRepr {
         h.set_dst_node(self.dst_node);
         h.set_payload_len(payload_len);
         h.set_incarnation(self.incarnation);
+        h.set_peer_incarnation(self.peer_incarnation);
         h.set_seq(self.seq);
         h.set_ack(self.ack);
         h.set_checksum(0);

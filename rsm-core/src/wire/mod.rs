@@ -10,7 +10,8 @@
 //! ```
 //! use rsm_core::wire::{self, Frame, HeaderRepr, Message, PutData, WireError};
 //!
-//! let header = HeaderRepr { flags: 0, src_node: 1, dst_node: 2, incarnation: 7, seq: 1, ack: 0 };
+//! let header = HeaderRepr { flags: 0, src_node: 1, dst_node: 2, incarnation: 7,
+//!     peer_incarnation: 9, seq: 1, ack: 0 };
 //! let data = [0xab; 100];
 //! let message = Message::PutData(PutData {
 //!     import_id: 1, segment_id: 0x1000, op_id: 1, entry: 0,
@@ -40,10 +41,12 @@
 //! | 19     | 1    | dst node       | `0..=63` or [`NODE_BROADCAST`]                            |
 //! | 20     | 2    | payload length | bytes of message body after the header                    |
 //! | 22     | 8    | incarnation    | sender's per-boot incarnation                             |
-//! | 30     | 4    | seq            | sequence number                                           |
-//! | 34     | 4    | ack            | acknowledgement number (with [`FLAG_ACK`])                |
-//! | 38     | 4    | CRC-32C        | over header (this field as zero) + body                   |
-//! | 42     | n    | body           | per [`MessageType`], see the structs in [`Message`]       |
+//! | 30     | 8    | peer incarn.   | destination's incarnation as the sender knows it (0 = not |
+//! |        |      |                | known yet: hello only); stale ones are dropped            |
+//! | 38     | 4    | seq            | sequence number                                           |
+//! | 42     | 4    | ack            | acknowledgement number (with [`FLAG_ACK`])                |
+//! | 46     | 4    | CRC-32C        | over header (this field as zero) + body                   |
+//! | 50     | n    | body           | per [`MessageType`], see the structs in [`Message`]       |
 //!
 //! Offsets inside the rsm-rs header ([`Header`]) are the frame offsets minus 14. A frame
 //! shorter than [`ETHERNET_MIN_FRAME`] (60 bytes) is zero-padded by [`Frame::emit`]; on parse,
@@ -53,7 +56,7 @@
 //! ## Validation order of [`Frame::parse`]
 //! 1. at least 14 bytes, else [`WireError::Truncated`]; EtherType, else
 //!    [`WireError::BadEtherType`];
-//! 2. at least 42 bytes, else `Truncated`; version, else [`WireError::BadVersion`] (checked
+//! 2. at least 50 bytes, else `Truncated`; version, else [`WireError::BadVersion`] (checked
 //!    before the CRC so that a future version with another layout is recognised, spec §6.6);
 //! 3. the announced body fits the frame, else `Truncated`; no trailing bytes beyond
 //!    padding, else `BadLength`;
