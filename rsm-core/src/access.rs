@@ -50,7 +50,7 @@ use crate::handle::ImportHandle;
 use crate::node::{Rsm, State};
 use crate::sg::{copy_error, Direction};
 use crate::types::{BarrierMode, Permission};
-use rsm_hal::{Error as _, Platform};
+use rsm_hal::{Error as _, Memory, Platform};
 
 /// Size of the stack buffer the typed forms convert through (a multiple of 8, see the module
 /// docs on word atomicity).
@@ -73,6 +73,49 @@ struct Held<R> {
     off: usize,
     import: (u16, u32),
     export: (u16, u32),
+}
+
+/// Where an access's bytes go, at offsets relative to the access's start: the exporter's
+/// pages on this node, or the wire engine for a remote segment.
+pub(crate) trait Target {
+    fn write(&mut self, off: usize, src: &[u8]) -> RsmResult<()>;
+    fn read(&mut self, off: usize, dst: &mut [u8]) -> RsmResult<()>;
+}
+
+struct LocalTarget<'a, M: Memory> {
+    mem: &'a M,
+    region: &'a M::Region,
+    base: usize,
+}
+
+impl<M: Memory> Target for LocalTarget<'_, M> {
+    fn write(&mut self, off: usize, src: &[u8]) -> RsmResult<()> {
+        self.mem
+            .write(self.region, self.base + off, src)
+            .map_err(|e| copy_error(e.kind()))
+    }
+    fn read(&mut self, off: usize, dst: &mut [u8]) -> RsmResult<()> {
+        self.mem
+            .read(self.region, self.base + off, dst)
+            .map_err(|e| copy_error(e.kind()))
+    }
+}
+
+struct RemoteTarget<'a, P: Platform, const L: usize, const E: usize, const I: usize> {
+    rsm: &'a Rsm<P, L, E, I>,
+    seg: ImportHandle,
+    base: usize,
+}
+
+impl<P: Platform, const L: usize, const E: usize, const I: usize> Target
+    for RemoteTarget<'_, P, L, E, I>
+{
+    fn write(&mut self, off: usize, src: &[u8]) -> RsmResult<()> {
+        self.rsm.remote_write(self.seg, self.base + off, src)
+    }
+    fn read(&mut self, off: usize, dst: &mut [u8]) -> RsmResult<()> {
+        self.rsm.remote_read(self.seg, self.base + off, dst)
+    }
 }
 
 /// The items of the typed forms: native-endian conversion (no swapping, spec §9.18).
@@ -111,30 +154,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         dir: Direction,
         len: Option<usize>,
     ) -> Option<RsmResult<Option<Held<P::Region>>>> {
-        let check = |st: &State<P, L, E, I>| -> RsmResult<(u16, u32, usize, usize)> {
-            let (ii, ig) = self.import_slot(st, seg)?;
-            let im = st.imports.get(ii, ig).ok_or(RsmError::BadSegHndl)?;
-            let need = match dir {
-                Direction::Put => Permission::WRITE,
-                Direction::Get => Permission::READ,
-            };
-            if !im.perm.contains(need) {
-                return Err(RsmError::PermDenied);
-            }
-            let len = len.ok_or(RsmError::BadLength)?;
-            let off = usize::try_from(offset).map_err(|_| RsmError::BadOffset)?;
-            if off.checked_add(len).is_none_or(|end| end > im.size) {
-                return Err(RsmError::BadOffset);
-            }
-            if im.mode == BarrierMode::Implicit && im.barrier.is_none() {
-                return Err(RsmError::BarrierUninitialized);
-            }
-            if st.connected_export(im).is_none() {
-                return Err(RsmError::ConnAborted);
-            }
-            Ok((ii, ig, off, len))
-        };
-        let (ii, ig, off, len) = match check(st) {
+        let (ii, ig, off, len) = match self.access_check(st, seg, offset, dir, len) {
             Ok(v) => v,
             Err(e) => return Some(Err(e)),
         };
@@ -163,6 +183,38 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             export: (ei, eg),
         })))
     }
+
+    /// Checks 5–10 of [`Rsm::get`]: the import slot, byte offset and length on success.
+    fn access_check(
+        &self,
+        st: &State<P, L, E, I>,
+        seg: ImportHandle,
+        offset: i64,
+        dir: Direction,
+        len: Option<usize>,
+    ) -> RsmResult<(u16, u32, usize, usize)> {
+        let (ii, ig) = self.import_slot(st, seg)?;
+        let im = st.imports.get(ii, ig).ok_or(RsmError::BadSegHndl)?;
+        let need = match dir {
+            Direction::Put => Permission::WRITE,
+            Direction::Get => Permission::READ,
+        };
+        if !im.perm.contains(need) {
+            return Err(RsmError::PermDenied);
+        }
+        let len = len.ok_or(RsmError::BadLength)?;
+        let off = usize::try_from(offset).map_err(|_| RsmError::BadOffset)?;
+        if off.checked_add(len).is_none_or(|end| end > im.size) {
+            return Err(RsmError::BadOffset);
+        }
+        if im.mode == BarrierMode::Implicit && im.barrier.is_none() {
+            return Err(RsmError::BarrierUninitialized);
+        }
+        if !st.import_alive(im) {
+            return Err(RsmError::ConnAborted);
+        }
+        Ok((ii, ig, off, len))
+        }
 
     /// Drop the references of [`Self::access_acquire`] and wake waiters. Returns `false` if
     /// the connection was force-disconnected meanwhile (spec §4.5 step 10).
@@ -194,7 +246,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         align: usize,
         dir: Direction,
         len: Option<usize>,
-        copy: impl FnOnce(&P, &P::Region, usize) -> Result<(), P::Error>,
+        copy: impl FnOnce(&mut dyn Target) -> RsmResult<()>,
     ) -> RsmResult<()> {
         if seg.is_null() {
             return Err(RsmError::BadSegHndl);
@@ -203,14 +255,30 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if offset.rem_euclid(align) != 0 {
             return Err(RsmError::BadMemAlignment);
         }
+        if self.is_remote(seg) {
+            let checked = self.access_check(&self.state.lock(), seg, offset, dir, len);
+            let (_, _, off, len) = checked?;
+            if len == 0 {
+                return Ok(());
+            }
+            return copy(&mut RemoteTarget {
+                rsm: self,
+                seg,
+                base: off,
+            });
+        }
         let Some(held) = self.wait_for(|st| self.access_acquire(st, seg, offset, dir, len))? else {
             return Ok(());
         };
-        let result = copy(&self.platform, &held.region, held.off);
+        let result = copy(&mut LocalTarget {
+            mem: &self.platform,
+            region: &held.region,
+            base: held.off,
+        });
         if !self.access_release(&held) {
             return Err(RsmError::ConnAborted);
         }
-        result.map_err(|e| copy_error(e.kind()))
+        result
     }
 
     /// The byte-oriented access every put/get form goes through (the C entry points use it
@@ -229,7 +297,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 align,
                 Direction::Put,
                 Some(src.len()),
-                |p, r, o| p.write(r, o, src),
+                |t| t.write(0, src),
             ),
             Bytes::Get(dst) => self.access_with(
                 seg,
@@ -237,24 +305,24 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 align,
                 Direction::Get,
                 Some(dst.len()),
-                |p, r, o| p.read(r, o, dst),
+                |t| t.read(0, dst),
             ),
             Bytes::Unrepresentable(dir) => {
-                self.access_with(seg, offset, align, dir, None, |_, _, _| Ok(()))
+                self.access_with(seg, offset, align, dir, None, |_| Ok(()))
             }
         }
     }
 
     fn put_items<T: Item>(&self, seg: ImportHandle, offset: i64, src: &[T]) -> RsmResult<()> {
         let len = src.len().checked_mul(T::SIZE);
-        self.access_with(seg, offset, T::SIZE, Direction::Put, len, |p, r, off| {
+        self.access_with(seg, offset, T::SIZE, Direction::Put, len, |t| {
             let mut buf = [0u8; CHUNK];
             for (k, items) in src.chunks(CHUNK / T::SIZE).enumerate() {
                 let n = items.len() * T::SIZE;
                 for (item, out) in items.iter().zip(buf.chunks_exact_mut(T::SIZE)) {
                     item.store(out);
                 }
-                p.write(r, off + k * CHUNK, &buf[..n])?;
+                t.write(k * CHUNK, &buf[..n])?;
             }
             Ok(())
         })
@@ -262,11 +330,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     fn get_items<T: Item>(&self, seg: ImportHandle, offset: i64, dst: &mut [T]) -> RsmResult<()> {
         let len = dst.len().checked_mul(T::SIZE);
-        self.access_with(seg, offset, T::SIZE, Direction::Get, len, |p, r, off| {
+        self.access_with(seg, offset, T::SIZE, Direction::Get, len, |t| {
             let mut buf = [0u8; CHUNK];
             for (k, items) in dst.chunks_mut(CHUNK / T::SIZE).enumerate() {
                 let n = items.len() * T::SIZE;
-                p.read(r, off + k * CHUNK, &mut buf[..n])?;
+                t.read(k * CHUNK, &mut buf[..n])?;
                 for (item, bytes) in items.iter_mut().zip(buf.chunks_exact(T::SIZE)) {
                     *item = T::load(bytes);
                 }

@@ -110,7 +110,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     fn barrier_connected(st: &State<P, L, E, I>, (i, g): (u16, u32)) -> bool {
         st.imports
             .get(i, g)
-            .is_some_and(|im| st.connected_export(im).is_some())
+            .is_some_and(|im| st.import_alive(im))
     }
 
     /// Initialise `barrier` for import segment `seg`; it becomes the barrier `seg`'s

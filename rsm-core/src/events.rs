@@ -117,7 +117,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             Slot::Import(i, g) => {
                 let im = st.imports.get(i, g)?;
-                let aborted = st.connected_export(im).is_none();
+                let aborted = !st.import_alive(im);
                 let im = st.imports.get_mut(i, g)?;
                 if im.events > 0 {
                     im.events -= 1;
@@ -156,6 +156,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             match self.event_slot(&st, seg)? {
                 Slot::Import(i, g) => {
                     let im = st.imports.get(i, g).ok_or(RsmError::BadSegHndl)?;
+                    if im.remote.is_some() {
+                        self.post_remote(&mut st, (i, g), coalesce)?;
+                        return Ok(());
+                    }
                     if st.connected_export(im).is_none() {
                         return Err(RsmError::ConnAborted);
                     }
@@ -166,7 +170,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 Slot::Export(i, g) => {
                     let ex = st.exports.get(i, g).ok_or(RsmError::BadSegHndl)?;
                     if ex.published.is_some() {
-                        let epoch = ex.epoch;
+                        self.post_remote_importers(&mut st, (i, g), coalesce);
+                        let Some(epoch) = st.exports.get(i, g).map(|ex| ex.epoch) else {
+                            return Err(RsmError::BadSegHndl);
+                        };
                         for (_, _, im) in st.imports.iter_mut() {
                             if im.export == (i, g)
                                 && im.epoch == epoch
@@ -236,7 +243,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             Slot::Import(i, g) => {
                 let im = st.imports.get(i, g).ok_or(RsmError::BadSegHndl)?;
-                if st.connected_export(im).is_none() {
+                if !st.import_alive(im) {
                     return Err(RsmError::BadSegHndl);
                 }
                 &mut st
@@ -328,7 +335,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 let Some(im) = st.imports.get(i, g) else {
                     return POLLNVAL;
                 };
-                let aborted = st.connected_export(im).is_none();
+                let aborted = !st.import_alive(im);
                 match st.imports.get_mut(i, g) {
                     Some(im) => (&mut im.events, aborted),
                     None => return POLLNVAL,

@@ -51,6 +51,7 @@ pub mod lazy;
 mod map;
 mod node;
 mod ops;
+pub mod proto;
 pub mod segid;
 mod segment;
 pub mod sg;

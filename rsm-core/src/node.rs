@@ -151,6 +151,8 @@ pub(crate) struct Import<R, Pin> {
     pub(crate) pollfds: u32,
     /// The explicit mapping, if mapped.
     pub(crate) map: Option<Mapping<R, Pin>>,
+    /// For a segment on another node: the connection's wire state (then `export` is unused).
+    pub(crate) remote: Option<crate::proto::RemoteImport>,
 }
 
 impl<R, Pin> Import<R, Pin> {
@@ -178,6 +180,7 @@ impl<R, Pin> Import<R, Pin> {
             events: 0,
             pollfds: 0,
             map: None,
+            remote: None,
         }
     }
 }
@@ -189,8 +192,21 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize> State<P, L, E, I
         &self,
         im: &Import<P::Region, P::Pin>,
     ) -> Option<&Export<P::Region, P::Pin>> {
+        if im.remote.is_some() {
+            return None;
+        }
         let ex = self.exports.get(im.export.0, im.export.1)?;
         (!im.aborted && ex.epoch == im.epoch && ex.published.is_some()).then_some(ex)
+    }
+
+    /// Whether an import's connection stands: for a same-node import, its export is live
+    /// (see [`Self::connected_export`]); for a remote one, it is connected and was not
+    /// force-disconnected, its exporter did not restart, and it was not declared unreachable.
+    pub(crate) fn import_alive(&self, im: &Import<P::Region, P::Pin>) -> bool {
+        match &im.remote {
+            Some(r) => !im.aborted && r.state == crate::proto::RemoteState::Connected,
+            None => self.connected_export(im).is_some(),
+        }
     }
 }
 
@@ -198,13 +214,15 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
     pub(crate) locals: Table<LocalMem<P::Region, P::Pin>, L>,
     pub(crate) exports: Table<Export<P::Region, P::Pin>, E>,
     pub(crate) imports: Table<Import<P::Region, P::Pin>, I>,
-    pub(crate) ops: Table<OpSlot, MAX_PENDING_OPS>,
+    pub(crate) ops: Table<OpSlot<P::Region>, MAX_PENDING_OPS>,
     /// Next candidate for an automatically assigned segment id (spec §9.15).
     pub(crate) next_auto_segid: u32,
     /// Callers sleeping in [`Rsm::wait_for`]; transfers wake them when they finish.
     pub(crate) waiters: u32,
     /// Next barrier id (barriers live in caller storage; the id ties one to its import).
     pub(crate) next_barrier_id: u32,
+    /// The wire protocol engine of `rsmnet0` (DESIGN §4).
+    pub(crate) net: crate::proto::Engine,
 }
 
 /// One node's RSMAPI: the handle tables and the platform they run on.
@@ -277,6 +295,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 next_auto_segid: RSM_USER_APP_ID_BASE,
                 waiters: 0,
                 next_barrier_id: 1,
+                net: crate::proto::Engine::new(config.node_id),
             }),
         }
     }

@@ -18,6 +18,15 @@ use rsm_hal::{Platform, Region};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OpId(u64);
 
+impl OpId {
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+    pub(crate) fn from_raw(raw: u64) -> Self {
+        OpId(raw)
+    }
+}
+
 /// The outcome of a putv/getv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
@@ -27,9 +36,17 @@ pub struct Completion {
     pub residual: u64,
 }
 
-pub(crate) enum OpSlot {
+pub(crate) enum OpSlot<R> {
+    /// A same-node vector being copied.
     Running,
+    /// Finished; the completion waits for [`Rsm::take_completion`].
     Done(Completion),
+    /// A vector (or put/get) on a remote segment, driven by the engine.
+    Remote(crate::proto::RemoteOp<R>),
+    /// A remote connect waiting for its reply.
+    Connect(crate::proto::ConnectOp),
+    /// A finished connect, waiting for [`Rsm::take_connect`].
+    Connected(RsmResult<crate::ImportHandle>),
 }
 
 /// What a vector holds on to while its copies run without the table lock.
@@ -164,9 +181,18 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         post
     }
 
-    /// Run a vector to completion on this node.
+    /// Run a vector to completion (on a remote import: through the engine, waiting for it).
     fn run_vector(&self, sg: &ScatGath<'_, P::Region>, dir: Direction) -> Completion {
         let count = sg.io_request_count;
+        if self.is_remote(sg.remote_handle) {
+            return match self.start_remote(sg, dir) {
+                Ok(op) => self.wait_op(op, None),
+                Err(e) => Completion {
+                    result: Err(e),
+                    residual: count,
+                },
+            };
+        }
         let mut plan = Plan::new();
         let acquired = self.wait_for(|st| self.acquire(st, sg, dir, &mut plan));
         let a = match acquired {
@@ -226,6 +252,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     fn start(&self, sg: &ScatGath<'_, P::Region>, dir: Direction) -> RsmResult<OpId> {
+        if self.is_remote(sg.remote_handle) {
+            return self.start_remote(sg, dir);
+        }
         let (i, g) = self
             .state
             .lock()
@@ -266,11 +295,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let (i, g) = self.parts(op.0, Kind::Op)?;
         let mut st = self.state.lock();
         match st.ops.get(i, g)? {
-            OpSlot::Running => None,
             OpSlot::Done(_) => match st.ops.remove(i, g)? {
                 OpSlot::Done(c) => Some(c),
-                OpSlot::Running => None,
+                _ => None,
             },
+            _ => None,
         }
     }
 

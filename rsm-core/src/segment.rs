@@ -401,8 +401,31 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// (`RSMERR_SEG_NOT_PUBLISHED_TO_NODE`); `perm` not within the granted owner digit
     /// (`RSMERR_PERM_DENIED`). A `perm` of 0 connects with no access (illumos accepts it);
     /// every put/get through it is then `RSMERR_PERM_DENIED`.
+    ///
+    /// Another node, through `rsmnet0`: after the same local checks, the request goes to the
+    /// exporter (spec §6.3), which decides `RSMERR_SEG_NOT_PUBLISHED`,
+    /// `RSMERR_SEG_NOT_PUBLISHED_TO_NODE` or `RSMERR_PERM_DENIED` from its ACL; without
+    /// [`Rsm::net_start`], or without a reply within 5 s (retransmitting meanwhile), the result
+    /// is `RSMERR_REMOTE_NODE_UNREACHABLE`. The engine must be driven by another thread
+    /// (see [`crate::proto`]); [`Rsm::start_import_connect`] is the non-blocking form.
     #[doc(alias = "rsm_memseg_import_connect")]
     pub fn import_connect(
+        &self,
+        ctrl: ControllerHandle,
+        node: NodeId,
+        segment_id: SegmentId,
+        perm: Permission,
+    ) -> RsmResult<ImportHandle> {
+        let ctrl_ix = self.ctrl_index(ctrl)?;
+        if node != self.config.node_id && node < MAX_NODES && ctrl_ix != LOOPBACK {
+            let op = self.start_import_connect(ctrl, node, segment_id, perm)?;
+            return self.wait_connect(op);
+        }
+        self.import_connect_local(ctrl, node, segment_id, perm)
+    }
+
+    /// [`Rsm::import_connect`] to this node (and its errors for bad nodes and controllers).
+    pub(crate) fn import_connect_local(
         &self,
         ctrl: ControllerHandle,
         node: NodeId,
@@ -463,7 +486,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 return Err(RsmError::PollfdInUse);
             }
             if im.busy == 0 {
-                st.imports.remove(i, g);
+                if im.remote.is_some() {
+                    self.close_remote_import(&mut st, (i, g));
+                } else {
+                    st.imports.remove(i, g);
+                }
                 let waiters = st.waiters > 0;
                 drop(st);
                 self.wake_if(waiters);
@@ -475,7 +502,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         self.platform.wake();
         self.wait_for(|st| match st.imports.get(i, g) {
             Some(im) if im.busy > 0 => None,
-            _ => Some(st.imports.remove(i, g)),
+            Some(im) if im.remote.is_some() => {
+                self.close_remote_import(st, (i, g));
+                Some(())
+            }
+            _ => {
+                st.imports.remove(i, g);
+                Some(())
+            }
         });
         Ok(())
     }

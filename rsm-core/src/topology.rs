@@ -91,14 +91,11 @@ pub struct Topology<const C: usize = 4, const R: usize = 64> {
 }
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
-    /// The peer nodes this node knows, excluding itself.
-    ///
-    /// Empty today: a node has no network engine yet, so it knows no peer. The network
-    /// engine will make this yield every node it has a path to (each listed with state
-    /// [`RSM_CONNECTION_ACTIVE`]).
+    /// The peer nodes this node knows, excluding itself: every node the wire engine heard a
+    /// hello (or any valid frame) from and has not declared unreachable
+    /// ([`Rsm::net_peers`]); none before [`Rsm::net_start`].
     pub(crate) fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        let local = self.config.node_id;
-        core::iter::empty::<NodeId>().filter(move |&n| n != local)
+        self.net_peers().into_iter()
     }
 
     /// The hardware address of this node's network controllers (its MAC, as a `u64`).

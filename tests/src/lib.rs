@@ -4,6 +4,8 @@
 //! catches misuse, has a pin quota) and the real host backend [`rsm_host::HostPlatform`]
 //! (mlock pinning).
 
+pub mod net;
+
 pub use rsm_core;
 pub use rsm_hal;
 pub use rsm_host;

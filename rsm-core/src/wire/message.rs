@@ -9,8 +9,11 @@ pub const PERMISSION_MAX: u16 = 0o777;
 
 /// [`Bell`] flag: the bell goes from an importer to the exporter (else exporter → importer).
 pub const BELL_TO_EXPORTER: u16 = 0x0001;
+/// [`Bell`] flag: posted with `RSM_SIGPOST_NO_ACCUMULATE` (dropped if the target already has
+/// an event pending).
+pub const BELL_NO_ACCUMULATE: u16 = 0x0002;
 /// Every bell flag defined by this wire version.
-pub const BELL_FLAGS_KNOWN: u16 = BELL_TO_EXPORTER;
+pub const BELL_FLAGS_KNOWN: u16 = BELL_TO_EXPORTER | BELL_NO_ACCUMULATE;
 
 /// Smallest value a [`Hello`] may announce as its largest receivable frame.
 pub const MIN_MAX_FRAME: u16 = 128;

@@ -1,0 +1,323 @@
+//! The per-peer reliable channel: sequence numbers, a bounded window of frames in flight,
+//! cumulative acknowledgements, go-back-N retransmission with exponential backoff, and the
+//! shared pool of frame buffers that keeps unacknowledged frames for retransmission.
+//!
+//! Pure bookkeeping with explicit time: no I/O, no clock, no platform.
+
+use heapless::Deque;
+use rsm_hal::Instant;
+
+use super::{Ctrl, CTRL_QUEUE, FRAME_BUF, FRAME_POOL, RTO_INITIAL_NS, RTO_MAX_NS, WINDOW};
+
+/// Frame buffers shared by every peer's window (a bit set of free buffers).
+pub(crate) struct Pool {
+    bufs: [[u8; FRAME_BUF]; FRAME_POOL],
+    free: u64,
+}
+
+const _: () = assert!(FRAME_POOL <= 64, "the pool's free set is one u64");
+
+impl Pool {
+    pub(crate) const fn new() -> Self {
+        Pool {
+            bufs: [[0; FRAME_BUF]; FRAME_POOL],
+            free: if FRAME_POOL == 64 {
+                u64::MAX
+            } else {
+                (1u64 << FRAME_POOL) - 1
+            },
+        }
+    }
+
+    /// Buffers not holding a frame in flight.
+    pub(crate) fn available(&self) -> u32 {
+        self.free.count_ones()
+    }
+
+    /// Take a free buffer, storing `frame` in it.
+    pub(crate) fn store(&mut self, frame: &[u8]) -> Option<u8> {
+        if self.free == 0 || frame.len() > FRAME_BUF {
+            return None;
+        }
+        let i = self.free.trailing_zeros() as usize;
+        self.free &= !(1 << i);
+        self.bufs[i][..frame.len()].copy_from_slice(frame);
+        Some(i as u8)
+    }
+
+    /// The first `len` bytes of buffer `i`.
+    pub(crate) fn get(&self, i: u8, len: usize) -> &[u8] {
+        &self.bufs[usize::from(i)][..len.min(FRAME_BUF)]
+    }
+
+    /// Return buffer `i` to the pool.
+    pub(crate) fn release(&mut self, i: u8) {
+        if usize::from(i) < FRAME_POOL {
+            self.free |= 1 << i;
+        }
+    }
+}
+
+/// A frame in flight: its sequence number and where its bytes are kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sent {
+    pub(crate) seq: u32,
+    pub(crate) buf: u8,
+    pub(crate) len: u16,
+    /// How many times it was transmitted.
+    pub(crate) tx: u16,
+}
+
+/// What to do with a sequenced frame that arrived (see [`Peer::classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// The next frame in order: deliver it.
+    InOrder,
+    /// Already delivered (a duplicate or a retransmission): drop, acknowledge again.
+    Duplicate,
+    /// Ahead of the next expected frame but inside the window: drop (go-back-N), and
+    /// acknowledge so the sender retransmits soon.
+    Ahead,
+    /// Beyond the window: no honest sender can produce it; drop and count.
+    OutOfWindow,
+}
+
+/// Everything one node keeps about one peer.
+pub(crate) struct Peer {
+    /// The peer's incarnation (0 = never heard from).
+    pub(crate) inc: u64,
+    /// The largest frame the peer receives (from its hello).
+    pub(crate) max_frame: usize,
+    /// Declared unreachable (no progress for [`super::UNREACHABLE_AFTER_NS`]); cleared by
+    /// the next progress.
+    pub(crate) unreachable: bool,
+    /// Next sequence number to assign.
+    pub(crate) next_seq: u32,
+    /// Frames sent and not yet acknowledged, oldest first.
+    pub(crate) inflight: Deque<Sent, WINDOW>,
+    /// Index in `inflight` of the next frame to transmit (`inflight.len()` = all sent).
+    pub(crate) cursor: usize,
+    /// Current retransmission timeout.
+    pub(crate) rto: u64,
+    /// When the oldest frame in flight is retransmitted.
+    pub(crate) rto_at: Option<Instant>,
+    /// Last time the peer acknowledged something new (or the window became non-empty).
+    pub(crate) last_progress: Instant,
+    /// Acknowledgements that acknowledged nothing new, in a row.
+    pub(crate) dupacks: u8,
+    /// Next sequence number to deliver from the peer.
+    pub(crate) expected: u32,
+    /// An acknowledgement should be sent.
+    pub(crate) ack_due: bool,
+    /// A unicast hello should be sent (the peer does not know our incarnation, or we probe).
+    pub(crate) hello_due: bool,
+    /// Next hello probe while a connect waits for an unknown peer.
+    pub(crate) probe_at: Option<Instant>,
+    /// Replies and acknowledgements waiting for window space.
+    pub(crate) ctrl: Deque<Ctrl, CTRL_QUEUE>,
+}
+
+impl Peer {
+    pub(crate) const NEW: Peer = Peer::new();
+
+    pub(crate) const fn new() -> Self {
+        Peer {
+            inc: 0,
+            max_frame: FRAME_BUF,
+            unreachable: false,
+            next_seq: 1,
+            inflight: Deque::new(),
+            cursor: 0,
+            rto: RTO_INITIAL_NS,
+            rto_at: None,
+            last_progress: Instant(0),
+            dupacks: 0,
+            expected: 1,
+            ack_due: false,
+            hello_due: false,
+            probe_at: None,
+            ctrl: Deque::new(),
+        }
+    }
+
+    /// Forget the session (the peer restarted): frames in flight go back to `pool`, sequence
+    /// numbers start again at 1.
+    pub(crate) fn reset(&mut self, pool: &mut Pool) {
+        while let Some(s) = self.inflight.pop_front() {
+            pool.release(s.buf);
+        }
+        let max_frame = self.max_frame;
+        *self = Peer::new();
+        self.max_frame = max_frame;
+    }
+
+    /// Room for one more new frame in the window.
+    pub(crate) fn window_open(&self) -> bool {
+        self.cursor >= self.inflight.len() && !self.inflight.is_full()
+    }
+
+    /// Classify sequence number `seq` of an arriving frame.
+    pub(crate) fn classify(&self, seq: u32) -> Arrival {
+        let d = seq.wrapping_sub(self.expected) as i32;
+        if d == 0 {
+            Arrival::InOrder
+        } else if d < 0 {
+            Arrival::Duplicate
+        } else if (d as usize) < WINDOW {
+            Arrival::Ahead
+        } else {
+            Arrival::OutOfWindow
+        }
+    }
+
+    /// Process cumulative acknowledgement `ack` (the next sequence number the peer expects).
+    /// Frees acknowledged frames; returns `Err(())` for an acknowledgement of frames never
+    /// sent (a hostile or corrupt peer), `Ok(true)` on progress.
+    pub(crate) fn on_ack(
+        &mut self,
+        ack: u32,
+        now: Instant,
+        pool: &mut Pool,
+        pure: bool,
+    ) -> Result<bool, ()> {
+        let una = self.inflight.front().map_or(self.next_seq, |s| s.seq);
+        let newly = ack.wrapping_sub(una) as i32;
+        let beyond = ack.wrapping_sub(self.next_seq) as i32;
+        if beyond > 0 {
+            return Err(());
+        }
+        if newly <= 0 {
+            if pure && newly == 0 && !self.inflight.is_empty() {
+                self.dupacks = self.dupacks.saturating_add(1);
+                if self.dupacks == 3 {
+                    // Fast retransmit: the peer keeps asking for `una`.
+                    self.cursor = 0;
+                }
+            }
+            return Ok(false);
+        }
+        for _ in 0..newly {
+            if let Some(s) = self.inflight.pop_front() {
+                pool.release(s.buf);
+            }
+        }
+        self.cursor = self.cursor.saturating_sub(newly as usize);
+        self.rto = RTO_INITIAL_NS;
+        self.dupacks = 0;
+        self.last_progress = now;
+        self.unreachable = false;
+        self.rto_at = if self.inflight.is_empty() {
+            None
+        } else {
+            Some(now.add_nanos(self.rto))
+        };
+        Ok(true)
+    }
+
+    /// The retransmission timer fired at `now`: go back to the oldest frame, back off.
+    pub(crate) fn on_timeout(&mut self, now: Instant) {
+        if self.inflight.is_empty() {
+            self.rto_at = None;
+            return;
+        }
+        self.cursor = 0;
+        self.rto = (self.rto.saturating_mul(2)).min(RTO_MAX_NS);
+        self.rto_at = Some(now.add_nanos(self.rto));
+    }
+
+    /// Record a new frame (already stored in the pool as `buf`) as sent at `now`.
+    pub(crate) fn push_sent(&mut self, seq: u32, buf: u8, len: usize, now: Instant) {
+        if self.inflight.is_empty() {
+            self.last_progress = now;
+        }
+        let sent = Sent {
+            seq,
+            buf,
+            len: len as u16,
+            tx: 1,
+        };
+        // The caller checked `window_open`.
+        let _ = self.inflight.push_back(sent);
+        self.cursor = self.inflight.len();
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now.add_nanos(self.rto));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(p: &mut Peer, pool: &mut Pool, now: u64) -> u32 {
+        let seq = p.next_seq;
+        p.next_seq += 1;
+        let b = pool.store(&[1, 2, 3]).unwrap();
+        p.push_sent(seq, b, 3, Instant(now));
+        seq
+    }
+
+    #[test]
+    fn classify_window() {
+        let p = Peer::new();
+        assert_eq!(p.classify(1), Arrival::InOrder);
+        assert_eq!(p.classify(0), Arrival::Duplicate);
+        assert_eq!(p.classify(2), Arrival::Ahead);
+        assert_eq!(p.classify(1 + WINDOW as u32), Arrival::OutOfWindow);
+        assert_eq!(p.classify(u32::MAX / 2), Arrival::OutOfWindow);
+    }
+
+    #[test]
+    fn acks_free_buffers_and_reject_the_future() {
+        let mut pool = Pool::new();
+        let mut p = Peer::new();
+        let before = pool.available();
+        for _ in 0..3 {
+            sent(&mut p, &mut pool, 10);
+        }
+        assert_eq!(pool.available(), before - 3);
+        assert!(p.on_ack(9, Instant(20), &mut pool, false).is_err());
+        assert_eq!(p.on_ack(3, Instant(20), &mut pool, false), Ok(true));
+        assert_eq!(p.inflight.len(), 1);
+        assert_eq!(pool.available(), before - 1);
+        assert_eq!(p.on_ack(3, Instant(21), &mut pool, false), Ok(false));
+        assert_eq!(p.on_ack(4, Instant(22), &mut pool, false), Ok(true));
+        assert_eq!(pool.available(), before);
+        assert_eq!(p.rto_at, None);
+    }
+
+    #[test]
+    fn timeout_goes_back_and_backs_off() {
+        let mut pool = Pool::new();
+        let mut p = Peer::new();
+        sent(&mut p, &mut pool, 0);
+        sent(&mut p, &mut pool, 0);
+        assert!(!p.window_open() || p.cursor == 2);
+        p.on_timeout(Instant(RTO_INITIAL_NS));
+        assert_eq!(p.cursor, 0);
+        assert_eq!(p.rto, 2 * RTO_INITIAL_NS);
+        for _ in 0..20 {
+            p.on_timeout(Instant(0));
+        }
+        assert_eq!(p.rto, RTO_MAX_NS);
+        // Three duplicate pure acks trigger a fast retransmit.
+        p.cursor = 2;
+        for _ in 0..3 {
+            assert_eq!(p.on_ack(1, Instant(5), &mut pool, true), Ok(false));
+        }
+        assert_eq!(p.cursor, 0);
+    }
+
+    #[test]
+    fn pool_exhaustion_is_none_not_panic() {
+        let mut pool = Pool::new();
+        for _ in 0..FRAME_POOL {
+            assert!(pool.store(&[0; 10]).is_some());
+        }
+        assert_eq!(pool.store(&[0; 10]), None);
+        assert_eq!(Pool::new().store(&[0; FRAME_BUF + 1]), None);
+        pool.release(0);
+        assert_eq!(pool.store(&[7]), Some(0));
+        assert_eq!(pool.get(0, 1), &[7]);
+    }
+}

@@ -1,0 +1,468 @@
+//! The wire protocol engine (sans-IO) and the remote RSMAPI paths (DESIGN §4).
+//!
+//! Modelled on quinn-proto and smoltcp: the engine owns no link and no clock. The driver — a
+//! unikernel main loop, a host thread, or a test stepping a simulated network — feeds it
+//! frames with [`Rsm::handle_frame`], asks for frames to send with [`Rsm::poll_transmit`]
+//! (call it until it returns `None`), and sleeps at most until [`Rsm::poll_timeout`].
+//! [`Rsm::drive`] does one such round over a [`rsm_hal::Link`]. Every node is driven even
+//! when idle, because an exporter serves its importers without any API call.
+//!
+//! # Reliability
+//! Each pair of nodes runs one reliable, ordered channel per direction: every message but the
+//! hello carries a sequence number; the receiver delivers only the next one in order
+//! (go-back-N: a frame ahead of it is dropped) and acknowledges cumulatively in the header of
+//! every frame it sends back (a unicast hello serves as a pure acknowledgement). The sender
+//! keeps at most [`WINDOW`] frames in flight per peer (stored in a shared pool of
+//! [`FRAME_POOL`] buffers, so nothing is allocated), retransmits from the oldest
+//! unacknowledged frame after a timeout that starts at [`RTO_INITIAL_NS`] and doubles up to
+//! [`RTO_MAX_NS`], and sooner after three duplicate acknowledgements. So every message is
+//! applied at most once and in order, whatever the network drops, duplicates, reorders or
+//! delays; corrupted frames fail the CRC-32C and count as lost.
+//!
+//! Flow control: a receiver that cannot take a message now (its queue of replies or of get
+//! answers is full, or the segment is being rebound) does not deliver it and does not
+//! acknowledge it, so the sender retransmits later — a fast sender never overruns a slow
+//! receiver, and nothing is lost.
+//!
+//! # Peers, incarnations and unreachability
+//! A node's incarnation (per boot, nonzero, larger after every restart — e.g. a boot
+//! counter or a boot timestamp) is in every header, and every header also names the
+//! destination's incarnation as the sender knows it. Hellos are broadcast every
+//! [`HELLO_INTERVAL_NS`] and answered by a unicast hello when the sender did not know us; they
+//! carry the largest frame the node receives (the sender uses the per-peer minimum) and feed
+//! the topology. A frame from an older incarnation than the one known, or addressed to an
+//! older incarnation of this node, is dropped and counted ([`NetStats::stale`]). A newer
+//! incarnation means the peer restarted: every import of its segments ends with
+//! `RSMERR_CONN_ABORTED`, its imports of ours are forgotten, its operations in flight fail,
+//! and the channel starts over. Node identity follows DESIGN §4a: the source MAC must be
+//! the MAC of the source node id, else the frame is dropped ([`NetStats::spoofed`]).
+//!
+//! A peer is declared unreachable only after [`UNREACHABLE_AFTER_NS`] (5 s, the reply wait
+//! of spec §6.4) without progress while something waits for it — never after a count of
+//! lost frames. Its pending operations then fail with `RSMERR_REMOTE_NODE_UNREACHABLE`, its
+//! imports are aborted (`RSMERR_CONN_ABORTED` afterwards), and retransmission continues at
+//! the longest backoff so that the channel resumes if the peer comes back.
+//!
+//! # Remote operations
+//! The wire semantics of DESIGN §4: putv/getv entries are pipelined but applied in order by
+//! the exporter; after an entry fails, the exporter drops every later entry of that vector;
+//! the residual count is the request count minus the acknowledged, completed prefix; a put
+//! completes only after the exporter acknowledged every entry as written. The exporter
+//! checks every message against its record of the importer (node, import id, segment,
+//! granted permission, epoch) and the segment's bounds: anything else is rejected and
+//! counted ([`NetStats::rejected`]) without touching memory.
+//!
+//! Blocking calls on remote segments ([`Rsm::import_connect`], [`Rsm::putv`], [`Rsm::put`],
+//! …) need a driver running on another thread (or, on a single-threaded target, inside the
+//! platform's wait); they return when the engine completes them — at the latest
+//! [`UNREACHABLE_AFTER_NS`] after the peer last made progress (a connect: after its 5 s
+//! reply wait).
+
+mod channel;
+mod remote;
+mod rx;
+mod tx;
+
+use crate::error::RsmResult;
+use crate::handle::ImportHandle;
+use crate::node::Rsm;
+use crate::sg::{Direction, Plan};
+use crate::types::{NodeId, Permission, SegmentId};
+use crate::wire::{Ack, ConnectReply};
+use channel::{Peer, Pool};
+use rsm_hal::{Instant, Link, Platform};
+
+pub use remote::INLINE_MAX;
+
+/// Without progress for this long while something waits for it, a peer is declared
+/// unreachable (5 s, spec §6.4's reply wait); a connect gives up after this long too.
+pub const UNREACHABLE_AFTER_NS: u64 = 5_000_000_000;
+/// First retransmission timeout (20 ms).
+pub const RTO_INITIAL_NS: u64 = 20_000_000;
+/// Longest retransmission timeout after backoff (1 s).
+pub const RTO_MAX_NS: u64 = 1_000_000_000;
+/// Interval of the broadcast hello (1 s).
+pub const HELLO_INTERVAL_NS: u64 = 1_000_000_000;
+/// Frames in flight per peer.
+pub const WINDOW: usize = 16;
+/// Frame buffers shared by all peers (frames in flight are kept for retransmission).
+pub const FRAME_POOL: usize = 48;
+/// Largest frame the engine sends or keeps (a standard 1514-byte Ethernet frame fits).
+pub const FRAME_BUF: usize = 1536;
+/// Remote importers of this node's segments, over all segments.
+pub const MAX_REMOTE_IMPORTERS: usize = 64;
+/// Get requests being answered at once, over all peers.
+pub const MAX_GET_JOBS: usize = 16;
+/// Replies and acknowledgements queued per peer.
+pub const CTRL_QUEUE: usize = 8;
+
+const MAX_PEERS: usize = crate::types::MAX_NODES as usize;
+
+/// Network configuration of a node, given to [`Rsm::net_start`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig {
+    /// This boot's incarnation: nonzero, and larger than any earlier boot's of this node
+    /// (0 is taken as 1).
+    pub incarnation: u64,
+    /// The largest frame this node receives (its link's MTU plus the Ethernet header); at
+    /// most [`FRAME_BUF`] is used.
+    pub max_frame: usize,
+}
+
+/// Counters of the engine, for tests and reports ([`Rsm::net_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames handed out by [`Rsm::poll_transmit`].
+    pub frames_sent: u64,
+    /// Frames given to [`Rsm::handle_frame`].
+    pub frames_received: u64,
+    /// Frames transmitted again (timeouts and fast retransmits).
+    pub retransmits: u64,
+    /// Frames that failed to parse (short, wrong version or type, bad length, bad CRC, …).
+    pub malformed: u64,
+    /// Frames addressed to another node (or sent by this node's own id).
+    pub not_for_us: u64,
+    /// Frames whose source MAC is not the MAC of their source node id.
+    pub spoofed: u64,
+    /// Frames from an older incarnation of the sender, or for an older one of this node.
+    pub stale: u64,
+    /// Sequenced frames already delivered (duplicates, retransmissions).
+    pub duplicates: u64,
+    /// Sequenced frames ahead of the next expected one (dropped; go-back-N).
+    pub out_of_order: u64,
+    /// Frames with a sequence or acknowledgement number outside any window.
+    pub out_of_window: u64,
+    /// Messages rejected by their receiver: no such importer, segment or operation; not
+    /// published to the sender; permission; range. Memory is not touched.
+    pub rejected: u64,
+    /// In-order messages not taken for lack of room (flow control; retransmitted later).
+    pub deferred: u64,
+    /// Times a peer was declared unreachable.
+    pub unreachable: u64,
+    /// Peer restarts seen (a newer incarnation).
+    pub restarts: u64,
+}
+
+/// A queued reply or acknowledgement (sent before other traffic to the peer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ctrl {
+    Reply(ConnectReply),
+    Ack(Ack),
+}
+
+/// State of an import of a segment on another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteState {
+    /// The connect request is out; the handle is not given to anyone yet.
+    Connecting,
+    /// Connected.
+    Connected,
+    /// Disconnected by the application: the engine tells the exporter, then frees the slot.
+    Closing,
+}
+
+/// The wire side of a remote import.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RemoteImport {
+    pub(crate) state: RemoteState,
+    /// Id of this import on the wire (the slot's wire id).
+    pub(crate) import_id: u32,
+    /// Bells to send to the exporter (accumulating / no-accumulate).
+    pub(crate) bells: u32,
+    pub(crate) bells_na: u32,
+}
+
+/// The exporter's record of one remote import of one of its segments.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RemoteImporter {
+    pub(crate) node: NodeId,
+    pub(crate) import_id: u32,
+    pub(crate) segid: SegmentId,
+    pub(crate) export: (u16, u32),
+    pub(crate) epoch: u32,
+    /// The permission the importer asked for (and was granted).
+    pub(crate) perm: Permission,
+    /// The last operation of this importer that failed: its later entries are dropped.
+    pub(crate) failed_op: Option<u32>,
+    /// Bells to send to the importer (accumulating / no-accumulate).
+    pub(crate) bells: u32,
+    pub(crate) bells_na: u32,
+}
+
+/// An exporter answering a get request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GetJob {
+    pub(crate) node: NodeId,
+    pub(crate) import_id: u32,
+    pub(crate) op_id: u32,
+    pub(crate) entry: u16,
+    pub(crate) offset: usize,
+    pub(crate) len: usize,
+    pub(crate) sent: usize,
+    /// 0, or the RSMERR code to answer with (no data).
+    pub(crate) status: u16,
+}
+
+/// A remote putv/getv/put/get in progress.
+pub(crate) struct RemoteOp<R> {
+    pub(crate) dir: Direction,
+    pub(crate) node: NodeId,
+    pub(crate) import: (u16, u32),
+    pub(crate) import_id: u32,
+    pub(crate) segid: SegmentId,
+    /// The validated vector (empty for an inline put/get).
+    pub(crate) plan: Plan<R>,
+    /// put/get data carried in the operation itself: (remote offset, length, bytes).
+    pub(crate) inline: Option<(usize, usize, [u8; INLINE_MAX])>,
+    pub(crate) count: u64,
+    /// Implicit sigpost after success: `Some(coalesce)`.
+    pub(crate) sigpost: Option<bool>,
+    /// Start order, for first-in-first-out sending per peer.
+    pub(crate) seq: u64,
+    /// Send cursor: entry and byte offset within it.
+    pub(crate) next_entry: usize,
+    pub(crate) next_frag: usize,
+    /// Entries completed (acknowledged or fully received), in order.
+    pub(crate) done: usize,
+    /// Bytes received of entry `done` (get).
+    pub(crate) recv: usize,
+}
+
+/// A remote connect in progress.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectOp {
+    pub(crate) node: NodeId,
+    pub(crate) segid: SegmentId,
+    pub(crate) perm: Permission,
+    pub(crate) import: (u16, u32),
+    pub(crate) started: Instant,
+    pub(crate) sent: bool,
+}
+
+/// The engine's state, one per node, inside the node's table lock.
+pub(crate) struct Engine {
+    pub(crate) on: bool,
+    pub(crate) node: NodeId,
+    pub(crate) inc: u64,
+    pub(crate) max_frame: usize,
+    pub(crate) peers: [Peer; MAX_PEERS],
+    pub(crate) pool: Pool,
+    pub(crate) jobs: heapless::Vec<GetJob, MAX_GET_JOBS>,
+    pub(crate) importers: heapless::Vec<RemoteImporter, MAX_REMOTE_IMPORTERS>,
+    pub(crate) next_hello: Instant,
+    pub(crate) stats: NetStats,
+    pub(crate) op_seq: u64,
+    /// Round-robin start for [`Rsm::poll_transmit`].
+    pub(crate) rr: usize,
+    /// Something completed: wake sleepers after the lock is released.
+    pub(crate) wake: bool,
+    /// The latest time the driver gave the engine (API calls start their timers from it).
+    pub(crate) clock: Instant,
+}
+
+impl Engine {
+    pub(crate) const fn new(node: NodeId) -> Self {
+        Engine {
+            on: false,
+            node,
+            inc: 0,
+            max_frame: FRAME_BUF,
+            peers: [Peer::NEW; MAX_PEERS],
+            pool: Pool::new(),
+            jobs: heapless::Vec::new(),
+            importers: heapless::Vec::new(),
+            next_hello: Instant(0),
+            stats: NetStats {
+                frames_sent: 0,
+                frames_received: 0,
+                retransmits: 0,
+                malformed: 0,
+                not_for_us: 0,
+                spoofed: 0,
+                stale: 0,
+                duplicates: 0,
+                out_of_order: 0,
+                out_of_window: 0,
+                rejected: 0,
+                deferred: 0,
+                unreachable: 0,
+                restarts: 0,
+            },
+            op_seq: 0,
+            rr: 0,
+            wake: false,
+            clock: Instant(0),
+        }
+    }
+
+    /// The peer `node`, if it is a valid node id.
+    pub(crate) fn peer(&self, node: NodeId) -> Option<&Peer> {
+        self.peers.get(usize::try_from(node).ok()?)
+    }
+
+    /// The frame size to use towards `peer`.
+    pub(crate) fn frame_for(&self, peer: &Peer) -> usize {
+        self.max_frame.min(peer.max_frame).min(FRAME_BUF)
+    }
+}
+
+impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+    /// Start the engine of `rsmnet0` at `now` (the first hello goes out at once). Calling it
+    /// again changes nothing but the frame size. Without it, remote connects fail with
+    /// `RSMERR_REMOTE_NODE_UNREACHABLE` and frames are ignored.
+    pub fn net_start(&self, now: Instant, cfg: NetConfig) {
+        let mut st = self.state.lock();
+        let net = &mut st.net;
+        net.max_frame = cfg.max_frame.clamp(usize::from(crate::wire::MIN_MAX_FRAME), FRAME_BUF);
+        net.clock = net.clock.max(now);
+        if !net.on {
+            net.on = true;
+            net.inc = cfg.incarnation.max(1);
+            net.next_hello = now;
+        }
+    }
+
+    /// This node's incarnation (0 before [`Rsm::net_start`]).
+    pub fn net_incarnation(&self) -> u64 {
+        self.state.lock().net.inc
+    }
+
+    /// The engine's counters.
+    pub fn net_stats(&self) -> NetStats {
+        self.state.lock().net.stats
+    }
+
+    /// The peers heard from (with a known incarnation) and not declared unreachable.
+    pub fn net_peers(&self) -> heapless::Vec<NodeId, MAX_PEERS> {
+        let st = self.state.lock();
+        let me = st.net.node;
+        st.net
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(n, p)| p.inc != 0 && !p.unreachable && *n as NodeId != me)
+            .map(|(n, _)| n as NodeId)
+            .collect()
+    }
+
+    /// Process one received frame at `now`. Never fails and never panics: malformed, stale,
+    /// spoofed, out-of-window or unauthorised frames are dropped and counted in
+    /// [`Rsm::net_stats`]. Call [`Rsm::poll_transmit`] afterwards.
+    pub fn handle_frame(&self, now: Instant, frame: &[u8]) {
+        let wake = {
+            let mut st = self.state.lock();
+            if !st.net.on {
+                return;
+            }
+            st.net.stats.frames_received += 1;
+            st.net.clock = st.net.clock.max(now);
+            self.rx_frame(&mut st, now, frame);
+            core::mem::take(&mut st.net.wake) || st.waiters > 0
+        };
+        self.wake_if(wake);
+    }
+
+    /// The next frame to send at `now`, written into `buf` (which must hold [`FRAME_BUF`]
+    /// bytes, else nothing is written): its length, or `None` when there is nothing to send
+    /// until new input or [`Rsm::poll_timeout`]. Runs the timers first.
+    pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let (n, wake) = {
+            let mut st = self.state.lock();
+            if !st.net.on || buf.len() < FRAME_BUF {
+                return None;
+            }
+            st.net.clock = st.net.clock.max(now);
+            self.timers(&mut st, now);
+            let n = self.tx_next(&mut st, now, buf);
+            if n.is_some() {
+                st.net.stats.frames_sent += 1;
+            }
+            (n, core::mem::take(&mut st.net.wake) || st.waiters > 0)
+        };
+        self.wake_if(wake);
+        n
+    }
+
+    /// When [`Rsm::poll_transmit`] must be called next at the latest (retransmission,
+    /// unreachability and connect timers, the next hello); `None` if the engine is stopped.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let st = self.state.lock();
+        if !st.net.on {
+            return None;
+        }
+        let mut t = st.net.next_hello;
+        for p in st.net.peers.iter() {
+            if let Some(r) = p.rto_at {
+                t = t.min(r);
+            }
+            if !p.inflight.is_empty() && !p.unreachable {
+                t = t.min(p.last_progress.add_nanos(UNREACHABLE_AFTER_NS));
+            }
+            if let Some(pr) = p.probe_at {
+                t = t.min(pr);
+            }
+        }
+        for (_, _, op) in st.ops.iter() {
+            if let crate::ops::OpSlot::Connect(c) = op {
+                t = t.min(c.started.add_nanos(UNREACHABLE_AFTER_NS));
+            }
+        }
+        Some(t)
+    }
+
+    /// One round of driving over `link` at `now`: hand every received frame to
+    /// [`Rsm::handle_frame`], then transmit everything [`Rsm::poll_transmit`] yields. Returns
+    /// whether any frame moved. A frame the link refuses to send is dropped (the channel
+    /// retransmits it).
+    pub fn drive<K: Link>(&self, link: &mut K, now: Instant) -> bool {
+        let mut buf = [0u8; FRAME_BUF];
+        let mut moved = false;
+        while let Ok(Some(n)) = link.receive(&mut buf) {
+            moved = true;
+            if let Some(frame) = buf.get(..n) {
+                self.handle_frame(now, frame);
+            }
+        }
+        while let Some(n) = self.poll_transmit(now, &mut buf) {
+            moved = true;
+            if let Some(frame) = buf.get(..n) {
+                let _ = link.transmit(frame);
+            }
+        }
+        moved
+    }
+
+    /// Take the result of a connect started with [`Rsm::start_import_connect`]: `None` while
+    /// it runs or for an unknown id (a second call returns `None`).
+    pub fn take_connect(&self, op: crate::OpId) -> Option<RsmResult<ImportHandle>> {
+        let (i, g) = self.parts(op.raw(), crate::handle::Kind::Op)?;
+        let mut st = self.state.lock();
+        match st.ops.get(i, g)? {
+            crate::ops::OpSlot::Connected(_) => match st.ops.remove(i, g)? {
+                crate::ops::OpSlot::Connected(r) => Some(r),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        use core::mem::size_of;
+        type R = rsm_hal::fake::FakeRegion;
+        extern crate std;
+        std::eprintln!(
+            "engine {} peer {} pool {} op {} slot {} import {} rsm {}",
+            size_of::<super::Engine>(),
+            size_of::<super::channel::Peer>(),
+            size_of::<super::channel::Pool>(),
+            size_of::<super::RemoteOp<R>>(),
+            size_of::<crate::ops::OpSlot<R>>(),
+            size_of::<crate::node::Import<R, u64>>(),
+            size_of::<crate::Rsm<rsm_hal::fake::FakePlatform>>(),
+        );
+    }
+}

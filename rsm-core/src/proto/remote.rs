@@ -1,0 +1,626 @@
+//! The importer's side of remote segments: connect, vectors and put/get as engine
+//! operations, their completion, and what happens to them when a peer restarts or becomes
+//! unreachable.
+
+use super::{ConnectOp, RemoteImport, RemoteOp, RemoteState, UNREACHABLE_AFTER_NS};
+use crate::error::{RsmError, RsmResult};
+use crate::handle::{ControllerHandle, ImportHandle, Kind};
+use crate::node::{Import, Rsm, State, LOOPBACK};
+use crate::ops::{Completion, OpId, OpSlot};
+use crate::sg::{self, Direction, Plan, ScatGath};
+use crate::table::Table;
+use crate::types::{NodeId, Permission, SegmentId, SgFlags, MAX_NODES};
+use rsm_hal::{Instant, Platform};
+
+/// Largest put/get carried by one engine operation ([`Rsm::start_put`], [`Rsm::start_get`]);
+/// the blocking [`Rsm::put`] / [`Rsm::get`] on a remote segment move longer ranges in pieces
+/// of this size (a multiple of 8, so words stay whole).
+pub const INLINE_MAX: usize = 1024;
+
+/// Interval of hello probes while a connect waits for a node never heard from.
+const PROBE_INTERVAL_NS: u64 = 100_000_000;
+
+impl<R: rsm_hal::Region> RemoteOp<R> {
+    /// Remote offset and length of entry `k`.
+    pub(crate) fn entry(&self, k: usize) -> (usize, usize) {
+        match &self.inline {
+            Some((off, len, _)) => (*off, *len),
+            None => self
+                .plan
+                .get(k)
+                .map_or((0, 0), |s| (s.remote_off, s.len)),
+        }
+    }
+}
+
+fn wire_id(i: u16, g: u32) -> u32 {
+    Table::<(), 1>::wire_id(i, g)
+}
+
+impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+    /// Complete remote operation `(i, g)` with `result`: drop its references, record the
+    /// completion (residual = count − completed prefix), ring the implicit sigpost.
+    pub(crate) fn finish_op(
+        &self,
+        st: &mut State<P, L, E, I>,
+        (i, g): (u16, u32),
+        result: RsmResult<()>,
+    ) {
+        let Some(OpSlot::Remote(op)) = st.ops.get(i, g) else {
+            return;
+        };
+        let residual = op.count - (op.done as u64).min(op.count);
+        let (import, sigpost) = (op.import, op.sigpost);
+        let mut handles: heapless::Vec<(u16, u32), { crate::types::RSM_MAX_SGIOREQS }> =
+            heapless::Vec::new();
+        for s in op.plan.iter() {
+            if let Some(h) = s.handle {
+                let _ = handles.push(h);
+            }
+        }
+        for (hi, hg) in handles {
+            if let Some(lm) = st.locals.get_mut(hi, hg) {
+                lm.busy = lm.busy.saturating_sub(1);
+            }
+        }
+        if let Some(im) = st.imports.get_mut(import.0, import.1) {
+            im.busy = im.busy.saturating_sub(1);
+            if let (Ok(()), Some(coalesce), Some(r)) = (&result, sigpost, im.remote.as_mut()) {
+                if coalesce {
+                    r.bells_na = r.bells_na.saturating_add(1);
+                } else {
+                    r.bells = r.bells.saturating_add(1);
+                }
+            }
+        }
+        if let Some(slot) = st.ops.get_mut(i, g) {
+            *slot = OpSlot::Done(Completion { result, residual });
+        }
+        st.net.wake = true;
+    }
+
+    /// Hand a remote import to the engine to say NOT_IMPORTING and free it (or free it at
+    /// once when there is nobody to tell).
+    pub(crate) fn close_remote_import(&self, st: &mut State<P, L, E, I>, (i, g): (u16, u32)) {
+        let tell = st.net.on
+            && st.imports.get(i, g).is_some_and(|im| {
+                st.net
+                    .peer(im.node)
+                    .is_some_and(|p| p.inc != 0 && !p.unreachable)
+            });
+        match st.imports.get_mut(i, g) {
+            Some(im) if tell => {
+                im.closing = true;
+                if let Some(r) = im.remote.as_mut() {
+                    r.state = RemoteState::Closing;
+                }
+            }
+            Some(_) => {
+                st.imports.remove(i, g);
+            }
+            None => {}
+        }
+        st.net.wake = true;
+    }
+
+    /// Every operation and import involving node `p`: `f_op` decides what becomes of remote
+    /// operations, connects are handled by `connect`, imports by `import`.
+    fn sweep_peer(
+        &self,
+        st: &mut State<P, L, E, I>,
+        node: NodeId,
+        op_error: RsmError,
+        connects_retry: bool,
+    ) {
+        let mut ops: heapless::Vec<(u16, u32, bool), { crate::MAX_PENDING_OPS }> =
+            heapless::Vec::new();
+        for (i, g, op) in st.ops.iter() {
+            match op {
+                OpSlot::Remote(op) if op.node == node => {
+                    let _ = ops.push((i, g, false));
+                }
+                OpSlot::Connect(c) if c.node == node => {
+                    let _ = ops.push((i, g, true));
+                }
+                _ => {}
+            }
+        }
+        for (i, g, connect) in ops {
+            if !connect {
+                self.finish_op(st, (i, g), Err(op_error));
+                continue;
+            }
+            if connects_retry {
+                if let Some(OpSlot::Connect(c)) = st.ops.get_mut(i, g) {
+                    c.sent = false;
+                }
+                continue;
+            }
+            let import = match st.ops.get(i, g) {
+                Some(OpSlot::Connect(c)) => c.import,
+                _ => continue,
+            };
+            st.imports.remove(import.0, import.1);
+            if let Some(slot) = st.ops.get_mut(i, g) {
+                *slot = OpSlot::Connected(Err(RsmError::RemoteNodeUnreachable));
+            }
+        }
+        let mut gone: heapless::Vec<(u16, u32), I> = heapless::Vec::new();
+        for (i, g, im) in st.imports.iter_mut() {
+            let Some(r) = im.remote.as_ref() else {
+                continue;
+            };
+            if im.node != node {
+                continue;
+            }
+            match r.state {
+                RemoteState::Connected => im.aborted = true,
+                RemoteState::Closing => {
+                    let _ = gone.push((i, g));
+                }
+                RemoteState::Connecting => {}
+            }
+        }
+        for (i, g) in gone {
+            st.imports.remove(i, g);
+        }
+        st.net.wake = true;
+    }
+
+    /// Peer `p` came back with a new incarnation: forget everything about its old one.
+    pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I>, p: usize) {
+        let node = p as NodeId;
+        self.sweep_peer(st, node, RsmError::ConnAborted, true);
+        st.net.importers.retain(|r| r.node != node);
+        st.net.jobs.retain(|j| j.node != node);
+        let net = &mut st.net;
+        net.peers[p].reset(&mut net.pool);
+        net.peers[p].hello_due = true;
+    }
+
+    /// Timers at `now`: retransmissions, unreachability, connect timeouts, probes.
+    pub(crate) fn timers(&self, st: &mut State<P, L, E, I>, now: Instant) {
+        for p in 0..st.net.peers.len() {
+            let peer = &mut st.net.peers[p];
+            if peer.rto_at.is_some_and(|t| now >= t) {
+                peer.on_timeout(now);
+            }
+            if !peer.inflight.is_empty()
+                && !peer.unreachable
+                && now.nanos_since(peer.last_progress) >= UNREACHABLE_AFTER_NS
+            {
+                peer.unreachable = true;
+                peer.last_progress = now;
+                st.net.stats.unreachable += 1;
+                self.sweep_peer(st, p as NodeId, RsmError::RemoteNodeUnreachable, false);
+            }
+            let peer = &mut st.net.peers[p];
+            if peer.probe_at.is_some_and(|t| now >= t) {
+                peer.probe_at = None;
+            }
+        }
+        let mut expired: heapless::Vec<(u16, u32, (u16, u32), bool), { crate::MAX_PENDING_OPS }> =
+            heapless::Vec::new();
+        let mut probe: u64 = 0;
+        for (i, g, op) in st.ops.iter() {
+            if let OpSlot::Connect(c) = op {
+                if now.nanos_since(c.started) >= UNREACHABLE_AFTER_NS {
+                    let _ = expired.push((i, g, c.import, c.sent));
+                } else if st.net.peer(c.node).is_some_and(|p| p.inc == 0) {
+                    probe |= 1 << (c.node as u64 & 63);
+                }
+            }
+        }
+        for (i, g, import, sent) in expired {
+            if sent {
+                self.close_remote_import(st, import);
+            } else {
+                st.imports.remove(import.0, import.1);
+            }
+            if let Some(slot) = st.ops.get_mut(i, g) {
+                *slot = OpSlot::Connected(Err(RsmError::RemoteNodeUnreachable));
+            }
+            st.net.wake = true;
+        }
+        for p in 0..64usize {
+            if probe & (1 << p) != 0 {
+                let peer = &mut st.net.peers[p];
+                if peer.probe_at.is_none() {
+                    peer.hello_due = true;
+                    peer.probe_at = Some(now.add_nanos(PROBE_INTERVAL_NS));
+                }
+            }
+        }
+    }
+
+    /// Start connecting to segment `segment_id` on `node` without waiting; collect the
+    /// result with [`Rsm::take_connect`]. The same checks as [`Rsm::import_connect`]; errors
+    /// that need no answer from the exporter are returned at once. A connect to this node
+    /// completes at once.
+    pub fn start_import_connect(
+        &self,
+        ctrl: ControllerHandle,
+        node: NodeId,
+        segment_id: SegmentId,
+        perm: Permission,
+    ) -> RsmResult<OpId> {
+        let local = self.config.node_id;
+        let ctrl_ix = self.ctrl_index(ctrl)?;
+        if node == local || node >= MAX_NODES || ctrl_ix == LOOPBACK {
+            let r = self.import_connect_local(ctrl, node, segment_id, perm);
+            let mut st = self.state.lock();
+            let (i, g) = st
+                .ops
+                .insert(OpSlot::Connected(r))
+                .map_err(|_| RsmError::InsufficientResources)?;
+            return Ok(OpId::from_raw(crate::handle::encode(
+                self.instance,
+                Kind::Op,
+                g,
+                i,
+            )));
+        }
+        if perm.bits() & !Permission::RDWR.bits() != 0 {
+            return Err(RsmError::PermDenied);
+        }
+        let mut st = self.state.lock();
+        if st.imports.is_full() || st.ops.is_full() {
+            return Err(RsmError::InsufficientResources);
+        }
+        if !st.net.on {
+            return Err(RsmError::RemoteNodeUnreachable);
+        }
+        let mut im = Import::new(node, segment_id, (u16::MAX, 0), 0, perm, 0);
+        im.remote = Some(RemoteImport {
+            state: RemoteState::Connecting,
+            import_id: 0,
+            bells: 0,
+            bells_na: 0,
+        });
+        let (ii, ig) = st
+            .imports
+            .insert(im)
+            .map_err(|_| RsmError::InsufficientResources)?;
+        if let Some(r) = st.imports.get_mut(ii, ig).and_then(|im| im.remote.as_mut()) {
+            r.import_id = wire_id(ii, ig);
+        }
+        let op = ConnectOp {
+            node,
+            segid: segment_id,
+            perm,
+            import: (ii, ig),
+            started: self.net_now(&st),
+            sent: false,
+        };
+        match st.ops.insert(OpSlot::Connect(op)) {
+            Ok((i, g)) => Ok(OpId::from_raw(crate::handle::encode(
+                self.instance,
+                Kind::Op,
+                g,
+                i,
+            ))),
+            Err(_) => {
+                st.imports.remove(ii, ig);
+                Err(RsmError::InsufficientResources)
+            }
+        }
+    }
+
+    /// The engine's notion of now when an API call starts something: the latest time the
+    /// driver gave it (timers are measured in the driver's time).
+    fn net_now(&self, st: &State<P, L, E, I>) -> Instant {
+        st.net.clock
+    }
+
+    /// Whether `seg` is an import of a segment on another node.
+    pub(crate) fn is_remote(&self, seg: ImportHandle) -> bool {
+        let st = self.state.lock();
+        self.import_slot(&st, seg)
+            .ok()
+            .and_then(|(i, g)| st.imports.get(i, g))
+            .is_some_and(|im| im.remote.is_some())
+    }
+
+    /// Register remote operation `op` (already validated) or its failure.
+    fn insert_op(
+        &self,
+        st: &mut State<P, L, E, I>,
+        build: impl FnOnce(&mut State<P, L, E, I>) -> Result<RemoteOp<P::Region>, RsmError>,
+        count: u64,
+    ) -> RsmResult<OpId> {
+        let (i, g) = st
+            .ops
+            .insert(OpSlot::Running)
+            .map_err(|_| RsmError::InsufficientResources)?;
+        let slot = match build(st) {
+            Ok(mut op) => {
+                st.net.op_seq += 1;
+                op.seq = st.net.op_seq;
+                OpSlot::Remote(op)
+            }
+            Err(e) => OpSlot::Done(Completion {
+                result: Err(e),
+                residual: count,
+            }),
+        };
+        if let Some(s) = st.ops.get_mut(i, g) {
+            *s = slot;
+        }
+        Ok(OpId::from_raw(crate::handle::encode(
+            self.instance,
+            Kind::Op,
+            g,
+            i,
+        )))
+    }
+
+    /// Validate a vector on a remote import (the order of [`Rsm::putv`]) and take its
+    /// references.
+    fn remote_vector(
+        &self,
+        st: &mut State<P, L, E, I>,
+        sg: &ScatGath<'_, P::Region>,
+        dir: Direction,
+    ) -> Result<RemoteOp<P::Region>, RsmError> {
+        let (ii, ig) = self.import_slot(st, sg.remote_handle)?;
+        let im = st.imports.get(ii, ig).ok_or(RsmError::BadSegHndl)?;
+        let entries = sg::entries(sg)?;
+        if !st.import_alive(im) {
+            return Err(RsmError::ConnAborted);
+        }
+        let need = match dir {
+            Direction::Put => Permission::WRITE,
+            Direction::Get => Permission::READ,
+        };
+        if !im.perm.contains(need) {
+            return Err(RsmError::PermDenied);
+        }
+        let (node, segid, size) = (im.node, im.segid, im.size);
+        let import_id = im.remote.as_ref().map_or(0, |r| r.import_id);
+        let locals = &st.locals;
+        let resolve = |h: crate::LocalMemHandle| {
+            let (i, g) = self.parts(h.into_raw(), Kind::LocalMem)?;
+            let lm = locals.get(i, g).filter(|lm| !lm.freeing)?;
+            Some((i, g, lm.region.clone()))
+        };
+        let mut plan = Plan::new();
+        sg::plan_into(entries, size, resolve, &mut plan)?;
+        for s in plan.iter() {
+            if let Some((i, g)) = s.handle {
+                if let Some(lm) = st.locals.get_mut(i, g) {
+                    lm.busy += 1;
+                }
+            }
+        }
+        if let Some(im) = st.imports.get_mut(ii, ig) {
+            im.busy += 1;
+        }
+        let sigpost = sg
+            .flags
+            .contains(SgFlags::IMPLICIT_SIGPOST)
+            .then(|| sg.flags.contains(SgFlags::SIGPOST_NO_ACCUMULATE));
+        Ok(RemoteOp {
+            dir,
+            node,
+            import: (ii, ig),
+            import_id,
+            segid,
+            count: plan.len() as u64,
+            plan,
+            inline: None,
+            sigpost,
+            seq: 0,
+            next_entry: 0,
+            next_frag: 0,
+            done: 0,
+            recv: 0,
+        })
+    }
+
+    /// Start a putv/getv on a remote import (see [`Rsm::start_putv`]).
+    pub(crate) fn start_remote(
+        &self,
+        sg: &ScatGath<'_, P::Region>,
+        dir: Direction,
+    ) -> RsmResult<OpId> {
+        let count = sg.io_request_count;
+        let mut st = self.state.lock();
+        self.insert_op(&mut st, |st| self.remote_vector(st, sg, dir), count)
+    }
+
+    /// Start a put (`Some(src)`) or a get of `len` bytes at `offset` of a remote import,
+    /// after the checks of [`Rsm::put`] (permission, range, barrier, connection).
+    fn start_inline(
+        &self,
+        seg: ImportHandle,
+        offset: usize,
+        len: usize,
+        src: Option<&[u8]>,
+    ) -> RsmResult<OpId> {
+        if len > INLINE_MAX || src.is_some_and(|s| s.len() != len) {
+            return Err(RsmError::BadLength);
+        }
+        let dir = if src.is_some() {
+            Direction::Put
+        } else {
+            Direction::Get
+        };
+        let mut st = self.state.lock();
+        let build = |st: &mut State<P, L, E, I>| {
+            let (ii, ig) = self.import_slot(st, seg)?;
+            let im = st.imports.get_mut(ii, ig).ok_or(RsmError::BadSegHndl)?;
+            let need = match dir {
+                Direction::Put => Permission::WRITE,
+                Direction::Get => Permission::READ,
+            };
+            if !im.perm.contains(need) {
+                return Err(RsmError::PermDenied);
+            }
+            if offset.checked_add(len).is_none_or(|end| end > im.size) {
+                return Err(RsmError::BadOffset);
+            }
+            let remote = im.remote.filter(|r| r.state == RemoteState::Connected);
+            let Some(r) = remote.filter(|_| !im.aborted) else {
+                return Err(RsmError::ConnAborted);
+            };
+            im.busy += 1;
+            let mut data = [0u8; INLINE_MAX];
+            if let Some(s) = src {
+                data[..len].copy_from_slice(s);
+            }
+            Ok(RemoteOp {
+                dir,
+                node: im.node,
+                import: (ii, ig),
+                import_id: r.import_id,
+                segid: im.segid,
+                plan: Plan::new(),
+                inline: Some((offset, len, data)),
+                count: 1,
+                sigpost: None,
+                seq: 0,
+                next_entry: 0,
+                next_frag: 0,
+                done: 0,
+                recv: 0,
+            })
+        };
+        self.insert_op(&mut st, build, 1)
+    }
+
+    /// Start writing `src` (at most [`INLINE_MAX`] bytes) at `offset` of a remote import,
+    /// without waiting. The bytes are copied at once. Checks as [`Rsm::put`] minus the
+    /// barrier rule; the result comes from [`Rsm::take_completion`].
+    pub fn start_put(&self, seg: ImportHandle, offset: usize, src: &[u8]) -> RsmResult<OpId> {
+        self.start_inline(seg, offset, src.len(), Some(src))
+    }
+
+    /// Start reading `len` bytes (at most [`INLINE_MAX`]) at `offset` of a remote import,
+    /// without waiting; collect them with [`Rsm::take_get`].
+    pub fn start_get(&self, seg: ImportHandle, offset: usize, len: usize) -> RsmResult<OpId> {
+        self.start_inline(seg, offset, len, None)
+    }
+
+    /// The completion of a get started with [`Rsm::start_get`], its bytes copied into the
+    /// front of `dst` on success (`dst` shorter than the get → only that much). `None` while it
+    /// runs or for an unknown id.
+    pub fn take_get(&self, op: OpId, dst: &mut [u8]) -> Option<Completion> {
+        let (i, g) = self.parts(op.raw(), Kind::Op)?;
+        let mut st = self.state.lock();
+        let data = match st.ops.get(i, g)? {
+            OpSlot::Done(_) => None,
+            OpSlot::Remote(op) if op.dir == Direction::Get && op.done == 1 => {
+                op.inline.as_ref().map(|(_, len, d)| (*len, *d))
+            }
+            _ => return None,
+        };
+        if let Some((len, d)) = data {
+            let n = len.min(dst.len());
+            dst[..n].copy_from_slice(&d[..n]);
+        }
+        match st.ops.remove(i, g)? {
+            OpSlot::Done(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Block until remote operation `op` completes and take its completion (the blocking
+    /// calls' wait; the engine is driven by another thread).
+    pub(crate) fn wait_op(&self, op: OpId, dst: Option<&mut [u8]>) -> Completion {
+        let Some((i, g)) = self.parts(op.raw(), Kind::Op) else {
+            return Completion {
+                result: Err(RsmError::InternalError),
+                residual: 0,
+            };
+        };
+        self.wait_for(|st| match st.ops.get(i, g) {
+            Some(OpSlot::Running) | Some(OpSlot::Remote(_)) => None,
+            _ => Some(()),
+        });
+        let c = match dst {
+            Some(d) => self.take_get(op, d),
+            None => self.take_completion(op),
+        };
+        c.unwrap_or(Completion {
+            result: Err(RsmError::InternalError),
+            residual: 0,
+        })
+    }
+
+    /// Wait for a connect started by [`Rsm::start_import_connect`].
+    pub(crate) fn wait_connect(&self, op: OpId) -> RsmResult<ImportHandle> {
+        let Some((i, g)) = self.parts(op.raw(), Kind::Op) else {
+            return Err(RsmError::InternalError);
+        };
+        self.wait_for(|st| match st.ops.get(i, g) {
+            Some(OpSlot::Connect(_)) => None,
+            _ => Some(()),
+        });
+        self.take_connect(op).unwrap_or(Err(RsmError::InternalError))
+    }
+
+    /// Blocking put/get of any length on a remote import, in pieces of [`INLINE_MAX`].
+    pub(crate) fn remote_write(&self, seg: ImportHandle, offset: usize, src: &[u8]) -> RsmResult<()> {
+        for (k, piece) in src.chunks(INLINE_MAX).enumerate() {
+            let op = self.start_put(seg, offset + k * INLINE_MAX, piece)?;
+            self.wait_op(op, None).result?;
+        }
+        Ok(())
+    }
+
+    /// See [`Self::remote_write`].
+    pub(crate) fn remote_read(&self, seg: ImportHandle, offset: usize, dst: &mut [u8]) -> RsmResult<()> {
+        for (k, piece) in dst.chunks_mut(INLINE_MAX).enumerate() {
+            let op = self.start_get(seg, offset + k * INLINE_MAX, piece.len())?;
+            self.wait_op(op, Some(piece)).result?;
+        }
+        Ok(())
+    }
+
+    /// Post one bell on remote import `(i, g)` (spec §6.5); errors as
+    /// [`Rsm::intr_signal_post`].
+    pub(crate) fn post_remote(
+        &self,
+        st: &mut State<P, L, E, I>,
+        (i, g): (u16, u32),
+        coalesce: bool,
+    ) -> RsmResult<()> {
+        let im = st.imports.get(i, g).ok_or(RsmError::BadSegHndl)?;
+        if !st.import_alive(im) {
+            return Err(RsmError::ConnAborted);
+        }
+        if st.net.peer(im.node).is_none_or(|p| p.unreachable) {
+            return Err(RsmError::RemoteNodeUnreachable);
+        }
+        let im = st.imports.get_mut(i, g).ok_or(RsmError::BadSegHndl)?;
+        if let Some(r) = im.remote.as_mut() {
+            if coalesce {
+                r.bells_na = r.bells_na.saturating_add(1);
+            } else {
+                r.bells = r.bells.saturating_add(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Post one bell to every remote importer of export `(i, g)`.
+    pub(crate) fn post_remote_importers(
+        &self,
+        st: &mut State<P, L, E, I>,
+        (i, g): (u16, u32),
+        coalesce: bool,
+    ) {
+        let Some(epoch) = st.exports.get(i, g).map(|ex| ex.epoch) else {
+            return;
+        };
+        for r in st.net.importers.iter_mut() {
+            if r.export == (i, g) && r.epoch == epoch {
+                if coalesce {
+                    r.bells_na = r.bells_na.saturating_add(1);
+                } else {
+                    r.bells = r.bells.saturating_add(1);
+                }
+            }
+        }
+    }
+}

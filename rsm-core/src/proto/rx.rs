@@ -1,0 +1,590 @@
+//! Receiving: frame checks, the channel's sequence and acknowledgement handling, and the
+//! delivery of each message to the exporter or importer side.
+
+use super::channel::Arrival;
+use super::{Ctrl, GetJob, RemoteImporter, RemoteState};
+use crate::error::RsmError;
+use crate::node::{Rsm, State};
+use crate::ops::OpSlot;
+use crate::sg::{copy_error, Direction};
+use crate::types::{NodeId, Permission, SegmentId};
+use crate::wire::{
+    self, Ack, Bell, ConnectReply, ConnectRequest, EthernetFrame, Frame, GetData, GetRequest,
+    Message, PutData, FLAG_ACK, NODE_BROADCAST,
+};
+use rsm_hal::{Error as _, Instant, Platform, Region};
+
+/// What became of a delivered message.
+pub(crate) enum Verdict {
+    /// Taken (applied, answered, or dropped by the protocol's rules).
+    Accept,
+    /// Refused as invalid or unauthorised (counted); still consumed.
+    Reject,
+    /// No room now: not consumed, not acknowledged; the sender retransmits it.
+    Defer,
+}
+
+/// Bell flag: the sender posted with `RSM_SIGPOST_NO_ACCUMULATE`.
+pub(crate) const BELL_NO_ACCUMULATE: u16 = wire::BELL_NO_ACCUMULATE;
+
+fn status_of(r: Result<(), RsmError>) -> u16 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => u16::try_from(e.code()).unwrap_or(u16::MAX),
+    }
+}
+
+/// The error an RSMERR code on the wire stands for (unknown codes → `RSMERR_INTERNAL_ERROR`).
+pub(crate) fn error_of(status: u16) -> RsmError {
+    RsmError::from_code(i32::from(status)).unwrap_or(RsmError::InternalError)
+}
+
+impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+    pub(crate) fn rx_frame(&self, st: &mut State<P, L, E, I>, now: Instant, frame: &[u8]) {
+        let f = match Frame::parse(frame) {
+            Ok(f) => f,
+            Err(_) => {
+                st.net.stats.malformed += 1;
+                return;
+            }
+        };
+        let h = f.header;
+        let me = st.net.node;
+        let src = NodeId::from(h.src_node);
+        if src == me || (h.dst_node != NODE_BROADCAST && NodeId::from(h.dst_node) != me) {
+            st.net.stats.not_for_us += 1;
+            return;
+        }
+        // Parse succeeded, so the Ethernet header is there.
+        let mac = EthernetFrame::new_unchecked(frame).src_addr();
+        if mac != wire::node_mac(src) {
+            st.net.stats.spoofed += 1;
+            return;
+        }
+        if h.incarnation == 0 {
+            st.net.stats.malformed += 1;
+            return;
+        }
+        let p = usize::from(h.src_node);
+        let known = st.net.peers[p].inc;
+        if known != 0 && h.incarnation < known {
+            st.net.stats.stale += 1;
+            return;
+        }
+        if known != 0 && h.incarnation > known {
+            st.net.stats.restarts += 1;
+            self.peer_restarted(st, p);
+        }
+        let newly = st.net.peers[p].inc == 0;
+        let my_inc = st.net.inc;
+        let peer = &mut st.net.peers[p];
+        peer.inc = h.incarnation;
+        let hello = match f.message {
+            Message::Hello(hello) => {
+                peer.max_frame = usize::from(hello.max_frame);
+                true
+            }
+            _ => false,
+        };
+        if h.peer_incarnation != my_inc {
+            // The sender does not know this incarnation of us (yet): tell it.
+            if hello {
+                if newly || h.dst_node != NODE_BROADCAST {
+                    peer.hello_due = true;
+                }
+            } else {
+                st.net.stats.stale += 1;
+                peer.hello_due = true;
+            }
+            return;
+        }
+        peer.unreachable = false;
+        peer.probe_at = None;
+        if h.flags & FLAG_ACK != 0 {
+            let pool = &mut st.net.pool;
+            if peer.on_ack(h.ack, now, pool, hello).is_err() {
+                st.net.stats.out_of_window += 1;
+                return;
+            }
+        }
+        if hello {
+            return;
+        }
+        match peer.classify(h.seq) {
+            Arrival::InOrder => match self.deliver(st, src, &f.message) {
+                Verdict::Accept | Verdict::Reject => {
+                    let peer = &mut st.net.peers[p];
+                    peer.expected = peer.expected.wrapping_add(1);
+                    peer.ack_due = true;
+                }
+                Verdict::Defer => st.net.stats.deferred += 1,
+            },
+            Arrival::Duplicate => {
+                st.net.stats.duplicates += 1;
+                st.net.peers[p].ack_due = true;
+            }
+            Arrival::Ahead => {
+                st.net.stats.out_of_order += 1;
+                st.net.peers[p].ack_due = true;
+            }
+            Arrival::OutOfWindow => st.net.stats.out_of_window += 1,
+        }
+    }
+
+    fn deliver(&self, st: &mut State<P, L, E, I>, src: NodeId, m: &Message<'_>) -> Verdict {
+        let v = match m {
+            Message::ConnectRequest(r) => self.rx_connect_request(st, src, r),
+            Message::ConnectReply(r) => self.rx_connect_reply(st, src, r),
+            Message::Disconnect(d) => {
+                let found = Self::remote_import_of(st, src, d.import_id, d.segment_id);
+                match found {
+                    Some((i, g)) => {
+                        if let Some(im) = st.imports.get_mut(i, g) {
+                            im.aborted = true;
+                        }
+                        st.net.wake = true;
+                        Verdict::Accept
+                    }
+                    None => Verdict::Reject,
+                }
+            }
+            Message::NotImporting(n) => {
+                let pos = st.net.importers.iter().position(|r| {
+                    r.node == src && r.import_id == n.import_id && r.segid == n.segment_id
+                });
+                match pos {
+                    Some(k) => {
+                        st.net.importers.swap_remove(k);
+                        Verdict::Accept
+                    }
+                    None => Verdict::Reject,
+                }
+            }
+            Message::Importing(_) | Message::Republish(_) | Message::Hello(_) => Verdict::Accept,
+            Message::Bell(b) => self.rx_bell(st, src, b),
+            Message::PutData(d) => self.rx_put(st, src, d),
+            Message::GetRequest(r) => self.rx_get_request(st, src, r),
+            Message::GetData(d) => self.rx_get_data(st, src, d),
+            Message::Ack(a) => self.rx_ack(st, src, a),
+        };
+        if matches!(v, Verdict::Reject) {
+            st.net.stats.rejected += 1;
+        }
+        v
+    }
+
+    /// The connected remote import `import_id` of segment `segid` on node `src`.
+    fn remote_import_of(
+        st: &State<P, L, E, I>,
+        src: NodeId,
+        import_id: u32,
+        segid: SegmentId,
+    ) -> Option<(u16, u32)> {
+        let (i, g) = st.imports.find_wire(import_id)?;
+        let im = st.imports.get(i, g)?;
+        let r = im.remote.as_ref()?;
+        (im.node == src
+            && im.segid == segid
+            && r.import_id == import_id
+            && r.state == RemoteState::Connected)
+            .then_some((i, g))
+    }
+
+    /// The exporter's record of (node, import id) for `segid`, if its segment is still the
+    /// one it connected to (same epoch, published).
+    fn importer_of(
+        st: &State<P, L, E, I>,
+        src: NodeId,
+        import_id: u32,
+        segid: SegmentId,
+    ) -> Option<usize> {
+        st.net
+            .importers
+            .iter()
+            .position(|r| r.node == src && r.import_id == import_id && r.segid == segid)
+    }
+
+    /// Whether the record's segment is still live for it.
+    fn importer_alive(st: &State<P, L, E, I>, r: &RemoteImporter) -> bool {
+        st.exports
+            .get(r.export.0, r.export.1)
+            .is_some_and(|ex| ex.epoch == r.epoch && ex.published.is_some())
+    }
+
+    fn rx_connect_request(
+        &self,
+        st: &mut State<P, L, E, I>,
+        src: NodeId,
+        r: &ConnectRequest,
+    ) -> Verdict {
+        if st.net.peers[src as usize].ctrl.is_full() {
+            return Verdict::Defer;
+        }
+        // A repeated import id (a hostile or confused peer) replaces the old record.
+        if let Some(k) = Self::importer_of(st, src, r.import_id, r.segment_id) {
+            st.net.importers.swap_remove(k);
+        }
+        let mut reply = ConnectReply {
+            request_id: r.request_id,
+            status: 0,
+            permission: 0,
+            segment_id: r.segment_id,
+            segment_len: 0,
+            owner_uid: 0,
+            owner_gid: 0,
+        };
+        let found = st.exports.iter().find(|(_, _, e)| {
+            e.published
+                .as_ref()
+                .is_some_and(|p| p.segid == r.segment_id)
+        });
+        let result = match found {
+            None => Err(RsmError::SegNotPublished),
+            Some((ei, eg, ex)) => {
+                let acl = ex.published.as_ref().map_or(&[][..], |p| p.acl.as_slice());
+                let perm = Permission::from_bits_truncate(u32::from(r.permission));
+                match crate::segment::granted(acl, src) {
+                    _ if ex.ctrl == crate::node::LOOPBACK => Err(RsmError::SegNotPublishedToNode),
+                    None => Err(RsmError::SegNotPublishedToNode),
+                    Some(granted) => {
+                        reply.permission = granted.bits() as u16;
+                        reply.segment_len = ex.region.len() as u64;
+                        if !granted.contains(perm) {
+                            Err(RsmError::PermDenied)
+                        } else {
+                            let rec = RemoteImporter {
+                                node: src,
+                                import_id: r.import_id,
+                                segid: r.segment_id,
+                                export: (ei, eg),
+                                epoch: ex.epoch,
+                                perm,
+                                failed_op: None,
+                                bells: 0,
+                                bells_na: 0,
+                            };
+                            st.net
+                                .importers
+                                .push(rec)
+                                .map_err(|_| RsmError::InsufficientResources)
+                        }
+                    }
+                }
+            }
+        };
+        reply.status = status_of(result);
+        // Room was checked above.
+        let _ = st.net.peers[src as usize]
+            .ctrl
+            .push_back(Ctrl::Reply(reply));
+        Verdict::Accept
+    }
+
+    fn rx_connect_reply(
+        &self,
+        st: &mut State<P, L, E, I>,
+        src: NodeId,
+        r: &ConnectReply,
+    ) -> Verdict {
+        let Some((oi, og)) = st.ops.find_wire(r.request_id) else {
+            return Verdict::Reject;
+        };
+        let c = match st.ops.get(oi, og) {
+            Some(OpSlot::Connect(c)) if c.node == src && c.sent && c.segid == r.segment_id => *c,
+            _ => return Verdict::Reject,
+        };
+        let (ii, ig) = c.import;
+        let granted = Permission::from_bits_truncate(u32::from(r.permission));
+        let result = if r.status != 0 {
+            // The exporter kept no record.
+            st.imports.remove(ii, ig);
+            Err(error_of(r.status))
+        } else if !granted.contains(c.perm) {
+            self.close_remote_import(st, (ii, ig));
+            Err(RsmError::PermDenied)
+        } else {
+            match (usize::try_from(r.segment_len), st.imports.get_mut(ii, ig)) {
+                (Ok(size), Some(im)) => {
+                    im.size = size;
+                    if let Some(rm) = im.remote.as_mut() {
+                        rm.state = RemoteState::Connected;
+                    }
+                    Ok(self.import_handle(ii, ig))
+                }
+                _ => {
+                    self.close_remote_import(st, (ii, ig));
+                    Err(RsmError::InternalError)
+                }
+            }
+        };
+        if let Some(slot) = st.ops.get_mut(oi, og) {
+            *slot = OpSlot::Connected(result);
+        }
+        st.net.wake = true;
+        Verdict::Accept
+    }
+
+    fn rx_bell(&self, st: &mut State<P, L, E, I>, src: NodeId, b: &Bell) -> Verdict {
+        let coalesce = b.flags & BELL_NO_ACCUMULATE != 0;
+        if b.flags & wire::BELL_TO_EXPORTER != 0 {
+            let Some(k) = Self::importer_of(st, src, b.import_id, b.segment_id) else {
+                return Verdict::Reject;
+            };
+            let rec = st.net.importers[k];
+            if !Self::importer_alive(st, &rec) {
+                return Verdict::Reject;
+            }
+            if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {
+                crate::events::ring(&mut ex.events, coalesce);
+            }
+        } else {
+            let Some((i, g)) = Self::remote_import_of(st, src, b.import_id, b.segment_id) else {
+                return Verdict::Reject;
+            };
+            match st.imports.get_mut(i, g) {
+                Some(im) if !im.aborted => crate::events::ring(&mut im.events, coalesce),
+                _ => return Verdict::Reject,
+            }
+        }
+        st.net.wake = true;
+        Verdict::Accept
+    }
+
+    fn rx_put(&self, st: &mut State<P, L, E, I>, src: NodeId, d: &PutData<'_>) -> Verdict {
+        if st.net.peers[src as usize].ctrl.is_full() {
+            return Verdict::Defer;
+        }
+        let Some(k) = Self::importer_of(st, src, d.import_id, d.segment_id) else {
+            return Verdict::Reject;
+        };
+        let rec = st.net.importers[k];
+        if rec.failed_op == Some(d.op_id) {
+            // A later entry of a vector that already failed: dropped (DESIGN §4).
+            return Verdict::Accept;
+        }
+        let check = || -> Result<(usize, usize), RsmError> {
+            let ex = st
+                .exports
+                .get(rec.export.0, rec.export.1)
+                .filter(|ex| ex.epoch == rec.epoch && ex.published.is_some())
+                .ok_or(RsmError::ConnAborted)?;
+            if !rec.perm.contains(Permission::WRITE) {
+                return Err(RsmError::PermDenied);
+            }
+            let roff = usize::try_from(d.remote_offset).map_err(|_| RsmError::BadOffset)?;
+            let total = d.total_len as usize;
+            if roff.checked_add(total).is_none_or(|end| end > ex.region.len()) {
+                return Err(RsmError::BadOffset);
+            }
+            Ok((roff, total))
+        };
+        let checked = check();
+        let quiesced = st
+            .exports
+            .get(rec.export.0, rec.export.1)
+            .is_some_and(|ex| ex.quiesced);
+        if quiesced {
+            return Verdict::Defer;
+        }
+        let frag = d.frag_offset as usize;
+        let result = checked.and_then(|(roff, _)| {
+            if d.data.is_empty() {
+                return Ok(());
+            }
+            let ex = st
+                .exports
+                .get(rec.export.0, rec.export.1)
+                .ok_or(RsmError::ConnAborted)?;
+            self.platform
+                .write(&ex.region, roff + frag, d.data)
+                .map_err(|e| copy_error(e.kind()))
+        });
+        let last = frag + d.data.len() == d.total_len as usize;
+        let mut verdict = Verdict::Accept;
+        let ack = match result {
+            Ok(()) if !last => None,
+            Ok(()) => Some(Ack {
+                op_id: d.op_id,
+                entry: d.entry,
+                status: 0,
+                done_len: d.total_len,
+            }),
+            Err(e) => {
+                if matches!(e, RsmError::PermDenied | RsmError::BadOffset) {
+                    verdict = Verdict::Reject;
+                }
+                st.net.importers[k].failed_op = Some(d.op_id);
+                Some(Ack {
+                    op_id: d.op_id,
+                    entry: d.entry,
+                    status: status_of(Err(e)),
+                    done_len: d.frag_offset,
+                })
+            }
+        };
+        if let Some(a) = ack {
+            let _ = st.net.peers[src as usize].ctrl.push_back(Ctrl::Ack(a));
+        }
+        verdict
+    }
+
+    fn rx_get_request(
+        &self,
+        st: &mut State<P, L, E, I>,
+        src: NodeId,
+        r: &GetRequest,
+    ) -> Verdict {
+        if st.net.jobs.is_full() {
+            return Verdict::Defer;
+        }
+        let Some(k) = Self::importer_of(st, src, r.import_id, r.segment_id) else {
+            return Verdict::Reject;
+        };
+        let rec = st.net.importers[k];
+        if rec.failed_op == Some(r.op_id) {
+            return Verdict::Accept;
+        }
+        let check = || -> Result<usize, RsmError> {
+            let ex = st
+                .exports
+                .get(rec.export.0, rec.export.1)
+                .filter(|ex| ex.epoch == rec.epoch && ex.published.is_some())
+                .ok_or(RsmError::ConnAborted)?;
+            if !rec.perm.contains(Permission::READ) {
+                return Err(RsmError::PermDenied);
+            }
+            let off = usize::try_from(r.remote_offset).map_err(|_| RsmError::BadOffset)?;
+            if off
+                .checked_add(r.length as usize)
+                .is_none_or(|end| end > ex.region.len())
+            {
+                return Err(RsmError::BadOffset);
+            }
+            Ok(off)
+        };
+        let checked = check();
+        let mut verdict = Verdict::Accept;
+        let job = match checked {
+            Ok(off) => GetJob {
+                node: src,
+                import_id: r.import_id,
+                op_id: r.op_id,
+                entry: r.entry,
+                offset: off,
+                len: r.length as usize,
+                sent: 0,
+                status: 0,
+            },
+            Err(e) => {
+                if matches!(e, RsmError::PermDenied | RsmError::BadOffset) {
+                    verdict = Verdict::Reject;
+                }
+                st.net.importers[k].failed_op = Some(r.op_id);
+                GetJob {
+                    node: src,
+                    import_id: r.import_id,
+                    op_id: r.op_id,
+                    entry: r.entry,
+                    offset: 0,
+                    len: 0,
+                    sent: 0,
+                    status: status_of(Err(e)),
+                }
+            }
+        };
+        // Room was checked above.
+        let _ = st.net.jobs.push(job);
+        verdict
+    }
+
+    /// The running remote operation `op_id` towards `src` in direction `dir`.
+    fn remote_op_of(
+        st: &State<P, L, E, I>,
+        src: NodeId,
+        op_id: u32,
+        dir: Direction,
+    ) -> Option<(u16, u32)> {
+        let (i, g) = st.ops.find_wire(op_id)?;
+        match st.ops.get(i, g)? {
+            OpSlot::Remote(op) if op.node == src && op.dir == dir => Some((i, g)),
+            _ => None,
+        }
+    }
+
+    fn rx_get_data(&self, st: &mut State<P, L, E, I>, src: NodeId, d: &GetData<'_>) -> Verdict {
+        let Some((i, g)) = Self::remote_op_of(st, src, d.op_id, Direction::Get) else {
+            return Verdict::Reject;
+        };
+        let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) else {
+            return Verdict::Reject;
+        };
+        if usize::from(d.entry) != op.done {
+            return Verdict::Reject;
+        }
+        if d.status != 0 {
+            self.finish_op(st, (i, g), Err(error_of(d.status)));
+            return Verdict::Accept;
+        }
+        let (_, len) = op.entry(op.done);
+        let frag = d.frag_offset as usize;
+        if d.total_len as usize != len || frag != op.recv || frag + d.data.len() > len {
+            return Verdict::Reject;
+        }
+        let k = op.done;
+        let written = match op.inline.as_mut() {
+            Some((_, _, buf)) => match buf.get_mut(frag..frag + d.data.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(d.data);
+                    Ok(())
+                }
+                None => Err(RsmError::BadLength),
+            },
+            None => match op.plan.get(k) {
+                Some(s) if !d.data.is_empty() => self
+                    .platform
+                    .write(&s.local, s.local_off + frag, d.data)
+                    .map_err(|e| copy_error(e.kind())),
+                Some(_) => Ok(()),
+                None => Err(RsmError::BadSgio),
+            },
+        };
+        if let Err(e) = written {
+            self.finish_op(st, (i, g), Err(e));
+            return Verdict::Accept;
+        }
+        op.recv += d.data.len();
+        if op.recv == len {
+            op.recv = 0;
+            op.done += 1;
+            if op.done as u64 == op.count {
+                self.finish_op(st, (i, g), Ok(()));
+            }
+        }
+        Verdict::Accept
+    }
+
+    fn rx_ack(&self, st: &mut State<P, L, E, I>, src: NodeId, a: &Ack) -> Verdict {
+        let Some((i, g)) = Self::remote_op_of(st, src, a.op_id, Direction::Put) else {
+            return Verdict::Reject;
+        };
+        let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) else {
+            return Verdict::Reject;
+        };
+        if usize::from(a.entry) != op.done {
+            return Verdict::Reject;
+        }
+        if a.status != 0 {
+            self.finish_op(st, (i, g), Err(error_of(a.status)));
+            return Verdict::Accept;
+        }
+        let (_, len) = op.entry(op.done);
+        if a.done_len as usize != len {
+            return Verdict::Reject;
+        }
+        op.done += 1;
+        if op.done as u64 == op.count {
+            self.finish_op(st, (i, g), Ok(()));
+        }
+        Verdict::Accept
+    }
+}

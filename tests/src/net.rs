@@ -1,0 +1,160 @@
+//! A simulated cluster for the wire-protocol tests: `N` nodes on one
+//! [`rsm_hal::netsim::Network`], all driven by one thread through the non-blocking layer, in
+//! simulated time — deterministic per seed.
+
+use rsm_core::proto::{NetConfig, NetStats};
+use rsm_core::{Config, Rsm};
+use rsm_hal::fake::FakePlatform;
+use rsm_hal::netsim::{FaultConfig, Network, SimLink};
+use rsm_hal::{Instant, Link};
+
+/// A node of the simulated cluster.
+pub type Node = Rsm<FakePlatform>;
+
+/// Nodes on a simulated network.
+pub struct Cluster {
+    /// The network (clock, faults, statistics).
+    pub net: Network,
+    /// The nodes, by node id (`nodes[i]` is node `i`); `None` while "powered off".
+    pub nodes: Vec<Option<Box<Node>>>,
+    links: Vec<SimLink>,
+    boots: Vec<u64>,
+}
+
+/// The MAC of node `id` (DESIGN §4a).
+pub fn mac(id: u32) -> [u8; 6] {
+    rsm_core::node_mac(id)
+}
+
+impl Cluster {
+    /// `n` nodes (ids 0..n) on a network with `faults`, seeded with `seed`.
+    pub fn new(n: u32, seed: u64, faults: FaultConfig) -> Self {
+        let net = Network::new(seed, faults);
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            links: Vec::new(),
+            boots: Vec::new(),
+            net,
+        };
+        for id in 0..n {
+            c.links.push(c.net.port(mac(id)));
+            c.boots.push(0);
+            c.nodes.push(None);
+            c.boot(id);
+        }
+        c
+    }
+
+    /// (Re)start node `id` with a fresh instance and the next incarnation.
+    pub fn boot(&mut self, id: u32) {
+        let i = id as usize;
+        self.boots[i] += 1;
+        let node = Box::new(Node::new(
+            FakePlatform::new(),
+            Config {
+                node_id: id,
+                ..Config::default()
+            },
+        ));
+        node.net_start(
+            self.net.now(),
+            NetConfig {
+                incarnation: self.boots[i],
+                max_frame: self.links[i].max_frame(),
+            },
+        );
+        // Frames that were queued for the old instance are not the new one's.
+        let mut buf = [0u8; 2048];
+        while let Ok(Some(_)) = self.links[i].receive(&mut buf) {}
+        self.nodes[i] = Some(node);
+    }
+
+    /// Power node `id` off (its frames are no longer received or sent).
+    pub fn power_off(&mut self, id: u32) {
+        self.nodes[id as usize] = None;
+    }
+
+    /// Node `id` (panics if powered off: a test bug).
+    pub fn node(&self, id: u32) -> &Node {
+        self.nodes[id as usize].as_deref().expect("node is powered on")
+    }
+
+    /// One round: every node receives what arrived and sends what it has. Returns whether
+    /// any frame moved.
+    pub fn round(&mut self) -> bool {
+        let now = self.net.now();
+        let mut moved = false;
+        for (node, link) in self.nodes.iter().zip(self.links.iter_mut()) {
+            match node {
+                Some(n) => moved |= n.drive(link, now),
+                None => {
+                    let mut buf = [0u8; 2048];
+                    while let Ok(Some(_)) = link.receive(&mut buf) {}
+                }
+            }
+        }
+        moved
+    }
+
+    /// Run rounds, advancing simulated time to the next network event or node timer when
+    /// nothing moves, until `done()` or until `limit_ns` of simulated time passed. Returns
+    /// whether `done()` became true.
+    pub fn run_until(&mut self, limit_ns: u64, mut done: impl FnMut(&Cluster) -> bool) -> bool {
+        let end = self.net.now().add_nanos(limit_ns);
+        loop {
+            while self.round() {}
+            if done(self) {
+                return true;
+            }
+            let now = self.net.now();
+            if now >= end {
+                return false;
+            }
+            let mut next = end;
+            if let Some(t) = self.net.next_event() {
+                next = next.min(t);
+            }
+            for n in self.nodes.iter().flatten() {
+                if let Some(t) = n.poll_timeout() {
+                    next = next.min(t);
+                }
+            }
+            // Always make progress: at least 1 µs.
+            let next = next.max(now.add_nanos(1_000));
+            self.net.advance_to(next);
+        }
+    }
+
+    /// Run for `ns` of simulated time.
+    pub fn run_for(&mut self, ns: u64) {
+        self.run_until(ns, |_| false);
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Instant {
+        self.net.now()
+    }
+
+    /// The sum of every powered-on node's engine counters.
+    pub fn stats(&self) -> NetStats {
+        let mut t = NetStats::default();
+        for n in self.nodes.iter().flatten() {
+            let s = n.net_stats();
+            t.frames_sent += s.frames_sent;
+            t.frames_received += s.frames_received;
+            t.retransmits += s.retransmits;
+            t.malformed += s.malformed;
+            t.not_for_us += s.not_for_us;
+            t.spoofed += s.spoofed;
+            t.stale += s.stale;
+            t.duplicates += s.duplicates;
+            t.out_of_order += s.out_of_order;
+            t.out_of_window += s.out_of_window;
+            t.rejected += s.rejected;
+            t.deferred += s.deferred;
+            t.unreachable += s.unreachable;
+            t.restarts += s.restarts;
+        }
+        t
+    }
+}
