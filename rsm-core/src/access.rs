@@ -214,7 +214,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             return Err(RsmError::ConnAborted);
         }
         Ok((ii, ig, off, len))
-        }
+    }
 
     /// Drop the references of [`Self::access_acquire`] and wake waiters. Returns `false` if
     /// the connection was force-disconnected meanwhile (spec §4.5 step 10).
@@ -291,22 +291,16 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         bytes: Bytes<'_>,
     ) -> RsmResult<()> {
         match bytes {
-            Bytes::Put(src) => self.access_with(
-                seg,
-                offset,
-                align,
-                Direction::Put,
-                Some(src.len()),
-                |t| t.write(0, src),
-            ),
-            Bytes::Get(dst) => self.access_with(
-                seg,
-                offset,
-                align,
-                Direction::Get,
-                Some(dst.len()),
-                |t| t.read(0, dst),
-            ),
+            Bytes::Put(src) => {
+                self.access_with(seg, offset, align, Direction::Put, Some(src.len()), |t| {
+                    t.write(0, src)
+                })
+            }
+            Bytes::Get(dst) => {
+                self.access_with(seg, offset, align, Direction::Get, Some(dst.len()), |t| {
+                    t.read(0, dst)
+                })
+            }
             Bytes::Unrepresentable(dir) => {
                 self.access_with(seg, offset, align, dir, None, |_| Ok(()))
             }

@@ -108,9 +108,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// `true` if the barrier's import is still connected (not force-disconnected).
     fn barrier_connected(st: &State<P, L, E, I>, (i, g): (u16, u32)) -> bool {
-        st.imports
-            .get(i, g)
-            .is_some_and(|im| st.import_alive(im))
+        st.imports.get(i, g).is_some_and(|im| st.import_alive(im))
     }
 
     /// Initialise `barrier` for import segment `seg`; it becomes the barrier `seg`'s

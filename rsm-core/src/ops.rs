@@ -45,6 +45,8 @@ pub(crate) enum OpSlot<R> {
     Remote(crate::proto::RemoteOp<R>),
     /// A remote connect waiting for its reply.
     Connect(crate::proto::ConnectOp),
+    /// A finished remote get of [`Rsm::start_get`] with its bytes (length, data).
+    GotData(Completion, usize, [u8; crate::proto::INLINE_MAX]),
     /// A finished connect, waiting for [`Rsm::take_connect`].
     Connected(RsmResult<crate::ImportHandle>),
 }
@@ -295,8 +297,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let (i, g) = self.parts(op.0, Kind::Op)?;
         let mut st = self.state.lock();
         match st.ops.get(i, g)? {
-            OpSlot::Done(_) => match st.ops.remove(i, g)? {
-                OpSlot::Done(c) => Some(c),
+            OpSlot::Done(_) | OpSlot::GotData(..) => match st.ops.remove(i, g)? {
+                OpSlot::Done(c) | OpSlot::GotData(c, ..) => Some(c),
                 _ => None,
             },
             _ => None,

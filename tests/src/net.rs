@@ -76,7 +76,9 @@ impl Cluster {
 
     /// Node `id` (panics if powered off: a test bug).
     pub fn node(&self, id: u32) -> &Node {
-        self.nodes[id as usize].as_deref().expect("node is powered on")
+        self.nodes[id as usize]
+            .as_deref()
+            .expect("node is powered on")
     }
 
     /// One round: every node receives what arrived and sends what it has. Returns whether

@@ -1,7 +1,7 @@
 //! The remote RSMAPI over a perfect simulated network: connect, putv/getv, put/get, events,
 //! forced disconnect, topology — driven through the non-blocking layer.
 
-use rsm_core::{CreateFlags, IoVec, Permission, RsmError, ScatGath, SigpostFlags, SegmentRef};
+use rsm_core::{CreateFlags, IoVec, Permission, RsmError, ScatGath, SegmentRef, SigpostFlags};
 use rsm_hal::netsim::FaultConfig;
 use rsm_tests::net::Cluster;
 
@@ -44,7 +44,7 @@ fn connect_putv_getv_round_trip() {
     let src = n0.platform().alloc(3 * 4096);
     let data: Vec<u8> = (0..3 * 4096).map(|i| (i * 7 % 251) as u8).collect();
     n0.platform().write(&src, 0, &data);
-    let lh = n0.create_localmemory_handle(ctrl, src.clone()).unwrap();
+    let lh = n0.create_localmemory_handle(ctrl, src).unwrap();
     let iov = [
         IoVec::handle(lh, 0, 100, 5000),
         IoVec::handle(lh, 5000, 20000, 1),
@@ -67,7 +67,13 @@ fn connect_putv_getv_round_trip() {
     let sg = ScatGath::new(imp, &back);
     let op = n0.start_getv(&sg).unwrap();
     let done = wait_op(&mut c, 0, op);
-    assert_eq!(done, rsm_core::Completion { result: Ok(()), residual: 0 });
+    assert_eq!(
+        done,
+        rsm_core::Completion {
+            result: Ok(()),
+            residual: 0
+        }
+    );
     let got = c.node(0).platform().read(&dst, 0, 12001);
     assert_eq!(got, data[..12001].to_vec());
     eprintln!("stats: {:?}", c.stats());
@@ -100,9 +106,13 @@ fn put_get_bells_and_forced_disconnect() {
     c.run_for(SEC / 10);
     assert_eq!(c.node(1).export_pending_events(seg), Ok(3));
     for _ in 0..3 {
-        c.node(1).intr_signal_wait(SegmentRef::Export(seg), 0).unwrap();
+        c.node(1)
+            .intr_signal_wait(SegmentRef::Export(seg), 0)
+            .unwrap();
     }
-    c.node(0).intr_signal_wait(SegmentRef::Import(imp), 0).unwrap();
+    c.node(0)
+        .intr_signal_wait(SegmentRef::Import(imp), 0)
+        .unwrap();
     assert_eq!(
         c.node(0).intr_signal_wait(SegmentRef::Import(imp), 0),
         Err(RsmError::Timeout)

@@ -1,71 +1,22 @@
-//! The per-peer reliable channel: sequence numbers, a bounded window of frames in flight,
-//! cumulative acknowledgements, go-back-N retransmission with exponential backoff, and the
-//! shared pool of frame buffers that keeps unacknowledged frames for retransmission.
+//! The per-peer reliable channel: sequence numbers, a bounded window of messages in flight,
+//! cumulative acknowledgements, go-back-N retransmission with exponential backoff. A message
+//! in flight is kept as a small descriptor ([`Msg`]) and rendered into a frame again for each
+//! retransmission, so no frame buffers are held.
 //!
 //! Pure bookkeeping with explicit time: no I/O, no clock, no platform.
 
 use heapless::Deque;
 use rsm_hal::Instant;
 
-use super::{Ctrl, CTRL_QUEUE, FRAME_BUF, FRAME_POOL, RTO_INITIAL_NS, RTO_MAX_NS, WINDOW};
+use super::{Msg, NodeId, CTRL_QUEUE, FRAME_BUF, RTO_INITIAL_NS, RTO_MAX_NS, WINDOW};
 
-/// Frame buffers shared by every peer's window (a bit set of free buffers).
-pub(crate) struct Pool {
-    bufs: [[u8; FRAME_BUF]; FRAME_POOL],
-    free: u64,
-}
-
-const _: () = assert!(FRAME_POOL <= 64, "the pool's free set is one u64");
-
-impl Pool {
-    pub(crate) const fn new() -> Self {
-        Pool {
-            bufs: [[0; FRAME_BUF]; FRAME_POOL],
-            free: if FRAME_POOL == 64 {
-                u64::MAX
-            } else {
-                (1u64 << FRAME_POOL) - 1
-            },
-        }
-    }
-
-    /// Buffers not holding a frame in flight.
-    pub(crate) fn available(&self) -> u32 {
-        self.free.count_ones()
-    }
-
-    /// Take a free buffer, storing `frame` in it.
-    pub(crate) fn store(&mut self, frame: &[u8]) -> Option<u8> {
-        if self.free == 0 || frame.len() > FRAME_BUF {
-            return None;
-        }
-        let i = self.free.trailing_zeros() as usize;
-        self.free &= !(1 << i);
-        self.bufs[i][..frame.len()].copy_from_slice(frame);
-        Some(i as u8)
-    }
-
-    /// The first `len` bytes of buffer `i`.
-    pub(crate) fn get(&self, i: u8, len: usize) -> &[u8] {
-        &self.bufs[usize::from(i)][..len.min(FRAME_BUF)]
-    }
-
-    /// Return buffer `i` to the pool.
-    pub(crate) fn release(&mut self, i: u8) {
-        if usize::from(i) < FRAME_POOL {
-            self.free |= 1 << i;
-        }
-    }
-}
-
-/// A frame in flight: its sequence number and where its bytes are kept.
+/// A message in flight: its sequence number and how to render it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sent {
     pub(crate) seq: u32,
-    pub(crate) buf: u8,
-    pub(crate) len: u16,
     /// How many times it was transmitted.
     pub(crate) tx: u16,
+    pub(crate) msg: Msg,
 }
 
 /// What to do with a sequenced frame that arrived (see [`Peer::classify`]).
@@ -84,6 +35,8 @@ pub(crate) enum Arrival {
 
 /// Everything one node keeps about one peer.
 pub(crate) struct Peer {
+    /// The peer's node id.
+    pub(crate) node: NodeId,
     /// The peer's incarnation (0 = never heard from).
     pub(crate) inc: u64,
     /// The largest frame the peer receives (from its hello).
@@ -114,14 +67,13 @@ pub(crate) struct Peer {
     /// Next hello probe while a connect waits for an unknown peer.
     pub(crate) probe_at: Option<Instant>,
     /// Replies and acknowledgements waiting for window space.
-    pub(crate) ctrl: Deque<Ctrl, CTRL_QUEUE>,
+    pub(crate) ctrl: Deque<Msg, CTRL_QUEUE>,
 }
 
 impl Peer {
-    pub(crate) const NEW: Peer = Peer::new();
-
-    pub(crate) const fn new() -> Self {
+    pub(crate) const fn new(node: NodeId) -> Self {
         Peer {
+            node,
             inc: 0,
             max_frame: FRAME_BUF,
             unreachable: false,
@@ -140,14 +92,11 @@ impl Peer {
         }
     }
 
-    /// Forget the session (the peer restarted): frames in flight go back to `pool`, sequence
+    /// Forget the session (the peer restarted): messages in flight are dropped, sequence
     /// numbers start again at 1.
-    pub(crate) fn reset(&mut self, pool: &mut Pool) {
-        while let Some(s) = self.inflight.pop_front() {
-            pool.release(s.buf);
-        }
+    pub(crate) fn reset(&mut self) {
         let max_frame = self.max_frame;
-        *self = Peer::new();
+        *self = Peer::new(self.node);
         self.max_frame = max_frame;
     }
 
@@ -171,15 +120,9 @@ impl Peer {
     }
 
     /// Process cumulative acknowledgement `ack` (the next sequence number the peer expects).
-    /// Frees acknowledged frames; returns `Err(())` for an acknowledgement of frames never
+    /// Drops acknowledged messages; returns `Err(())` for an acknowledgement of messages never
     /// sent (a hostile or corrupt peer), `Ok(true)` on progress.
-    pub(crate) fn on_ack(
-        &mut self,
-        ack: u32,
-        now: Instant,
-        pool: &mut Pool,
-        pure: bool,
-    ) -> Result<bool, ()> {
+    pub(crate) fn on_ack(&mut self, ack: u32, now: Instant, pure: bool) -> Result<bool, ()> {
         let una = self.inflight.front().map_or(self.next_seq, |s| s.seq);
         let newly = ack.wrapping_sub(una) as i32;
         let beyond = ack.wrapping_sub(self.next_seq) as i32;
@@ -197,9 +140,7 @@ impl Peer {
             return Ok(false);
         }
         for _ in 0..newly {
-            if let Some(s) = self.inflight.pop_front() {
-                pool.release(s.buf);
-            }
+            self.inflight.pop_front();
         }
         self.cursor = self.cursor.saturating_sub(newly as usize);
         self.rto = RTO_INITIAL_NS;
@@ -225,17 +166,12 @@ impl Peer {
         self.rto_at = Some(now.add_nanos(self.rto));
     }
 
-    /// Record a new frame (already stored in the pool as `buf`) as sent at `now`.
-    pub(crate) fn push_sent(&mut self, seq: u32, buf: u8, len: usize, now: Instant) {
+    /// Record new message `msg` with sequence number `seq` as sent at `now`.
+    pub(crate) fn push_sent(&mut self, seq: u32, msg: Msg, now: Instant) {
         if self.inflight.is_empty() {
             self.last_progress = now;
         }
-        let sent = Sent {
-            seq,
-            buf,
-            len: len as u16,
-            tx: 1,
-        };
+        let sent = Sent { seq, tx: 1, msg };
         // The caller checked `window_open`.
         let _ = self.inflight.push_back(sent);
         self.cursor = self.inflight.len();
@@ -248,18 +184,25 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::ImportNotice;
 
-    fn sent(p: &mut Peer, pool: &mut Pool, now: u64) -> u32 {
+    fn msg() -> Msg {
+        Msg::NotImporting(ImportNotice {
+            segment_id: 1,
+            import_id: 2,
+        })
+    }
+
+    fn sent(p: &mut Peer, now: u64) -> u32 {
         let seq = p.next_seq;
         p.next_seq += 1;
-        let b = pool.store(&[1, 2, 3]).unwrap();
-        p.push_sent(seq, b, 3, Instant(now));
+        p.push_sent(seq, msg(), Instant(now));
         seq
     }
 
     #[test]
     fn classify_window() {
-        let p = Peer::new();
+        let p = Peer::new(1);
         assert_eq!(p.classify(1), Arrival::InOrder);
         assert_eq!(p.classify(0), Arrival::Duplicate);
         assert_eq!(p.classify(2), Arrival::Ahead);
@@ -268,31 +211,39 @@ mod tests {
     }
 
     #[test]
-    fn acks_free_buffers_and_reject_the_future() {
-        let mut pool = Pool::new();
-        let mut p = Peer::new();
-        let before = pool.available();
+    fn acks_drop_messages_and_reject_the_future() {
+        let mut p = Peer::new(1);
         for _ in 0..3 {
-            sent(&mut p, &mut pool, 10);
+            sent(&mut p, 10);
         }
-        assert_eq!(pool.available(), before - 3);
-        assert!(p.on_ack(9, Instant(20), &mut pool, false).is_err());
-        assert_eq!(p.on_ack(3, Instant(20), &mut pool, false), Ok(true));
+        assert!(p.on_ack(9, Instant(20), false).is_err());
+        assert_eq!(p.on_ack(3, Instant(20), false), Ok(true));
         assert_eq!(p.inflight.len(), 1);
-        assert_eq!(pool.available(), before - 1);
-        assert_eq!(p.on_ack(3, Instant(21), &mut pool, false), Ok(false));
-        assert_eq!(p.on_ack(4, Instant(22), &mut pool, false), Ok(true));
-        assert_eq!(pool.available(), before);
+        assert_eq!(p.last_progress, Instant(20));
+        assert_eq!(p.on_ack(3, Instant(21), false), Ok(false));
+        assert_eq!(p.on_ack(4, Instant(22), false), Ok(true));
+        assert!(p.inflight.is_empty());
         assert_eq!(p.rto_at, None);
     }
 
     #[test]
+    fn window_fills_then_closes() {
+        let mut p = Peer::new(1);
+        for _ in 0..WINDOW {
+            assert!(p.window_open());
+            sent(&mut p, 0);
+        }
+        assert!(!p.window_open());
+        assert_eq!(p.on_ack(2, Instant(1), false), Ok(true));
+        assert!(p.window_open());
+    }
+
+    #[test]
     fn timeout_goes_back_and_backs_off() {
-        let mut pool = Pool::new();
-        let mut p = Peer::new();
-        sent(&mut p, &mut pool, 0);
-        sent(&mut p, &mut pool, 0);
-        assert!(!p.window_open() || p.cursor == 2);
+        let mut p = Peer::new(1);
+        sent(&mut p, 0);
+        sent(&mut p, 0);
+        assert_eq!(p.cursor, 2);
         p.on_timeout(Instant(RTO_INITIAL_NS));
         assert_eq!(p.cursor, 0);
         assert_eq!(p.rto, 2 * RTO_INITIAL_NS);
@@ -303,21 +254,13 @@ mod tests {
         // Three duplicate pure acks trigger a fast retransmit.
         p.cursor = 2;
         for _ in 0..3 {
-            assert_eq!(p.on_ack(1, Instant(5), &mut pool, true), Ok(false));
+            assert_eq!(p.on_ack(1, Instant(5), true), Ok(false));
         }
         assert_eq!(p.cursor, 0);
-    }
-
-    #[test]
-    fn pool_exhaustion_is_none_not_panic() {
-        let mut pool = Pool::new();
-        for _ in 0..FRAME_POOL {
-            assert!(pool.store(&[0; 10]).is_some());
-        }
-        assert_eq!(pool.store(&[0; 10]), None);
-        assert_eq!(Pool::new().store(&[0; FRAME_BUF + 1]), None);
-        pool.release(0);
-        assert_eq!(pool.store(&[7]), Some(0));
-        assert_eq!(pool.get(0, 1), &[7]);
+        // A reset forgets the session but keeps the frame size.
+        p.max_frame = 600;
+        p.reset();
+        assert!(p.inflight.is_empty());
+        assert_eq!((p.next_seq, p.expected, p.max_frame), (1, 1, 600));
     }
 }

@@ -12,10 +12,11 @@
 //! hello carries a sequence number; the receiver delivers only the next one in order
 //! (go-back-N: a frame ahead of it is dropped) and acknowledges cumulatively in the header of
 //! every frame it sends back (a unicast hello serves as a pure acknowledgement). The sender
-//! keeps at most [`WINDOW`] frames in flight per peer (stored in a shared pool of
-//! [`FRAME_POOL`] buffers, so nothing is allocated), retransmits from the oldest
-//! unacknowledged frame after a timeout that starts at [`RTO_INITIAL_NS`] and doubles up to
-//! [`RTO_MAX_NS`], and sooner after three duplicate acknowledgements. So every message is
+//! keeps at most [`WINDOW`] messages in flight per peer — as small descriptors, rendered into
+//! a frame again for each retransmission (data is read again from the source memory), so no
+//! frame buffers are held — and retransmits from the oldest unacknowledged message after a
+//! timeout that starts at [`RTO_INITIAL_NS`] and doubles up to [`RTO_MAX_NS`], and sooner
+//! after three duplicate acknowledgements. So every message is
 //! applied at most once and in order, whatever the network drops, duplicates, reorders or
 //! delays; corrupted frames fail the CRC-32C and count as lost.
 //!
@@ -68,8 +69,8 @@ use crate::handle::ImportHandle;
 use crate::node::Rsm;
 use crate::sg::{Direction, Plan};
 use crate::types::{NodeId, Permission, SegmentId};
-use crate::wire::{Ack, ConnectReply};
-use channel::{Peer, Pool};
+use crate::wire::{Ack, Bell, ConnectReply, ConnectRequest, Disconnect, GetRequest, ImportNotice};
+use channel::Peer;
 use rsm_hal::{Instant, Link, Platform};
 
 pub use remote::INLINE_MAX;
@@ -83,20 +84,20 @@ pub const RTO_INITIAL_NS: u64 = 20_000_000;
 pub const RTO_MAX_NS: u64 = 1_000_000_000;
 /// Interval of the broadcast hello (1 s).
 pub const HELLO_INTERVAL_NS: u64 = 1_000_000_000;
-/// Frames in flight per peer.
+/// Messages in flight per peer.
 pub const WINDOW: usize = 16;
-/// Frame buffers shared by all peers (frames in flight are kept for retransmission).
-pub const FRAME_POOL: usize = 48;
-/// Largest frame the engine sends or keeps (a standard 1514-byte Ethernet frame fits).
+/// Peers a node keeps state for (node ids are 0..=63; a node hears from at most this many
+/// different ones — frames from more are dropped and counted in [`NetStats::rejected`], a
+/// connect to more fails with `RSMERR_INSUFFICIENT_RESOURCES`).
+pub const MAX_PEERS: usize = 16;
+/// Largest frame the engine sends (a standard 1514-byte Ethernet frame fits).
 pub const FRAME_BUF: usize = 1536;
 /// Remote importers of this node's segments, over all segments.
 pub const MAX_REMOTE_IMPORTERS: usize = 64;
 /// Get requests being answered at once, over all peers.
 pub const MAX_GET_JOBS: usize = 16;
 /// Replies and acknowledgements queued per peer.
-pub const CTRL_QUEUE: usize = 8;
-
-const MAX_PEERS: usize = crate::types::MAX_NODES as usize;
+pub const CTRL_QUEUE: usize = 4;
 
 /// Network configuration of a node, given to [`Rsm::net_start`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,11 +144,42 @@ pub struct NetStats {
     pub restarts: u64,
 }
 
-/// A queued reply or acknowledgement (sent before other traffic to the peer).
+/// A sequenced message, as kept until acknowledged and rendered for each transmission.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Ctrl {
+pub(crate) enum Msg {
     Reply(ConnectReply),
     Ack(Ack),
+    Connect(ConnectRequest),
+    Disconnect(Disconnect),
+    NotImporting(ImportNotice),
+    Bell(Bell),
+    GetRequest(GetRequest),
+    /// Put data of operation `op` (slot), read from its source at each transmission; if the
+    /// operation has ended meanwhile (it failed), the frame is sent without data — a no-op
+    /// that keeps the sequence.
+    Put {
+        op: (u16, u32),
+        import_id: u32,
+        segid: SegmentId,
+        entry: u16,
+        roff: u64,
+        frag: u32,
+        total: u32,
+        chunk: u16,
+    },
+    /// Get data read from export `export` at `base + frag` at each transmission; if the
+    /// segment went away meanwhile, the answer is `RSMERR_CONN_ABORTED` instead.
+    GetData {
+        export: (u16, u32),
+        epoch: u32,
+        op_id: u32,
+        entry: u16,
+        status: u16,
+        base: usize,
+        frag: u32,
+        total: u32,
+        chunk: u16,
+    },
 }
 
 /// State of an import of a segment on another node.
@@ -210,10 +242,8 @@ pub(crate) struct RemoteOp<R> {
     pub(crate) import: (u16, u32),
     pub(crate) import_id: u32,
     pub(crate) segid: SegmentId,
-    /// The validated vector (empty for an inline put/get).
-    pub(crate) plan: Plan<R>,
-    /// put/get data carried in the operation itself: (remote offset, length, bytes).
-    pub(crate) inline: Option<(usize, usize, [u8; INLINE_MAX])>,
+    /// Where the data comes from (put) or goes to (get).
+    pub(crate) src: Src<R>,
     pub(crate) count: u64,
     /// Implicit sigpost after success: `Some(coalesce)`.
     pub(crate) sigpost: Option<bool>,
@@ -226,6 +256,20 @@ pub(crate) struct RemoteOp<R> {
     pub(crate) done: usize,
     /// Bytes received of entry `done` (get).
     pub(crate) recv: usize,
+}
+
+/// The local side of a remote operation. (The variants are of similar size for real
+/// regions: a plan is 16 steps; the inline buffer is kept no larger.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Src<R> {
+    /// A validated vector.
+    Plan(Plan<R>),
+    /// put/get bytes carried in the operation itself.
+    Inline {
+        off: usize,
+        len: usize,
+        data: [u8; INLINE_MAX],
+    },
 }
 
 /// A remote connect in progress.
@@ -245,8 +289,9 @@ pub(crate) struct Engine {
     pub(crate) node: NodeId,
     pub(crate) inc: u64,
     pub(crate) max_frame: usize,
-    pub(crate) peers: [Peer; MAX_PEERS],
-    pub(crate) pool: Pool,
+    pub(crate) peers: heapless::Vec<Peer, MAX_PEERS>,
+    /// Index in `peers` of each node id (`u8::MAX` = none).
+    pub(crate) peer_ix: [u8; 64],
     pub(crate) jobs: heapless::Vec<GetJob, MAX_GET_JOBS>,
     pub(crate) importers: heapless::Vec<RemoteImporter, MAX_REMOTE_IMPORTERS>,
     pub(crate) next_hello: Instant,
@@ -267,8 +312,8 @@ impl Engine {
             node,
             inc: 0,
             max_frame: FRAME_BUF,
-            peers: [Peer::NEW; MAX_PEERS],
-            pool: Pool::new(),
+            peers: heapless::Vec::new(),
+            peer_ix: [u8::MAX; 64],
             jobs: heapless::Vec::new(),
             importers: heapless::Vec::new(),
             next_hello: Instant(0),
@@ -295,9 +340,27 @@ impl Engine {
         }
     }
 
-    /// The peer `node`, if it is a valid node id.
+    /// The index of peer `node` in `peers`.
+    pub(crate) fn ix(&self, node: NodeId) -> Option<usize> {
+        let i = *self.peer_ix.get(usize::try_from(node).ok()?)?;
+        (usize::from(i) < self.peers.len()).then_some(usize::from(i))
+    }
+
+    /// The index of peer `node`, adding it if new; `None` for an invalid id or a full table.
+    pub(crate) fn ix_or_insert(&mut self, node: NodeId) -> Option<usize> {
+        if let Some(i) = self.ix(node) {
+            return Some(i);
+        }
+        let slot = self.peer_ix.get_mut(usize::try_from(node).ok()?)?;
+        let i = self.peers.len();
+        self.peers.push(Peer::new(node)).ok()?;
+        *slot = i as u8;
+        Some(i)
+    }
+
+    /// The peer `node`, if known.
     pub(crate) fn peer(&self, node: NodeId) -> Option<&Peer> {
-        self.peers.get(usize::try_from(node).ok()?)
+        self.peers.get(self.ix(node)?)
     }
 
     /// The frame size to use towards `peer`.
@@ -313,7 +376,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     pub fn net_start(&self, now: Instant, cfg: NetConfig) {
         let mut st = self.state.lock();
         let net = &mut st.net;
-        net.max_frame = cfg.max_frame.clamp(usize::from(crate::wire::MIN_MAX_FRAME), FRAME_BUF);
+        net.max_frame = cfg
+            .max_frame
+            .clamp(usize::from(crate::wire::MIN_MAX_FRAME), FRAME_BUF);
         net.clock = net.clock.max(now);
         if !net.on {
             net.on = true;
@@ -335,14 +400,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// The peers heard from (with a known incarnation) and not declared unreachable.
     pub fn net_peers(&self) -> heapless::Vec<NodeId, MAX_PEERS> {
         let st = self.state.lock();
-        let me = st.net.node;
-        st.net
+        let mut v: heapless::Vec<NodeId, MAX_PEERS> = st
+            .net
             .peers
             .iter()
-            .enumerate()
-            .filter(|(n, p)| p.inc != 0 && !p.unreachable && *n as NodeId != me)
-            .map(|(n, _)| n as NodeId)
-            .collect()
+            .filter(|p| p.inc != 0 && !p.unreachable)
+            .map(|p| p.node)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Process one received frame at `now`. Never fails and never panics: malformed, stale,
@@ -444,25 +510,5 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             },
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        use core::mem::size_of;
-        type R = rsm_hal::fake::FakeRegion;
-        extern crate std;
-        std::eprintln!(
-            "engine {} peer {} pool {} op {} slot {} import {} rsm {}",
-            size_of::<super::Engine>(),
-            size_of::<super::channel::Peer>(),
-            size_of::<super::channel::Pool>(),
-            size_of::<super::RemoteOp<R>>(),
-            size_of::<crate::ops::OpSlot<R>>(),
-            size_of::<crate::node::Import<R, u64>>(),
-            size_of::<crate::Rsm<rsm_hal::fake::FakePlatform>>(),
-        );
     }
 }

@@ -2,7 +2,7 @@
 //! operations, their completion, and what happens to them when a peer restarts or becomes
 //! unreachable.
 
-use super::{ConnectOp, RemoteImport, RemoteOp, RemoteState, UNREACHABLE_AFTER_NS};
+use super::{ConnectOp, RemoteImport, RemoteOp, RemoteState, Src, UNREACHABLE_AFTER_NS};
 use crate::error::{RsmError, RsmResult};
 use crate::handle::{ControllerHandle, ImportHandle, Kind};
 use crate::node::{Import, Rsm, State, LOOPBACK};
@@ -15,7 +15,7 @@ use rsm_hal::{Instant, Platform};
 /// Largest put/get carried by one engine operation ([`Rsm::start_put`], [`Rsm::start_get`]);
 /// the blocking [`Rsm::put`] / [`Rsm::get`] on a remote segment move longer ranges in pieces
 /// of this size (a multiple of 8, so words stay whole).
-pub const INLINE_MAX: usize = 1024;
+pub const INLINE_MAX: usize = 512;
 
 /// Interval of hello probes while a connect waits for a node never heard from.
 const PROBE_INTERVAL_NS: u64 = 100_000_000;
@@ -23,12 +23,9 @@ const PROBE_INTERVAL_NS: u64 = 100_000_000;
 impl<R: rsm_hal::Region> RemoteOp<R> {
     /// Remote offset and length of entry `k`.
     pub(crate) fn entry(&self, k: usize) -> (usize, usize) {
-        match &self.inline {
-            Some((off, len, _)) => (*off, *len),
-            None => self
-                .plan
-                .get(k)
-                .map_or((0, 0), |s| (s.remote_off, s.len)),
+        match &self.src {
+            Src::Inline { off, len, .. } => (*off, *len),
+            Src::Plan(plan) => plan.get(k).map_or((0, 0), |s| (s.remote_off, s.len)),
         }
     }
 }
@@ -53,9 +50,19 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let (import, sigpost) = (op.import, op.sigpost);
         let mut handles: heapless::Vec<(u16, u32), { crate::types::RSM_MAX_SGIOREQS }> =
             heapless::Vec::new();
-        for s in op.plan.iter() {
-            if let Some(h) = s.handle {
-                let _ = handles.push(h);
+        let mut got = None;
+        match &op.src {
+            Src::Plan(plan) => {
+                for s in plan.iter() {
+                    if let Some(h) = s.handle {
+                        let _ = handles.push(h);
+                    }
+                }
+            }
+            Src::Inline { len, data, .. } => {
+                if op.dir == Direction::Get && result.is_ok() {
+                    got = Some((*len, *data));
+                }
             }
         }
         for (hi, hg) in handles {
@@ -73,8 +80,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 }
             }
         }
+        let c = Completion { result, residual };
         if let Some(slot) = st.ops.get_mut(i, g) {
-            *slot = OpSlot::Done(Completion { result, residual });
+            *slot = match got {
+                Some((len, data)) => OpSlot::GotData(c, len, data),
+                None => OpSlot::Done(c),
+            };
         }
         st.net.wake = true;
     }
@@ -103,8 +114,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         st.net.wake = true;
     }
 
-    /// Every operation and import involving node `p`: `f_op` decides what becomes of remote
-    /// operations, connects are handled by `connect`, imports by `import`.
+    /// End everything involving `node`: its remote operations fail with `op_error`, its
+    /// connects are retried (`connects_retry`, after a restart) or fail as unreachable, its
+    /// connected imports are aborted, and closing ones are freed.
     fn sweep_peer(
         &self,
         st: &mut State<P, L, E, I>,
@@ -167,21 +179,21 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         st.net.wake = true;
     }
 
-    /// Peer `p` came back with a new incarnation: forget everything about its old one.
-    pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I>, p: usize) {
-        let node = p as NodeId;
+    /// Peer `ix` came back with a new incarnation: forget everything about its old one.
+    pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I>, ix: usize) {
+        let node = st.net.peers[ix].node;
         self.sweep_peer(st, node, RsmError::ConnAborted, true);
         st.net.importers.retain(|r| r.node != node);
         st.net.jobs.retain(|j| j.node != node);
-        let net = &mut st.net;
-        net.peers[p].reset(&mut net.pool);
-        net.peers[p].hello_due = true;
+        let peer = &mut st.net.peers[ix];
+        peer.reset();
+        peer.hello_due = true;
     }
 
     /// Timers at `now`: retransmissions, unreachability, connect timeouts, probes.
     pub(crate) fn timers(&self, st: &mut State<P, L, E, I>, now: Instant) {
-        for p in 0..st.net.peers.len() {
-            let peer = &mut st.net.peers[p];
+        for ix in 0..st.net.peers.len() {
+            let peer = &mut st.net.peers[ix];
             if peer.rto_at.is_some_and(|t| now >= t) {
                 peer.on_timeout(now);
             }
@@ -191,23 +203,20 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             {
                 peer.unreachable = true;
                 peer.last_progress = now;
+                let node = peer.node;
                 st.net.stats.unreachable += 1;
-                self.sweep_peer(st, p as NodeId, RsmError::RemoteNodeUnreachable, false);
-            }
-            let peer = &mut st.net.peers[p];
-            if peer.probe_at.is_some_and(|t| now >= t) {
-                peer.probe_at = None;
+                self.sweep_peer(st, node, RsmError::RemoteNodeUnreachable, false);
             }
         }
         let mut expired: heapless::Vec<(u16, u32, (u16, u32), bool), { crate::MAX_PENDING_OPS }> =
             heapless::Vec::new();
-        let mut probe: u64 = 0;
+        let mut probe: heapless::Vec<NodeId, { crate::MAX_PENDING_OPS }> = heapless::Vec::new();
         for (i, g, op) in st.ops.iter() {
             if let OpSlot::Connect(c) = op {
                 if now.nanos_since(c.started) >= UNREACHABLE_AFTER_NS {
                     let _ = expired.push((i, g, c.import, c.sent));
-                } else if st.net.peer(c.node).is_some_and(|p| p.inc == 0) {
-                    probe |= 1 << (c.node as u64 & 63);
+                } else if st.net.peer(c.node).is_none_or(|p| p.inc == 0) {
+                    let _ = probe.push(c.node);
                 }
             }
         }
@@ -222,10 +231,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             st.net.wake = true;
         }
-        for p in 0..64usize {
-            if probe & (1 << p) != 0 {
-                let peer = &mut st.net.peers[p];
-                if peer.probe_at.is_none() {
+        for node in probe {
+            if let Some(ix) = st.net.ix(node) {
+                let peer = &mut st.net.peers[ix];
+                if peer.probe_at.is_none_or(|t| now >= t) {
                     peer.hello_due = true;
                     peer.probe_at = Some(now.add_nanos(PROBE_INTERVAL_NS));
                 }
@@ -269,6 +278,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
         if !st.net.on {
             return Err(RsmError::RemoteNodeUnreachable);
+        }
+        if st.net.ix_or_insert(node).is_none() {
+            return Err(RsmError::InsufficientResources);
         }
         let mut im = Import::new(node, segment_id, (u16::MAX, 0), 0, perm, 0);
         im.remote = Some(RemoteImport {
@@ -406,8 +418,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             import_id,
             segid,
             count: plan.len() as u64,
-            plan,
-            inline: None,
+            src: Src::Plan(plan),
             sigpost,
             seq: 0,
             next_entry: 0,
@@ -474,8 +485,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 import: (ii, ig),
                 import_id: r.import_id,
                 segid: im.segid,
-                plan: Plan::new(),
-                inline: Some((offset, len, data)),
+                src: Src::Inline {
+                    off: offset,
+                    len,
+                    data,
+                },
                 count: 1,
                 sigpost: None,
                 seq: 0,
@@ -507,19 +521,16 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     pub fn take_get(&self, op: OpId, dst: &mut [u8]) -> Option<Completion> {
         let (i, g) = self.parts(op.raw(), Kind::Op)?;
         let mut st = self.state.lock();
-        let data = match st.ops.get(i, g)? {
-            OpSlot::Done(_) => None,
-            OpSlot::Remote(op) if op.dir == Direction::Get && op.done == 1 => {
-                op.inline.as_ref().map(|(_, len, d)| (*len, *d))
-            }
-            _ => return None,
-        };
-        if let Some((len, d)) = data {
-            let n = len.min(dst.len());
-            dst[..n].copy_from_slice(&d[..n]);
+        if !matches!(st.ops.get(i, g)?, OpSlot::Done(_) | OpSlot::GotData(..)) {
+            return None;
         }
         match st.ops.remove(i, g)? {
             OpSlot::Done(c) => Some(c),
+            OpSlot::GotData(c, len, data) => {
+                let n = len.min(dst.len());
+                dst[..n].copy_from_slice(&data[..n]);
+                Some(c)
+            }
             _ => None,
         }
     }
@@ -556,11 +567,17 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             Some(OpSlot::Connect(_)) => None,
             _ => Some(()),
         });
-        self.take_connect(op).unwrap_or(Err(RsmError::InternalError))
+        self.take_connect(op)
+            .unwrap_or(Err(RsmError::InternalError))
     }
 
     /// Blocking put/get of any length on a remote import, in pieces of [`INLINE_MAX`].
-    pub(crate) fn remote_write(&self, seg: ImportHandle, offset: usize, src: &[u8]) -> RsmResult<()> {
+    pub(crate) fn remote_write(
+        &self,
+        seg: ImportHandle,
+        offset: usize,
+        src: &[u8],
+    ) -> RsmResult<()> {
         for (k, piece) in src.chunks(INLINE_MAX).enumerate() {
             let op = self.start_put(seg, offset + k * INLINE_MAX, piece)?;
             self.wait_op(op, None).result?;
@@ -569,7 +586,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// See [`Self::remote_write`].
-    pub(crate) fn remote_read(&self, seg: ImportHandle, offset: usize, dst: &mut [u8]) -> RsmResult<()> {
+    pub(crate) fn remote_read(
+        &self,
+        seg: ImportHandle,
+        offset: usize,
+        dst: &mut [u8],
+    ) -> RsmResult<()> {
         for (k, piece) in dst.chunks_mut(INLINE_MAX).enumerate() {
             let op = self.start_get(seg, offset + k * INLINE_MAX, piece.len())?;
             self.wait_op(op, Some(piece)).result?;

@@ -2,7 +2,7 @@
 //! delivery of each message to the exporter or importer side.
 
 use super::channel::Arrival;
-use super::{Ctrl, GetJob, RemoteImporter, RemoteState};
+use super::{GetJob, Msg, RemoteImporter, RemoteState, Src};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
@@ -65,7 +65,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             st.net.stats.malformed += 1;
             return;
         }
-        let p = usize::from(h.src_node);
+        let Some(p) = st.net.ix_or_insert(src) else {
+            // More peers than the table holds.
+            st.net.stats.rejected += 1;
+            return;
+        };
         let known = st.net.peers[p].inc;
         if known != 0 && h.incarnation < known {
             st.net.stats.stale += 1;
@@ -100,18 +104,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
         peer.unreachable = false;
         peer.probe_at = None;
-        if h.flags & FLAG_ACK != 0 {
-            let pool = &mut st.net.pool;
-            if peer.on_ack(h.ack, now, pool, hello).is_err() {
-                st.net.stats.out_of_window += 1;
-                return;
-            }
+        if h.flags & FLAG_ACK != 0 && peer.on_ack(h.ack, now, hello).is_err() {
+            st.net.stats.out_of_window += 1;
+            return;
         }
         if hello {
             return;
         }
         match peer.classify(h.seq) {
-            Arrival::InOrder => match self.deliver(st, src, &f.message) {
+            Arrival::InOrder => match self.deliver(st, p, src, &f.message) {
                 Verdict::Accept | Verdict::Reject => {
                     let peer = &mut st.net.peers[p];
                     peer.expected = peer.expected.wrapping_add(1);
@@ -131,9 +132,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
     }
 
-    fn deliver(&self, st: &mut State<P, L, E, I>, src: NodeId, m: &Message<'_>) -> Verdict {
+    fn deliver(
+        &self,
+        st: &mut State<P, L, E, I>,
+        ix: usize,
+        src: NodeId,
+        m: &Message<'_>,
+    ) -> Verdict {
         let v = match m {
-            Message::ConnectRequest(r) => self.rx_connect_request(st, src, r),
+            Message::ConnectRequest(r) => self.rx_connect_request(st, ix, src, r),
             Message::ConnectReply(r) => self.rx_connect_reply(st, src, r),
             Message::Disconnect(d) => {
                 let found = Self::remote_import_of(st, src, d.import_id, d.segment_id);
@@ -152,17 +159,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 let pos = st.net.importers.iter().position(|r| {
                     r.node == src && r.import_id == n.import_id && r.segid == n.segment_id
                 });
-                match pos {
-                    Some(k) => {
-                        st.net.importers.swap_remove(k);
-                        Verdict::Accept
-                    }
-                    None => Verdict::Reject,
+                // Unknown is normal after a forced disconnect: the record is already gone.
+                if let Some(k) = pos {
+                    st.net.importers.swap_remove(k);
                 }
+                Verdict::Accept
             }
             Message::Importing(_) | Message::Republish(_) | Message::Hello(_) => Verdict::Accept,
             Message::Bell(b) => self.rx_bell(st, src, b),
-            Message::PutData(d) => self.rx_put(st, src, d),
+            Message::PutData(d) => self.rx_put(st, ix, src, d),
             Message::GetRequest(r) => self.rx_get_request(st, src, r),
             Message::GetData(d) => self.rx_get_data(st, src, d),
             Message::Ack(a) => self.rx_ack(st, src, a),
@@ -214,10 +219,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     fn rx_connect_request(
         &self,
         st: &mut State<P, L, E, I>,
+        ix: usize,
         src: NodeId,
         r: &ConnectRequest,
     ) -> Verdict {
-        if st.net.peers[src as usize].ctrl.is_full() {
+        if st.net.peers[ix].ctrl.is_full() {
             return Verdict::Defer;
         }
         // A repeated import id (a hostile or confused peer) replaces the old record.
@@ -274,9 +280,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         };
         reply.status = status_of(result);
         // Room was checked above.
-        let _ = st.net.peers[src as usize]
-            .ctrl
-            .push_back(Ctrl::Reply(reply));
+        let _ = st.net.peers[ix].ctrl.push_back(Msg::Reply(reply));
         Verdict::Accept
     }
 
@@ -350,8 +354,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         Verdict::Accept
     }
 
-    fn rx_put(&self, st: &mut State<P, L, E, I>, src: NodeId, d: &PutData<'_>) -> Verdict {
-        if st.net.peers[src as usize].ctrl.is_full() {
+    fn rx_put(
+        &self,
+        st: &mut State<P, L, E, I>,
+        ix: usize,
+        src: NodeId,
+        d: &PutData<'_>,
+    ) -> Verdict {
+        if st.net.peers[ix].ctrl.is_full() {
             return Verdict::Defer;
         }
         let Some(k) = Self::importer_of(st, src, d.import_id, d.segment_id) else {
@@ -373,7 +383,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             let roff = usize::try_from(d.remote_offset).map_err(|_| RsmError::BadOffset)?;
             let total = d.total_len as usize;
-            if roff.checked_add(total).is_none_or(|end| end > ex.region.len()) {
+            if roff
+                .checked_add(total)
+                .is_none_or(|end| end > ex.region.len())
+            {
                 return Err(RsmError::BadOffset);
             }
             Ok((roff, total))
@@ -423,17 +436,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
         };
         if let Some(a) = ack {
-            let _ = st.net.peers[src as usize].ctrl.push_back(Ctrl::Ack(a));
+            let _ = st.net.peers[ix].ctrl.push_back(Msg::Ack(a));
         }
         verdict
     }
 
-    fn rx_get_request(
-        &self,
-        st: &mut State<P, L, E, I>,
-        src: NodeId,
-        r: &GetRequest,
-    ) -> Verdict {
+    fn rx_get_request(&self, st: &mut State<P, L, E, I>, src: NodeId, r: &GetRequest) -> Verdict {
         if st.net.jobs.is_full() {
             return Verdict::Defer;
         }
@@ -531,15 +539,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             return Verdict::Reject;
         }
         let k = op.done;
-        let written = match op.inline.as_mut() {
-            Some((_, _, buf)) => match buf.get_mut(frag..frag + d.data.len()) {
+        let written = match &mut op.src {
+            Src::Inline { data, .. } => match data.get_mut(frag..frag + d.data.len()) {
                 Some(dst) => {
                     dst.copy_from_slice(d.data);
                     Ok(())
                 }
                 None => Err(RsmError::BadLength),
             },
-            None => match op.plan.get(k) {
+            Src::Plan(plan) => match plan.get(k) {
                 Some(s) if !d.data.is_empty() => self
                     .platform
                     .write(&s.local, s.local_off + frag, d.data)

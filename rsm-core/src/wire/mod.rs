@@ -81,8 +81,8 @@ pub use ethernet::{
 pub use header::{crc32c, Header, HeaderRepr, FLAGS_KNOWN, FLAG_ACK, FLAG_RETRANSMIT, HEADER_LEN};
 pub use message::{
     Ack, Bell, ConnectReply, ConnectRequest, Disconnect, GetData, GetRequest, Hello, ImportNotice,
-    Message, MessageType, PutData, Republish, BELL_FLAGS_KNOWN, BELL_NO_ACCUMULATE, BELL_TO_EXPORTER,
-    GET_DATA_FIXED_LEN, MIN_MAX_FRAME, PERMISSION_MAX, PUT_DATA_FIXED_LEN,
+    Message, MessageType, PutData, Republish, BELL_FLAGS_KNOWN, BELL_NO_ACCUMULATE,
+    BELL_TO_EXPORTER, GET_DATA_FIXED_LEN, MIN_MAX_FRAME, PERMISSION_MAX, PUT_DATA_FIXED_LEN,
 };
 
 use core::fmt;
