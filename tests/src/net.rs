@@ -145,6 +145,8 @@ impl Cluster {
             t.frames_sent += s.frames_sent;
             t.frames_received += s.frames_received;
             t.retransmits += s.retransmits;
+            t.timeouts += s.timeouts;
+            t.fast_retransmits += s.fast_retransmits;
             t.malformed += s.malformed;
             t.not_for_us += s.not_for_us;
             t.spoofed += s.spoofed;

@@ -119,6 +119,10 @@ pub struct NetStats {
     pub frames_received: u64,
     /// Frames transmitted again (timeouts and fast retransmits).
     pub retransmits: u64,
+    /// Retransmission timeouts that fired (each resends the window from the oldest frame).
+    pub timeouts: u64,
+    /// Fast retransmits (after three duplicate acknowledgements).
+    pub fast_retransmits: u64,
     /// Frames that failed to parse (short, wrong version or type, bad length, bad CRC, …).
     pub malformed: u64,
     /// Frames addressed to another node (or sent by this node's own id).
@@ -321,6 +325,8 @@ impl Engine {
                 frames_sent: 0,
                 frames_received: 0,
                 retransmits: 0,
+                timeouts: 0,
+                fast_retransmits: 0,
                 malformed: 0,
                 not_for_us: 0,
                 spoofed: 0,

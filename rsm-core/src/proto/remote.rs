@@ -90,6 +90,26 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         st.net.wake = true;
     }
 
+    /// Fail every running operation on import `(i, g)` with `e` (its connection was
+    /// force-disconnected: the exporter drops their data without an answer).
+    pub(crate) fn fail_import_ops(
+        &self,
+        st: &mut State<P, L, E, I>,
+        import: (u16, u32),
+        e: RsmError,
+    ) {
+        let mut ops: heapless::Vec<(u16, u32), { crate::MAX_PENDING_OPS }> = heapless::Vec::new();
+        for (i, g, op) in st.ops.iter() {
+            if matches!(op, OpSlot::Remote(o) if o.import == import) {
+                let _ = ops.push((i, g));
+            }
+        }
+        for op in ops {
+            self.finish_op(st, op, Err(e));
+        }
+        st.net.wake = true;
+    }
+
     /// Hand a remote import to the engine to say NOT_IMPORTING and free it (or free it at
     /// once when there is nobody to tell).
     pub(crate) fn close_remote_import(&self, st: &mut State<P, L, E, I>, (i, g): (u16, u32)) {
@@ -195,8 +215,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         for ix in 0..st.net.peers.len() {
             let peer = &mut st.net.peers[ix];
             if peer.rto_at.is_some_and(|t| now >= t) {
-                peer.on_timeout(now);
+                if !peer.inflight.is_empty() {
+                    st.net.stats.timeouts += 1;
+                }
+                st.net.peers[ix].on_timeout(now);
             }
+            let peer = &mut st.net.peers[ix];
             if !peer.inflight.is_empty()
                 && !peer.unreachable
                 && now.nanos_since(peer.last_progress) >= UNREACHABLE_AFTER_NS

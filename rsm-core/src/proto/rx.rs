@@ -104,9 +104,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
         peer.unreachable = false;
         peer.probe_at = None;
-        if h.flags & FLAG_ACK != 0 && peer.on_ack(h.ack, now, hello).is_err() {
-            st.net.stats.out_of_window += 1;
-            return;
+        if h.flags & FLAG_ACK != 0 {
+            let before = peer.dupacks;
+            if peer.on_ack(h.ack, now, hello).is_err() {
+                st.net.stats.out_of_window += 1;
+                return;
+            }
+            if peer.dupacks == 3 && before == 2 {
+                st.net.stats.fast_retransmits += 1;
+            }
         }
         if hello {
             return;
@@ -118,7 +124,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     peer.expected = peer.expected.wrapping_add(1);
                     peer.ack_due = true;
                 }
-                Verdict::Defer => st.net.stats.deferred += 1,
+                Verdict::Defer => {
+                    // Not acknowledged: the sender retransmits it (sooner after duplicate
+                    // acknowledgements).
+                    st.net.stats.deferred += 1;
+                    st.net.peers[p].ack_due = true;
+                }
             },
             Arrival::Duplicate => {
                 st.net.stats.duplicates += 1;
@@ -149,7 +160,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                         if let Some(im) = st.imports.get_mut(i, g) {
                             im.aborted = true;
                         }
-                        st.net.wake = true;
+                        self.fail_import_ops(st, (i, g), RsmError::ConnAborted);
                         Verdict::Accept
                     }
                     None => Verdict::Reject,

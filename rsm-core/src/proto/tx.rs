@@ -428,7 +428,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     fn next_op_message(st: &mut State<P, L, E, I>, node: NodeId, limit: usize) -> Option<Msg> {
-        let (i, g) = st
+        let (seq, i, g) = st
             .ops
             .iter()
             .filter_map(|(i, g, op)| match op {
@@ -437,8 +437,21 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 }
                 _ => None,
             })
-            .min()
-            .map(|(_, i, g)| (i, g))?;
+            .min()?;
+        // Order on one import: put data waits until every earlier get on it has all its
+        // answers (the exporter reads a get's data when it sends it, so a later write must
+        // not reach the segment before that).
+        if let Some(OpSlot::Remote(op)) = st.ops.get(i, g) {
+            let import = op.import;
+            let waits = op.dir == Direction::Put
+                && st.ops.iter().any(|(_, _, o)| {
+                    matches!(o, OpSlot::Remote(o)
+                        if o.import == import && o.dir == Direction::Get && o.seq < seq)
+                });
+            if waits {
+                return None;
+            }
+        }
         let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) else {
             return None;
         };
