@@ -5,7 +5,7 @@
 use rsm_core::proto::{NetConfig, NetStats};
 use rsm_core::{Config, Rsm};
 use rsm_hal::fake::FakePlatform;
-use rsm_hal::netsim::{FaultConfig, Network, SimLink};
+use rsm_hal::netsim::{FaultConfig, Network, SimLink, SimLinkError};
 use rsm_hal::{Instant, Link};
 
 /// A node of the simulated cluster.
@@ -19,6 +19,9 @@ pub struct Cluster {
     pub nodes: Vec<Option<Box<Node>>>,
     links: Vec<SimLink>,
     boots: Vec<u64>,
+    /// Per node: `Some(frames)` while frames arriving at the powered-off node are kept (see
+    /// [`Cluster::capture`]).
+    captured: Vec<Option<Vec<Vec<u8>>>>,
 }
 
 /// The MAC of node `id` (DESIGN §4a).
@@ -34,11 +37,13 @@ impl Cluster {
             nodes: Vec::new(),
             links: Vec::new(),
             boots: Vec::new(),
+            captured: Vec::new(),
             net,
         };
         for id in 0..n {
             c.links.push(c.net.port(mac(id)));
             c.boots.push(0);
+            c.captured.push(None);
             c.nodes.push(None);
             c.boot(id);
         }
@@ -74,6 +79,28 @@ impl Cluster {
         self.nodes[id as usize] = None;
     }
 
+    /// Transmit a raw `frame` from node `id`'s port, as if that node had sent it (whether it
+    /// is powered on or not): for hostile-peer tests that hand-craft frames. The network
+    /// routes it by its destination MAC; nothing checks its source MAC.
+    pub fn inject(&mut self, id: u32, frame: &[u8]) -> Result<(), SimLinkError> {
+        self.links[id as usize].transmit(frame)
+    }
+
+    /// While `on`, frames that arrive at node `id` while it is powered off are kept for
+    /// [`Cluster::take_captured`] instead of being dropped (turning it off drops those kept).
+    pub fn capture(&mut self, id: u32, on: bool) {
+        self.captured[id as usize] = on.then(Vec::new);
+    }
+
+    /// The frames kept for node `id` since the last call (see [`Cluster::capture`]), in
+    /// order of arrival.
+    pub fn take_captured(&mut self, id: u32) -> Vec<Vec<u8>> {
+        self.captured[id as usize]
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Node `id` (panics if powered off: a test bug).
     pub fn node(&self, id: u32) -> &Node {
         self.nodes[id as usize]
@@ -86,12 +113,21 @@ impl Cluster {
     pub fn round(&mut self) -> bool {
         let now = self.net.now();
         let mut moved = false;
-        for (node, link) in self.nodes.iter().zip(self.links.iter_mut()) {
+        for ((node, link), cap) in self
+            .nodes
+            .iter()
+            .zip(self.links.iter_mut())
+            .zip(self.captured.iter_mut())
+        {
             match node {
                 Some(n) => moved |= n.drive(link, now),
                 None => {
                     let mut buf = [0u8; 2048];
-                    while let Ok(Some(_)) = link.receive(&mut buf) {}
+                    while let Ok(Some(len)) = link.receive(&mut buf) {
+                        if let Some(frames) = cap.as_mut() {
+                            frames.push(buf[..len].to_vec());
+                        }
+                    }
                 }
             }
         }

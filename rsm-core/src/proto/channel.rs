@@ -16,6 +16,8 @@ pub(crate) struct Sent {
     pub(crate) seq: u32,
     /// How many times it was transmitted.
     pub(crate) tx: u16,
+    /// The peer reported holding it (selective acknowledgement): not resent.
+    pub(crate) sacked: bool,
     pub(crate) msg: Msg,
 }
 
@@ -64,6 +66,14 @@ pub(crate) struct Peer {
     pub(crate) ack_due: bool,
     /// A unicast hello should be sent (the peer does not know our incarnation, or we probe).
     pub(crate) hello_due: bool,
+    /// The next frame to the peer should carry [`crate::wire::FLAG_NAK`] for `expected`.
+    pub(crate) nak_due: bool,
+    /// The `expected` value a NAK was last sent for (one NAK per hole).
+    pub(crate) naked: Option<u32>,
+    /// Resend the oldest message now (the peer sent a NAK for it).
+    pub(crate) resend_oldest: bool,
+    /// The oldest sequence number a NAK was already answered for (one resend per NAK'd hole).
+    pub(crate) nak_answered: Option<u32>,
     /// Next hello probe while a connect waits for an unknown peer.
     pub(crate) probe_at: Option<Instant>,
     /// Replies and acknowledgements waiting for window space.
@@ -87,6 +97,10 @@ impl Peer {
             expected: 1,
             ack_due: false,
             hello_due: false,
+            nak_due: false,
+            naked: None,
+            resend_oldest: false,
+            nak_answered: None,
             probe_at: None,
             ctrl: Deque::new(),
         }
@@ -145,6 +159,8 @@ impl Peer {
         self.cursor = self.cursor.saturating_sub(newly as usize);
         self.rto = RTO_INITIAL_NS;
         self.dupacks = 0;
+        self.nak_answered = None;
+        self.resend_oldest = false;
         self.last_progress = now;
         self.unreachable = false;
         self.rto_at = if self.inflight.is_empty() {
@@ -155,13 +171,61 @@ impl Peer {
         Ok(true)
     }
 
-    /// The retransmission timer fired at `now`: go back to the oldest frame, back off.
+    /// A selective acknowledgement: bit `k` of `bitmap` set = the peer holds message
+    /// `ack + 1 + k` (it arrived after the missing `ack`).
+    pub(crate) fn on_sack(&mut self, ack: u32, bitmap: u32) {
+        for s in self.inflight.iter_mut() {
+            let k = s.seq.wrapping_sub(ack).wrapping_sub(1);
+            if k < 32 && bitmap & (1 << k) != 0 {
+                s.sacked = true;
+            }
+        }
+    }
+
+    /// The peer reported `ack` missing (a NAK): resend the oldest message once, if it is the
+    /// one missing.
+    pub(crate) fn on_nak(&mut self, ack: u32) {
+        let una = self.inflight.front().map(|s| s.seq);
+        if una == Some(ack) && self.nak_answered != Some(ack) && self.cursor > 0 {
+            self.nak_answered = Some(ack);
+            self.resend_oldest = true;
+        }
+    }
+
+    /// An in-order frame could not be delivered yet because `expected` is missing: ask for it
+    /// (once per hole).
+    pub(crate) fn want_nak(&mut self) {
+        if self.naked != Some(self.expected) {
+            self.nak_due = true;
+        }
+    }
+
+    /// Take the NAK to put in the next frame: `true` if it should carry [`crate::wire::FLAG_NAK`].
+    pub(crate) fn take_nak(&mut self) -> bool {
+        if self.nak_due {
+            self.nak_due = false;
+            self.naked = Some(self.expected);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The retransmission timer fired at `now`: resend, back off.
     pub(crate) fn on_timeout(&mut self, now: Instant) {
         if self.inflight.is_empty() {
             self.rto_at = None;
             return;
         }
+        // Go back to the oldest message; the ones the peer said it holds are skipped — but
+        // only once: the report is advisory (a receiver may have had to drop them), so a
+        // second timeout in a row resends everything.
         self.cursor = 0;
+        if self.rto > RTO_INITIAL_NS {
+            for s in self.inflight.iter_mut() {
+                s.sacked = false;
+            }
+        }
         self.rto = (self.rto.saturating_mul(2)).min(RTO_MAX_NS);
         self.rto_at = Some(now.add_nanos(self.rto));
     }
@@ -171,7 +235,12 @@ impl Peer {
         if self.inflight.is_empty() {
             self.last_progress = now;
         }
-        let sent = Sent { seq, tx: 1, msg };
+        let sent = Sent {
+            seq,
+            tx: 1,
+            sacked: false,
+            msg,
+        };
         // The caller checked `window_open`.
         let _ = self.inflight.push_back(sent);
         self.cursor = self.inflight.len();
@@ -185,6 +254,7 @@ impl Peer {
 mod tests {
     use super::*;
     use crate::wire::ImportNotice;
+    use heapless::Vec;
 
     fn msg() -> Msg {
         Msg::NotImporting(ImportNotice {
@@ -247,6 +317,10 @@ mod tests {
         p.on_timeout(Instant(RTO_INITIAL_NS));
         assert_eq!(p.cursor, 0);
         assert_eq!(p.rto, 2 * RTO_INITIAL_NS);
+        // Selective acknowledgement: the peer holds seq 2 (bit 0 after ack 1).
+        p.on_sack(1, 0b1);
+        let sacked: Vec<bool, 2> = p.inflight.iter().map(|s| s.sacked).collect();
+        assert_eq!(sacked.as_slice(), &[false, true]);
         for _ in 0..20 {
             p.on_timeout(Instant(0));
         }

@@ -11,7 +11,10 @@
 //! Each pair of nodes runs one reliable, ordered channel per direction: every message but the
 //! hello carries a sequence number; the receiver delivers only the next one in order
 //! (go-back-N: a frame ahead of it is dropped) and acknowledges cumulatively in the header of
-//! every frame it sends back (a unicast hello serves as a pure acknowledgement). The sender
+//! every frame it sends back (a unicast hello serves as a pure acknowledgement). A frame that
+//! arrives ahead of a missing one is kept in one of [`REORDER_SLOTS`] shared slots and
+//! delivered once the gap is filled, and the receiver asks for the missing frame at once with
+//! a NAK flag, which the sender answers by resending just that frame. The sender
 //! keeps at most [`WINDOW`] messages in flight per peer — as small descriptors, rendered into
 //! a frame again for each retransmission (data is read again from the source memory), so no
 //! frame buffers are held — and retransmits from the oldest unacknowledged message after a
@@ -98,6 +101,17 @@ pub const MAX_REMOTE_IMPORTERS: usize = 64;
 pub const MAX_GET_JOBS: usize = 16;
 /// Replies and acknowledgements queued per peer.
 pub const CTRL_QUEUE: usize = 4;
+/// Frames that arrived ahead of a missing one and are kept (over all peers) until the
+/// missing one arrives; more are dropped and come again with the retransmission.
+pub const REORDER_SLOTS: usize = 8;
+
+/// A frame kept because it arrived ahead of a missing one.
+pub(crate) struct Early {
+    pub(crate) ix: u8,
+    pub(crate) seq: u32,
+    pub(crate) len: u16,
+    pub(crate) buf: [u8; FRAME_BUF],
+}
 
 /// Network configuration of a node, given to [`Rsm::net_start`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +312,7 @@ pub(crate) struct Engine {
     pub(crate) peer_ix: [u8; 64],
     pub(crate) jobs: heapless::Vec<GetJob, MAX_GET_JOBS>,
     pub(crate) importers: heapless::Vec<RemoteImporter, MAX_REMOTE_IMPORTERS>,
+    pub(crate) early: heapless::Vec<Early, REORDER_SLOTS>,
     pub(crate) next_hello: Instant,
     pub(crate) stats: NetStats,
     pub(crate) op_seq: u64,
@@ -320,6 +335,7 @@ impl Engine {
             peer_ix: [u8::MAX; 64],
             jobs: heapless::Vec::new(),
             importers: heapless::Vec::new(),
+            early: heapless::Vec::new(),
             next_hello: Instant(0),
             stats: NetStats {
                 frames_sent: 0,

@@ -205,6 +205,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         self.sweep_peer(st, node, RsmError::ConnAborted, true);
         st.net.importers.retain(|r| r.node != node);
         st.net.jobs.retain(|j| j.node != node);
+        st.net.early.retain(|e| usize::from(e.ix) != ix);
         let peer = &mut st.net.peers[ix];
         peer.reset();
         peer.hello_due = true;

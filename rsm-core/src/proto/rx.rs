@@ -2,7 +2,7 @@
 //! delivery of each message to the exporter or importer side.
 
 use super::channel::Arrival;
-use super::{GetJob, Msg, RemoteImporter, RemoteState, Src};
+use super::{Early, GetJob, Msg, RemoteImporter, RemoteState, Src, FRAME_BUF};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
@@ -10,7 +10,7 @@ use crate::sg::{copy_error, Direction};
 use crate::types::{NodeId, Permission, SegmentId};
 use crate::wire::{
     self, Ack, Bell, ConnectReply, ConnectRequest, EthernetFrame, Frame, GetData, GetRequest,
-    Message, PutData, FLAG_ACK, NODE_BROADCAST,
+    Message, PutData, FLAG_ACK, FLAG_NAK, NODE_BROADCAST,
 };
 use rsm_hal::{Error as _, Instant, Platform, Region};
 
@@ -113,33 +113,105 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             if peer.dupacks == 3 && before == 2 {
                 st.net.stats.fast_retransmits += 1;
             }
+            if hello {
+                // A pure acknowledgement's `seq` is its selective acknowledgement bitmap.
+                peer.on_sack(h.ack, h.seq);
+            }
+            if h.flags & FLAG_NAK != 0 {
+                peer.on_nak(h.ack);
+            }
         }
         if hello {
             return;
         }
         match peer.classify(h.seq) {
-            Arrival::InOrder => match self.deliver(st, p, src, &f.message) {
-                Verdict::Accept | Verdict::Reject => {
-                    let peer = &mut st.net.peers[p];
-                    peer.expected = peer.expected.wrapping_add(1);
-                    peer.ack_due = true;
+            Arrival::InOrder => {
+                if self.deliver_in_order(st, p, src, &f.message) {
+                    self.deliver_early(st, p, src);
                 }
-                Verdict::Defer => {
-                    // Not acknowledged: the sender retransmits it (sooner after duplicate
-                    // acknowledgements).
-                    st.net.stats.deferred += 1;
-                    st.net.peers[p].ack_due = true;
-                }
-            },
+            }
             Arrival::Duplicate => {
                 st.net.stats.duplicates += 1;
                 st.net.peers[p].ack_due = true;
             }
             Arrival::Ahead => {
                 st.net.stats.out_of_order += 1;
-                st.net.peers[p].ack_due = true;
+                let kept = st
+                    .net
+                    .early
+                    .iter()
+                    .any(|e| usize::from(e.ix) == p && e.seq == h.seq);
+                if !kept && frame.len() <= FRAME_BUF {
+                    let mut e = Early {
+                        ix: p as u8,
+                        seq: h.seq,
+                        len: frame.len() as u16,
+                        buf: [0; FRAME_BUF],
+                    };
+                    e.buf[..frame.len()].copy_from_slice(frame);
+                    // Full: dropped; it comes again with the retransmission.
+                    let _ = st.net.early.push(e);
+                }
+                let peer = &mut st.net.peers[p];
+                peer.want_nak();
+                peer.ack_due = true;
             }
             Arrival::OutOfWindow => st.net.stats.out_of_window += 1,
+        }
+    }
+
+    /// Deliver the next in-order message of peer `p`; `true` if it was consumed.
+    fn deliver_in_order(
+        &self,
+        st: &mut State<P, L, E, I>,
+        p: usize,
+        src: NodeId,
+        m: &Message<'_>,
+    ) -> bool {
+        match self.deliver(st, p, src, m) {
+            Verdict::Accept | Verdict::Reject => {
+                let peer = &mut st.net.peers[p];
+                peer.expected = peer.expected.wrapping_add(1);
+                peer.ack_due = true;
+                true
+            }
+            Verdict::Defer => {
+                // Not acknowledged: the sender retransmits it.
+                st.net.stats.deferred += 1;
+                st.net.peers[p].ack_due = true;
+                false
+            }
+        }
+    }
+
+    /// Deliver the kept frames of peer `p` that are now in order; drop kept duplicates.
+    fn deliver_early(&self, st: &mut State<P, L, E, I>, p: usize, src: NodeId) {
+        loop {
+            let expected = st.net.peers[p].expected;
+            st.net
+                .early
+                .retain(|e| usize::from(e.ix) != p || e.seq.wrapping_sub(expected) as i32 >= 0);
+            let Some(k) = st
+                .net
+                .early
+                .iter()
+                .position(|e| usize::from(e.ix) == p && e.seq == expected)
+            else {
+                return;
+            };
+            let e = st.net.early.swap_remove(k);
+            let Some(bytes) = e.buf.get(..usize::from(e.len)) else {
+                return;
+            };
+            // It parsed when it arrived; the bytes are unchanged.
+            let Ok(f) = Frame::parse(bytes) else {
+                return;
+            };
+            if !self.deliver_in_order(st, p, src, &f.message) {
+                // Deferred: keep it (the sender may skip it, having been told we hold it).
+                let _ = st.net.early.push(e);
+                return;
+            }
         }
     }
 

@@ -10,8 +10,8 @@ use crate::table::Table;
 use crate::types::NodeId;
 use crate::wire::{
     self, Bell, ConnectRequest, Disconnect, GetData, GetRequest, Header, HeaderRepr, Hello,
-    ImportNotice, Message, PutData, ETHERNET_HEADER_LEN, FLAG_ACK, FLAG_RETRANSMIT, FRAME_OVERHEAD,
-    GET_DATA_FIXED_LEN, NODE_BROADCAST, PUT_DATA_FIXED_LEN,
+    ImportNotice, Message, PutData, ETHERNET_HEADER_LEN, FLAG_ACK, FLAG_NAK, FLAG_RETRANSMIT,
+    FRAME_OVERHEAD, GET_DATA_FIXED_LEN, NODE_BROADCAST, PUT_DATA_FIXED_LEN,
 };
 use rsm_hal::{Error as _, Instant, Platform};
 
@@ -20,6 +20,17 @@ static ZEROS: [u8; FRAME_BUF] = [0; FRAME_BUF];
 
 fn wire_id(i: u16, g: u32) -> u32 {
     Table::<(), 1>::wire_id(i, g)
+}
+
+/// Add `flags` to an emitted pure acknowledgement, put the selective-acknowledgement bitmap
+/// in its `seq`, and reseal it.
+fn set_flags_seq(frame: &mut [u8], flags: u16, seq: u32) {
+    if let Some(rest) = frame.get_mut(ETHERNET_HEADER_LEN..) {
+        let mut h = Header::new_unchecked(rest);
+        h.set_flags(h.flags() | flags);
+        h.set_seq(seq);
+        h.fill_checksum();
+    }
 }
 
 /// Recompute the CRC after data was written into an emitted frame.
@@ -92,7 +103,32 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             return None;
         }
-        // 1. Messages of the window not transmitted since the cursor last went back.
+        // 0. The oldest message, which the peer reported missing.
+        if peer.resend_oldest {
+            let peer = &mut st.net.peers[ix];
+            peer.resend_oldest = false;
+            if let Some(sent) = peer.inflight.front_mut() {
+                sent.tx = sent.tx.saturating_add(1);
+                let (seq, msg) = (sent.seq, sent.msg);
+                st.net.stats.retransmits += 1;
+                return self.render(st, ix, seq, &msg, true, buf);
+            }
+        }
+        let peer = &st.net.peers[ix];
+        // 1. Messages of the window not transmitted since the cursor last went back (but
+        //    not those the peer holds).
+        if peer.cursor < peer.inflight.len() {
+            let peer = &mut st.net.peers[ix];
+            while peer
+                .inflight
+                .iter()
+                .nth(peer.cursor)
+                .is_some_and(|s| s.sacked)
+            {
+                peer.cursor += 1;
+            }
+        }
+        let peer = &st.net.peers[ix];
         if peer.cursor < peer.inflight.len() {
             let peer = &mut st.net.peers[ix];
             let cursor = peer.cursor;
@@ -124,11 +160,21 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
         // 3. A pure acknowledgement (a unicast hello).
         let peer = &mut st.net.peers[ix];
-        if peer.ack_due || peer.hello_due {
+        if peer.ack_due || peer.hello_due || peer.nak_due {
             peer.ack_due = false;
             peer.hello_due = false;
+            let nak = peer.take_nak();
             let (inc, ack) = (peer.inc, peer.expected);
-            return self.emit_hello(st, node, inc, Some(ack), buf);
+            let mut sack = 0u32;
+            for e in st.net.early.iter().filter(|e| usize::from(e.ix) == ix) {
+                let k = e.seq.wrapping_sub(ack).wrapping_sub(1);
+                if k < 32 {
+                    sack |= 1 << k;
+                }
+            }
+            let n = self.emit_hello(st, node, inc, Some(ack), buf)?;
+            set_flags_seq(&mut buf[..n], if nak { FLAG_NAK } else { 0 }, sack);
+            return Some(n);
         }
         None
     }
@@ -143,10 +189,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         again: bool,
         buf: &mut [u8],
     ) -> Option<usize> {
+        let nak = st.net.peers.get_mut(ix)?.take_nak();
         let peer = st.net.peers.get(ix)?;
         let limit = st.net.frame_for(peer).min(buf.len());
         let header = HeaderRepr {
-            flags: FLAG_ACK | if again { FLAG_RETRANSMIT } else { 0 },
+            flags: FLAG_ACK
+                | if again { FLAG_RETRANSMIT } else { 0 }
+                | if nak { FLAG_NAK } else { 0 },
             src_node: st.net.node as u8,
             dst_node: peer.node as u8,
             incarnation: st.net.inc,

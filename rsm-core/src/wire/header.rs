@@ -10,8 +10,11 @@ pub const HEADER_LEN: usize = 36;
 pub const FLAG_ACK: u16 = 0x0001;
 /// Header flag: this frame is a retransmission of an earlier one with the same `seq`.
 pub const FLAG_RETRANSMIT: u16 = 0x0002;
+/// Header flag: the sender of the frame is missing the frame numbered `ack` (it received
+/// later ones): resend that one now rather than after a timeout.
+pub const FLAG_NAK: u16 = 0x0004;
 /// Every flag bit defined by [`WIRE_VERSION`]; any other bit set is [`WireError::BadField`].
-pub const FLAGS_KNOWN: u16 = FLAG_ACK | FLAG_RETRANSMIT;
+pub const FLAGS_KNOWN: u16 = FLAG_ACK | FLAG_RETRANSMIT | FLAG_NAK;
 
 mod field {
     use core::ops::Range;
@@ -112,7 +115,7 @@ impl<T: AsRef<[u8]>> Header<T> {
         self.b()[field::TYPE]
     }
 
-    /// Flag bits ([`FLAG_ACK`], [`FLAG_RETRANSMIT`]).
+    /// Flag bits ([`FLAG_ACK`], [`FLAG_RETRANSMIT`], [`FLAG_NAK`]).
     pub fn flags(&self) -> u16 {
         let b = self.b();
         u16::from_be_bytes([b[field::FLAGS.start], b[field::FLAGS.start + 1]])

@@ -36,7 +36,8 @@
 //! | 12     | 2    | EtherType      | [`ETHERTYPE_RSM`] = `0x88B5`                              |
 //! | 14     | 1    | version        | [`WIRE_VERSION`]                                          |
 //! | 15     | 1    | message type   | [`MessageType`]                                           |
-//! | 16     | 2    | flags          | [`FLAG_ACK`], [`FLAG_RETRANSMIT`]; other bits rejected    |
+//! | 16     | 2    | flags          | [`FLAG_ACK`], [`FLAG_RETRANSMIT`], [`FLAG_NAK`]; others   |
+//! |        |      |                | rejected                                                  |
 //! | 18     | 1    | src node       | `0..=63`                                                  |
 //! | 19     | 1    | dst node       | `0..=63` or [`NODE_BROADCAST`]                            |
 //! | 20     | 2    | payload length | bytes of message body after the header                    |
@@ -78,7 +79,9 @@ pub use ethernet::{
     mac_node, node_mac, EthernetFrame, ETHERNET_HEADER_LEN, ETHERNET_MIN_FRAME, ETHERTYPE_RSM,
     MAC_BROADCAST,
 };
-pub use header::{crc32c, Header, HeaderRepr, FLAGS_KNOWN, FLAG_ACK, FLAG_RETRANSMIT, HEADER_LEN};
+pub use header::{
+    crc32c, Header, HeaderRepr, FLAGS_KNOWN, FLAG_ACK, FLAG_NAK, FLAG_RETRANSMIT, HEADER_LEN,
+};
 pub use message::{
     Ack, Bell, ConnectReply, ConnectRequest, Disconnect, GetData, GetRequest, Hello, ImportNotice,
     Message, MessageType, PutData, Republish, BELL_FLAGS_KNOWN, BELL_NO_ACCUMULATE,
