@@ -198,3 +198,99 @@ impl Cluster {
         t
     }
 }
+
+/// Nodes on a simulated network driven by a background pump thread, for the blocking API:
+/// the pump moves frames and advances simulated time (by at most 1 ms per idle turn, so
+/// timeouts pass quickly but in order) until the value is dropped.
+pub struct Pumped {
+    /// The nodes, by node id.
+    pub nodes: Vec<std::sync::Arc<Node>>,
+    /// The network.
+    pub net: Network,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pump: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pumped {
+    /// `n` nodes (ids 0..n) with networking started, and the pump running.
+    pub fn new(n: u32, seed: u64, faults: FaultConfig) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let net = Network::new(seed, faults);
+        let mut nodes = Vec::new();
+        let mut links = Vec::new();
+        for id in 0..n {
+            let link = net.port(mac(id));
+            let node = Arc::new(Node::new(
+                FakePlatform::new(),
+                Config {
+                    node_id: id,
+                    ..Config::default()
+                },
+            ));
+            node.net_start(
+                net.now(),
+                NetConfig {
+                    incarnation: 1,
+                    max_frame: link.max_frame(),
+                },
+            );
+            nodes.push(node);
+            links.push(link);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let pump = {
+            let (nodes, net, stop) = (nodes.clone(), net.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("netsim-pump".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = net.now();
+                        let mut moved = false;
+                        for (node, link) in nodes.iter().zip(links.iter_mut()) {
+                            moved |= node.drive(link, now);
+                        }
+                        if !moved {
+                            let mut next = now.add_nanos(1_000_000);
+                            if let Some(t) = net.next_event() {
+                                next = next.min(t);
+                            }
+                            for node in &nodes {
+                                if let Some(t) = node.poll_timeout() {
+                                    next = next.min(t);
+                                }
+                            }
+                            net.advance_to(next.max(now.add_nanos(1_000)));
+                            std::thread::sleep(std::time::Duration::from_micros(50));
+                        }
+                    }
+                })
+                .expect("spawn the pump")
+        };
+        // Let the hellos go round.
+        let end = net.now().add_nanos(50_000_000);
+        while net.now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Pumped {
+            nodes,
+            net,
+            stop,
+            pump: Some(pump),
+        }
+    }
+
+    /// Node `id`.
+    pub fn node(&self, id: u32) -> &Node {
+        &self.nodes[id as usize]
+    }
+}
+
+impl Drop for Pumped {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = self.pump.take() {
+            let _ = p.join();
+        }
+    }
+}
