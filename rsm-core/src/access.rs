@@ -44,6 +44,12 @@
 //!   platform's copy gives. The typed forms convert through a small stack buffer in chunks of
 //!   a multiple of 8 bytes, so each chunk keeps that alignment.
 //! * Accesses during a rebind of the exported segment wait until the new pages are in place.
+//! * **Remote segments.** The same checks run locally; the bytes then travel through the wire
+//!   engine ([`crate::proto`]) in pieces of [`crate::proto::INLINE_MAX`] bytes, each written by
+//!   the exporter with one HAL write (so aligned words stay whole) and acknowledged before the
+//!   next is sent; a put returns once the exporter acknowledged every piece. A forced
+//!   disconnect, or a restart of the exporter, ends the access with `RSMERR_CONN_ABORTED`; an
+//!   exporter that makes no progress for 5 s, with `RSMERR_REMOTE_NODE_UNREACHABLE`.
 
 use crate::error::{RsmError, RsmResult};
 use crate::handle::ImportHandle;

@@ -1,11 +1,12 @@
 //! putv/getv and the non-blocking operation layer (DESIGN §4).
 //!
 //! [`Rsm::start_putv`] / [`Rsm::start_getv`] start an operation and return an [`OpId`];
-//! [`Rsm::poll`] makes progress; [`Rsm::take_completion`] collects the [`Completion`]. The
-//! blocking [`Rsm::putv`] / [`Rsm::getv`] are thin wrappers over the same path. An operation on
-//! a segment of this node completes inside `start_*` (the copy is synchronous), so its
-//! completion is ready at once; the remote path plugs into the same layer with operations that
-//! complete during later polls.
+//! [`Rsm::take_completion`] collects the [`Completion`]. The blocking [`Rsm::putv`] /
+//! [`Rsm::getv`] are thin wrappers over the same path. An operation on a segment of this node
+//! completes inside `start_*` (the copy is synchronous), so its completion is ready at once;
+//! one on a segment of another node is carried by the wire engine ([`crate::proto`]) and
+//! completes while the engine is driven ([`Rsm::handle_frame`], [`Rsm::poll_transmit`],
+//! [`Rsm::poll`]).
 
 use crate::error::{RsmError, RsmResult};
 use crate::handle::{self, Kind};
@@ -236,6 +237,17 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// [`SgFlags::SIGPOST_NO_ACCUMULATE`]); if that post fails (the segment was unpublished
     /// meanwhile) its `RSMERR_CONN_ABORTED` replaces the success, with residual 0 (spec §9.28).
     /// No barrier is needed (spec §9.1).
+    ///
+    /// On a segment of another node the same checks run locally (the segment length is the
+    /// one the exporter reported at connect); the entries are then pipelined to the exporter,
+    /// which applies them in order and acknowledges each; the call returns once every entry
+    /// was acknowledged as written. If the exporter fails entry `k` (the segment was
+    /// unpublished or destroyed: `RSMERR_CONN_ABORTED`), it drops the later entries and the
+    /// residual is `count − k`; if the exporter makes no progress for 5 s,
+    /// `RSMERR_REMOTE_NODE_UNREACHABLE` with the residual of the acknowledged prefix (entries
+    /// after it may or may not have been written). The local memory is read again for each
+    /// retransmission, so it must not change while the call runs. Needs a driver
+    /// ([`crate::proto`]).
     #[doc(alias = "rsm_memseg_import_putv")]
     pub fn putv(&self, sg: &mut ScatGath<'_, P::Region>) -> RsmResult<()> {
         let c = self.run_vector(sg, Direction::Put);
@@ -246,6 +258,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Scatter from the import segment `sg.remote_handle` into the iovec's local pieces.
     ///
     /// Identical to [`Rsm::putv`] in checks and residual rules, with read permission needed.
+    /// On a remote segment, a getv issued after puts on the same import sees them, and puts
+    /// issued after a getv wait until its data has arrived (the exporter reads the segment
+    /// when it sends the answer).
     #[doc(alias = "rsm_memseg_import_getv")]
     pub fn getv(&self, sg: &mut ScatGath<'_, P::Region>) -> RsmResult<()> {
         let c = self.run_vector(sg, Direction::Get);
@@ -284,11 +299,23 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         self.start(sg, Direction::Get)
     }
 
-    /// Make progress on running operations; returns `true` if anything changed. Operations on
-    /// segments of this node complete in `start_*`, so with no remote traffic there is nothing
-    /// to do and this returns `false`.
-    pub fn poll(&self) -> bool {
-        false
+    /// Run the wire engine's timers at `now` (retransmission, unreachability, connect
+    /// timeouts); returns `true` if an operation completed. Remote operations otherwise
+    /// progress as frames move ([`Rsm::handle_frame`], [`Rsm::poll_transmit`], which also run
+    /// the timers); same-node operations complete in `start_*`, so without remote traffic
+    /// there is nothing to do and this returns `false`.
+    pub fn poll(&self, now: rsm_hal::Instant) -> bool {
+        let completed = {
+            let mut st = self.state.lock();
+            if !st.net.on {
+                return false;
+            }
+            st.net.clock = st.net.clock.max(now);
+            self.timers(&mut st, now);
+            core::mem::take(&mut st.net.wake)
+        };
+        self.wake_if(completed);
+        completed
     }
 
     /// The completion of `op` if it has finished (it is then forgotten: a second call returns

@@ -349,6 +349,12 @@ pub struct Ack {
 
 /// Hello / heartbeat (DESIGN §4): feeds the topology and the per-peer frame size.
 ///
+/// Hellos are not sequenced. Broadcast every second (destination [`super::NODE_BROADCAST`],
+/// peer incarnation 0) and sent unicast as a probe, as the answer to a peer that does not know
+/// the sender, and as a pure acknowledgement: then the header has [`super::FLAG_ACK`] and
+/// its `seq` field carries a selective-acknowledgement bitmap (bit `k` = the sender holds
+/// frame `ack + 1 + k`).
+///
 /// Body (10 bytes): `incarnation: 8, max_frame: 2`; `incarnation` must equal the header's
 /// and `max_frame >= MIN_MAX_FRAME`, else [`WireError::BadField`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
