@@ -188,3 +188,58 @@ fn fast_sender_does_not_overrun_a_small_receiver() {
     );
     assert!(s.retransmits > 0);
 }
+
+/// Exact residual: the exporter unpublishes in the middle of a 16-entry putv. The entries it
+/// acknowledged before are in its memory, the call fails with `RSMERR_CONN_ABORTED`, the
+/// residual is 16 minus that prefix, and no entry after the failed one was written.
+#[test]
+fn unpublish_mid_vector_gives_the_exact_residual() {
+    let mut c = Cluster::new(2, 4, FaultConfig::default());
+    let ex = c.node(1);
+    let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
+    let mem = ex.platform().alloc(65536);
+    let seg = ex.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    ex.export_publish(seg, SEG, &[]).unwrap();
+    let im = c.node(0);
+    let ctrl0 = im.get_controller(Some("rsmnet0")).unwrap();
+    let op = im
+        .start_import_connect(ctrl0, 1, SEG, Permission::RDWR)
+        .unwrap();
+    let mut got = None;
+    assert!(c.run_until(SEC, |c| {
+        got = c.node(0).take_connect(op);
+        got.is_some()
+    }));
+    let imp = got.unwrap().unwrap();
+    let n0 = c.node(0);
+    let src = n0.platform().alloc(65536);
+    n0.platform().write(&src, 0, &[0xab; 65536]);
+    let iov: Vec<IoVec<'_, _>> = (0..16)
+        .map(|k| IoVec::va(&src, k * 4096, k * 4096, 4096))
+        .collect();
+    let sg = ScatGath::new(imp, &iov);
+    let op = c.node(0).start_putv(&sg).unwrap();
+    // Step until the exporter has three entries in memory, then unpublish.
+    let written = |c: &Cluster| {
+        let m = c.node(1).platform().read(&mem, 0, 65536);
+        (0..16)
+            .take_while(|k| m[k * 4096..(k + 1) * 4096].iter().all(|&b| b == 0xab))
+            .count()
+    };
+    while written(&c) < 3 {
+        assert!(c.round(), "the transfer stalled");
+    }
+    c.node(1).export_unpublish(seg).unwrap();
+    let done = wait_op(&mut c, 0, op);
+    assert_eq!(done.result, Err(RsmError::ConnAborted));
+    let prefix = written(&c);
+    assert_eq!(
+        done.residual,
+        16 - prefix as u64,
+        "residual = count − written prefix"
+    );
+    let m = c.node(1).platform().read(&mem, 0, 65536);
+    // The entry after the prefix may be partly written (it failed mid-way); none after it.
+    let untouched = m[(prefix + 1).min(16) * 4096..].iter().all(|&b| b == 0);
+    assert!(untouched, "an entry after the failed one was written");
+}
