@@ -1,6 +1,7 @@
 //! The remote RSMAPI over a perfect simulated network: connect, putv/getv, put/get, events,
 //! forced disconnect, topology — driven through the non-blocking layer.
 
+use rsm_core::proto::UNREACHABLE_AFTER_NS;
 use rsm_core::{CreateFlags, IoVec, Permission, RsmError, ScatGath, SegmentRef, SigpostFlags};
 use rsm_hal::netsim::FaultConfig;
 use rsm_tests::net::Cluster;
@@ -242,4 +243,95 @@ fn unpublish_mid_vector_gives_the_exact_residual() {
     // The entry after the prefix may be partly written (it failed mid-way); none after it.
     let untouched = m[(prefix + 1).min(16) * 4096..].iter().all(|&b| b == 0);
     assert!(untouched, "an entry after the failed one was written");
+}
+
+/// Fixed tables: connects to more distinct nodes than the peer table holds fail with
+/// `RSMERR_INSUFFICIENT_RESOURCES`; nodes that never answered give their slots back when
+/// their connects time out; an exporter with every importer record in use answers
+/// `RSMERR_INSUFFICIENT_RESOURCES`. Nothing panics, and the cluster keeps working.
+#[test]
+fn full_tables_give_resource_errors() {
+    use rsm_core::proto::{MAX_PEERS, MAX_REMOTE_IMPORTERS};
+    let mut c = Cluster::new(3, 5, FaultConfig::default());
+    let (first, _seg) = setup(&mut c, Permission::READ);
+    let n0 = c.node(0);
+    let ctrl = n0.get_controller(Some("rsmnet0")).unwrap();
+    // Node 0 knows nodes 1 and 2; fill the rest of its peer table with nodes that do not exist.
+    let mut ops = Vec::new();
+    for k in 0..(MAX_PEERS - 2) as u32 {
+        ops.push(
+            n0.start_import_connect(ctrl, 20 + k, SEG, Permission::READ)
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        n0.start_import_connect(ctrl, 60, SEG, Permission::READ),
+        Err(RsmError::InsufficientResources)
+    );
+    let t0 = c.now();
+    let mut results = Vec::new();
+    assert!(c.run_until(7 * SEC, |c| {
+        ops.retain(|&op| match c.node(0).take_connect(op) {
+            Some(r) => {
+                results.push(r);
+                false
+            }
+            None => true,
+        });
+        ops.is_empty()
+    }));
+    assert!(c.now().nanos_since(t0) >= UNREACHABLE_AFTER_NS);
+    assert!(results
+        .iter()
+        .all(|r| *r == Err(RsmError::RemoteNodeUnreachable)));
+    // The slots came back: another unknown node can be tried, and node 1 still answers.
+    let op = c
+        .node(0)
+        .start_import_connect(ctrl, 61, SEG, Permission::READ)
+        .unwrap();
+    let op1 = c
+        .node(0)
+        .start_import_connect(ctrl, 1, SEG, Permission::READ)
+        .unwrap();
+    let mut second = None;
+    assert!(c.run_until(SEC, |c| {
+        second = c.node(0).take_connect(op1);
+        second.is_some()
+    }));
+    let second = second.unwrap().unwrap();
+    assert_ne!(second, first);
+    c.run_for(6 * SEC);
+    assert_eq!(
+        c.node(0).take_connect(op),
+        Some(Err(RsmError::RemoteNodeUnreachable))
+    );
+    // Exporter records: node 0 and node 2 connect until node 1 has no record left.
+    let mut held = 2; // `first` and `second`
+    let mut refused = 0;
+    for round in 0..40 {
+        for importer in [0u32, 2] {
+            let n = c.node(importer);
+            let ctrl = n.get_controller(Some("rsmnet0")).unwrap();
+            let op = n
+                .start_import_connect(ctrl, 1, SEG, Permission::READ)
+                .unwrap();
+            let mut got = None;
+            assert!(
+                c.run_until(SEC, |c| {
+                    got = c.node(importer).take_connect(op);
+                    got.is_some()
+                }),
+                "round {round}"
+            );
+            match got.unwrap() {
+                Ok(_) => held += 1,
+                Err(e) => {
+                    assert_eq!(e, RsmError::InsufficientResources);
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(held, MAX_REMOTE_IMPORTERS);
+    assert_eq!(refused, 80 + 2 - MAX_REMOTE_IMPORTERS);
 }

@@ -380,6 +380,42 @@ impl Engine {
         Some(i)
     }
 
+    /// Forget peer `ix` if it never answered and nothing waits for it (a connect to a node
+    /// that does not exist must not use up a slot for good).
+    pub(crate) fn forget_if_silent(&mut self, ix: usize) {
+        let Some(p) = self.peers.get(ix) else {
+            return;
+        };
+        if p.inc != 0 || !p.inflight.is_empty() || !p.ctrl.is_empty() {
+            return;
+        }
+        let node = p.node;
+        self.peers.swap_remove(ix);
+        if let Some(slot) = self
+            .peer_ix
+            .get_mut(usize::try_from(node).unwrap_or(usize::MAX))
+        {
+            *slot = u8::MAX;
+        }
+        // The peer that moved into `ix`.
+        if let Some(moved) = self.peers.get(ix) {
+            let moved_node = moved.node;
+            let old = self.peers.len();
+            if let Some(slot) = self
+                .peer_ix
+                .get_mut(usize::try_from(moved_node).unwrap_or(usize::MAX))
+            {
+                *slot = ix as u8;
+            }
+            for e in self.early.iter_mut() {
+                if usize::from(e.ix) == old {
+                    e.ix = ix as u8;
+                }
+            }
+        }
+        self.rr = 0;
+    }
+
     /// The peer `node`, if known.
     pub(crate) fn peer(&self, node: NodeId) -> Option<&Peer> {
         self.peers.get(self.ix(node)?)

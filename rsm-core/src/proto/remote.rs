@@ -246,6 +246,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
         }
         for (i, g, import, sent) in expired {
+            let node = st.imports.get(import.0, import.1).map(|im| im.node);
             if sent {
                 self.close_remote_import(st, import);
             } else {
@@ -255,6 +256,16 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 *slot = OpSlot::Connected(Err(RsmError::RemoteNodeUnreachable));
             }
             st.net.wake = true;
+            // A node that never answered keeps no peer slot once nothing waits for it.
+            let waiting = st
+                .ops
+                .iter()
+                .any(|(_, _, op)| matches!(op, OpSlot::Connect(c) if Some(c.node) == node));
+            if let (Some(node), false) = (node, waiting) {
+                if let Some(ix) = st.net.ix(node) {
+                    st.net.forget_if_silent(ix);
+                }
+            }
         }
         for node in probe {
             if let Some(ix) = st.net.ix(node) {
