@@ -9,7 +9,7 @@ use crate::sg::{copy_error, Direction};
 use crate::table::Table;
 use crate::types::NodeId;
 use crate::wire::{
-    self, Bell, ConnectRequest, Disconnect, GetData, GetRequest, Header, HeaderRepr, Hello,
+    self, Bell, ConnectRequest, Disconnect, Frame, GetData, GetRequest, Header, HeaderRepr, Hello,
     ImportNotice, Message, PutData, ETHERNET_HEADER_LEN, FLAG_ACK, FLAG_NAK, FLAG_RETRANSMIT,
     FRAME_OVERHEAD, GET_DATA_FIXED_LEN, NODE_BROADCAST, PUT_DATA_FIXED_LEN,
 };
@@ -30,13 +30,6 @@ fn set_flags_seq(frame: &mut [u8], flags: u16, seq: u32) {
         h.set_flags(h.flags() | flags);
         h.set_seq(seq);
         h.fill_checksum();
-    }
-}
-
-/// Recompute the CRC after data was written into an emitted frame.
-fn reseal(frame: &mut [u8]) {
-    if let Some(rest) = frame.get_mut(ETHERNET_HEADER_LEN..) {
-        Header::new_unchecked(rest).fill_checksum();
     }
 }
 
@@ -240,10 +233,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     total_len: total,
                     data: &ZEROS[..n],
                 });
-                let len = wire::emit(&header, &m, out).ok()?;
                 if n == 0 {
-                    return Some(len);
+                    return wire::emit(&header, &m, out).ok();
                 }
+                let len = Frame { header, message: m }.emit_unsealed(out).ok()?;
                 let start = FRAME_OVERHEAD + PUT_DATA_FIXED_LEN;
                 let dst = out.get_mut(start..start + n)?;
                 let frag = frag as usize;
@@ -272,7 +265,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     out[start..start + n].fill(0);
                     self.finish_op(st, op, Err(e));
                 }
-                reseal(&mut out[..len]);
+                wire::seal(&mut out[..len]);
                 Some(len)
             }
             Msg::GetData {
@@ -304,7 +297,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     total_len: total,
                     data: &ZEROS[..n],
                 });
-                let len = wire::emit(&header, &m, out).ok()?;
+                let len = Frame { header, message: m }.emit_unsealed(out).ok()?;
                 if let (Some(r), true) = (region, n > 0) {
                     let start = FRAME_OVERHEAD + GET_DATA_FIXED_LEN;
                     let dst = out.get_mut(start..start + n)?;
@@ -321,8 +314,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                         });
                         return wire::emit(&header, &m, out).ok();
                     }
-                    reseal(&mut out[..len]);
                 }
+                wire::seal(&mut out[..len]);
                 Some(len)
             }
         }

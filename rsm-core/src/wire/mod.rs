@@ -206,6 +206,18 @@ impl<'a> Frame<'a> {
     /// [`WireError::BadLength`] if the body exceeds 65535 bytes; [`WireError::BadField`] if
     /// a field would be rejected by [`Frame::parse`].
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let n = self.emit_unsealed(buf)?;
+        seal(buf.get_mut(..n).ok_or(WireError::BufferTooSmall)?);
+        Ok(n)
+    }
+
+    /// Like [`Frame::emit`] but without the checksum: for a sender that writes the data of
+    /// a put/get data frame in place afterwards, then seals the frame with [`seal`] (one
+    /// CRC pass per frame instead of two).
+    ///
+    /// # Errors
+    /// As [`Frame::emit`].
+    pub fn emit_unsealed(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         self.header.validate()?;
         self.message.validate()?;
         if let Message::Hello(h) = self.message {
@@ -233,8 +245,18 @@ impl<'a> Frame<'a> {
         self.header
             .emit(&mut h, self.message.msg_type(), payload_len);
         self.message.emit(h.payload_mut())?;
-        h.fill_checksum();
         Ok(total)
+    }
+}
+
+/// Compute and store the checksum of a frame written by [`Frame::emit_unsealed`] (or
+/// changed after [`Frame::emit`]). Does nothing to a buffer too short for its headers or
+/// for the body its header announces.
+pub fn seal(frame: &mut [u8]) {
+    if let Some(rest) = frame.get_mut(ETHERNET_HEADER_LEN..) {
+        if let Ok(mut h) = Header::new_checked(rest) {
+            h.fill_checksum();
+        }
     }
 }
 
