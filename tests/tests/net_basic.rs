@@ -247,11 +247,11 @@ fn unpublish_mid_vector_gives_the_exact_residual() {
 
 /// Fixed tables: connects to more distinct nodes than the peer table holds fail with
 /// `RSMERR_INSUFFICIENT_RESOURCES`; nodes that never answered give their slots back when
-/// their connects time out; an exporter with every importer record in use answers
-/// `RSMERR_INSUFFICIENT_RESOURCES`. Nothing panics, and the cluster keeps working.
+/// their connects time out; an exporter answers `RSMERR_INSUFFICIENT_RESOURCES` to a peer
+/// that holds its quota of importer records. Nothing panics, and the cluster keeps working.
 #[test]
 fn full_tables_give_resource_errors() {
-    use rsm_core::proto::{MAX_PEERS, MAX_REMOTE_IMPORTERS};
+    use rsm_core::proto::{MAX_IMPORTS_PER_PEER, MAX_PEERS};
     let mut c = Cluster::new(3, 5, FaultConfig::default());
     let (first, _seg) = setup(&mut c, Permission::READ);
     let n0 = c.node(0);
@@ -305,7 +305,7 @@ fn full_tables_give_resource_errors() {
         c.node(0).take_connect(op),
         Some(Err(RsmError::RemoteNodeUnreachable))
     );
-    // Exporter records: node 0 and node 2 connect until node 1 has no record left.
+    // Exporter records: node 0 and node 2 connect until each has its quota.
     let mut held = 2; // `first` and `second`
     let mut refused = 0;
     for round in 0..40 {
@@ -332,6 +332,7 @@ fn full_tables_give_resource_errors() {
             }
         }
     }
-    assert_eq!(held, MAX_REMOTE_IMPORTERS);
-    assert_eq!(refused, 80 + 2 - MAX_REMOTE_IMPORTERS);
+    // Each importer node gets its quota, no more.
+    assert_eq!(held, 2 * MAX_IMPORTS_PER_PEER);
+    assert_eq!(refused, 80 + 2 - 2 * MAX_IMPORTS_PER_PEER);
 }

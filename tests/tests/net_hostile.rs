@@ -1474,9 +1474,6 @@ fn flood_of_junk_does_not_starve_node_0() {
 /// A read-only importer that asks for much and acknowledges nothing must not crowd the
 /// other importers out of the exporter's get answers.
 #[test]
-#[ignore = "engine bug: MAX_GET_JOBS is shared by all peers and a silent peer's jobs never \
-            leave (rx.rs rx_get_request defers everyone once it is full); node 0's get \
-            is starved, then node 1 is declared unreachable"]
 fn get_flood_from_a_read_only_importer_does_not_starve_node_0() {
     let mut w = World::new(20, FaultConfig::default());
     // The attacker asks for all of A, again and again, and never acknowledges an answer:
@@ -1497,8 +1494,6 @@ fn get_flood_from_a_read_only_importer_does_not_starve_node_0() {
 
 /// One peer opening imports without end must not lock the other nodes out of connecting.
 #[test]
-#[ignore = "engine bug: MAX_REMOTE_IMPORTERS is shared by all peers with no per-peer quota \
-            (rx.rs rx_connect_request); node 0's new connect gets INSUFFICIENT_RESOURCES"]
 fn connect_flood_from_one_peer_does_not_lock_out_node_0() {
     let mut w = World::new(21, FaultConfig::default());
     // The attacker opens read-only imports of A under ever new cookies (each one granted).
@@ -1536,9 +1531,6 @@ fn connect_flood_from_one_peer_does_not_lock_out_node_0() {
 /// An importer's cookie names one import per segment: a get through the import of A must
 /// read A, even when the same node uses the same cookie for an import of another segment.
 #[test]
-#[ignore = "engine bug: get answers read the first importer record with the same (node, \
-            import id), whatever its segment (tx.rs next_get_data): node 2 reads \
-            write-only segment D through its read-only import of A"]
 fn duplicate_import_cookie_cannot_read_another_segment() {
     let mut w = World::new(22, FaultConfig::default());
     // One cookie for two imports: D (write-only for node 2, secret), then A (read-only).

@@ -95,10 +95,16 @@ pub const WINDOW: usize = 16;
 pub const MAX_PEERS: usize = 16;
 /// Largest frame the engine sends (a standard 1514-byte Ethernet frame fits).
 pub const FRAME_BUF: usize = 1536;
-/// Remote importers of this node's segments, over all segments.
-pub const MAX_REMOTE_IMPORTERS: usize = 64;
+/// Remote importers of this node's segments, over all segments and peers.
+pub const MAX_REMOTE_IMPORTERS: usize = 128;
+/// Remote imports one peer may hold on this node, so that no peer can lock the others out
+/// (a connect beyond it is answered `RSMERR_INSUFFICIENT_RESOURCES`).
+pub const MAX_IMPORTS_PER_PEER: usize = 32;
 /// Get requests being answered at once, over all peers.
-pub const MAX_GET_JOBS: usize = 16;
+pub const MAX_GET_JOBS: usize = 64;
+/// Get requests being answered at once for one peer; more wait (flow control), so a peer
+/// that stops acknowledging cannot starve the others.
+pub const MAX_GET_JOBS_PER_PEER: usize = 4;
 /// Replies and acknowledgements queued per peer.
 pub const CTRL_QUEUE: usize = 4;
 /// Frames that arrived ahead of a missing one and are kept (over all peers) until the
@@ -243,7 +249,9 @@ pub(crate) struct RemoteImporter {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GetJob {
     pub(crate) node: NodeId,
-    pub(crate) import_id: u32,
+    /// The segment the request was checked against (slot and epoch).
+    pub(crate) export: (u16, u32),
+    pub(crate) epoch: u32,
     pub(crate) op_id: u32,
     pub(crate) entry: u16,
     pub(crate) offset: usize,

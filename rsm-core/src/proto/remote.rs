@@ -231,6 +231,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 let node = peer.node;
                 st.net.stats.unreachable += 1;
                 self.sweep_peer(st, node, RsmError::RemoteNodeUnreachable, false);
+                // Its get answers cannot go out: free their slots for the other peers.
+                st.net.jobs.retain(|j| j.node != node);
             }
         }
         let mut expired: heapless::Vec<(u16, u32, (u16, u32), bool), { crate::MAX_PENDING_OPS }> =

@@ -309,10 +309,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if st.net.peers[ix].ctrl.is_full() {
             return Verdict::Defer;
         }
-        // A repeated import id (a hostile or confused peer) replaces the old record.
-        if let Some(k) = Self::importer_of(st, src, r.import_id, r.segment_id) {
-            st.net.importers.swap_remove(k);
-        }
+        // An import id the peer already uses (for any segment: only a hostile or confused
+        // peer does that) replaces the old record, so that one id never names two imports.
+        st.net
+            .importers
+            .retain(|rec| !(rec.node == src && rec.import_id == r.import_id));
         let mut reply = ConnectReply {
             request_id: r.request_id,
             status: 0,
@@ -352,10 +353,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                                 bells: 0,
                                 bells_na: 0,
                             };
-                            st.net
-                                .importers
-                                .push(rec)
-                                .map_err(|_| RsmError::InsufficientResources)
+                            let held = st.net.importers.iter().filter(|r| r.node == src).count();
+                            if held >= super::MAX_IMPORTS_PER_PEER {
+                                Err(RsmError::InsufficientResources)
+                            } else {
+                                st.net
+                                    .importers
+                                    .push(rec)
+                                    .map_err(|_| RsmError::InsufficientResources)
+                            }
                         }
                     }
                 }
@@ -525,7 +531,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     fn rx_get_request(&self, st: &mut State<P, L, E, I>, src: NodeId, r: &GetRequest) -> Verdict {
-        if st.net.jobs.is_full() {
+        let mine = st.net.jobs.iter().filter(|j| j.node == src).count();
+        if st.net.jobs.is_full() || mine >= super::MAX_GET_JOBS_PER_PEER {
             return Verdict::Defer;
         }
         let Some(k) = Self::importer_of(st, src, r.import_id, r.segment_id) else {
@@ -558,7 +565,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let job = match checked {
             Ok(off) => GetJob {
                 node: src,
-                import_id: r.import_id,
+                export: rec.export,
+                epoch: rec.epoch,
                 op_id: r.op_id,
                 entry: r.entry,
                 offset: off,
@@ -573,7 +581,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 st.net.importers[k].failed_op = Some(r.op_id);
                 GetJob {
                     node: src,
-                    import_id: r.import_id,
+                    export: rec.export,
+                    epoch: rec.epoch,
                     op_id: r.op_id,
                     entry: r.entry,
                     offset: 0,

@@ -437,21 +437,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     fn next_get_data(st: &mut State<P, L, E, I>, node: NodeId, limit: usize) -> Option<Msg> {
         let k = st.net.jobs.iter().position(|j| j.node == node)?;
         let job = st.net.jobs[k];
-        let rec = st
-            .net
-            .importers
-            .iter()
-            .find(|r| r.node == node && r.import_id == job.import_id)
-            .copied();
         let cap = wire::get_data_capacity(limit).min(FRAME_BUF);
         let chunk = (job.len - job.sent).min(cap);
         if job.status == 0 && chunk == 0 && job.len > job.sent {
             return None;
         }
-        let (export, epoch) = rec.map_or(((u16::MAX, 0), 0), |r| (r.export, r.epoch));
         let m = Msg::GetData {
-            export,
-            epoch,
+            export: job.export,
+            epoch: job.epoch,
             op_id: job.op_id,
             entry: job.entry,
             status: job.status,
