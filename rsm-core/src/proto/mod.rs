@@ -107,8 +107,9 @@ pub const MAX_GET_JOBS: usize = 64;
 pub const MAX_GET_JOBS_PER_PEER: usize = 4;
 /// Replies and acknowledgements queued per peer.
 pub const CTRL_QUEUE: usize = 4;
-/// Frames that arrived ahead of a missing one and are kept (over all peers) until the
-/// missing one arrives; more are dropped and come again with the retransmission.
+/// Frames that arrived ahead of a missing one and are kept (over all peers, at most half of
+/// them for one peer) until the missing one arrives; more are dropped and come again with
+/// the retransmission.
 pub const REORDER_SLOTS: usize = 8;
 
 /// A frame kept because it arrived ahead of a missing one.

@@ -2,7 +2,7 @@
 //! delivery of each message to the exporter or importer side.
 
 use super::channel::Arrival;
-use super::{Early, GetJob, Msg, RemoteImporter, RemoteState, Src, FRAME_BUF};
+use super::{Early, GetJob, Msg, RemoteImporter, RemoteState, Src, FRAME_BUF, REORDER_SLOTS};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
@@ -136,12 +136,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             Arrival::Ahead => {
                 st.net.stats.out_of_order += 1;
-                let kept = st
-                    .net
-                    .early
-                    .iter()
-                    .any(|e| usize::from(e.ix) == p && e.seq == h.seq);
-                if !kept && frame.len() <= FRAME_BUF {
+                let mine = st.net.early.iter().filter(|e| usize::from(e.ix) == p);
+                let (kept, held) = mine.fold((false, 0), |(k, n), e| (k || e.seq == h.seq, n + 1));
+                // No peer may take more than half the slots.
+                if !kept && held < REORDER_SLOTS / 2 && frame.len() <= FRAME_BUF {
                     let mut e = Early {
                         ix: p as u8,
                         seq: h.seq,
