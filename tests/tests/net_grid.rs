@@ -15,6 +15,7 @@ use rsm_core::{
 use rsm_hal::fake::FakeRegion;
 use rsm_hal::netsim::FaultConfig;
 use rsm_tests::net::Cluster;
+use rsm_tests::Rng;
 
 const SEC: u64 = 1_000_000_000;
 const SEG_LEN: usize = 64 * 1024;
@@ -22,25 +23,6 @@ const LOCAL_LEN: usize = 64 * 1024;
 /// Segment ids: node 1 and node 2 export one each.
 const SEG1: u32 = 0x40_1001;
 const SEG2: u32 = 0x40_1002;
-
-/// xorshift64*: a small deterministic generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
 
 /// One importer's connection to one exporter's segment, with the part of the segment it
 /// owns (importers write disjoint ranges, so their relative order does not matter).
@@ -162,7 +144,7 @@ impl Grid {
         }
         Grid {
             c,
-            rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+            rng: Rng::new(seed),
             links,
             model,
             exports,
@@ -183,7 +165,7 @@ impl Grid {
     /// Start a few pipelined operations on link `k`; returns them.
     fn start_batch(&mut self, k: usize, out: &mut Vec<Pending>) {
         // Fresh source bytes for this round (stable until every op of the round completed).
-        let fill: Vec<u8> = (0..LOCAL_LEN).map(|_| self.rng.next() as u8).collect();
+        let fill: Vec<u8> = (0..LOCAL_LEN).map(|_| self.rng.next_u64() as u8).collect();
         let (importer, exporter, lo, hi, import) = {
             let l = &self.links[k];
             (l.importer, l.exporter, l.lo, l.hi, l.import)
@@ -258,7 +240,7 @@ impl Grid {
             } else if kind < 9 {
                 // A small put.
                 let (roff, len) = self.range(lo, hi, 512);
-                let bytes: Vec<u8> = (0..len).map(|_| self.rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..len).map(|_| self.rng.next_u64() as u8).collect();
                 let op = self
                     .c
                     .node(importer)

@@ -34,6 +34,7 @@ use rsm_hal::fake::FakeRegion;
 use rsm_hal::netsim::FaultConfig;
 use rsm_tests::assert_bytes;
 use rsm_tests::net::{mac, Cluster};
+use rsm_tests::Rng;
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -54,26 +55,6 @@ const RW_ID: u32 = 0x0A11_CE02;
 /// The known contents of segment `k` at byte `i` (distinct per segment, never all equal).
 fn pattern(k: usize, i: usize) -> u8 {
     (i.wrapping_mul(31 + 2 * k) ^ (i >> 8) ^ (0x5a + 0x11 * k)) as u8
-}
-
-/// A deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 /// What the attacker received from a victim, in order (sequenced messages only).
@@ -1146,7 +1127,7 @@ fn garbage(w: &World, rng: &mut Rng) -> (Vec<u8>, bool) {
     }
     let pick = |rng: &mut Rng, v: &[u64]| v[rng.below(v.len() as u64) as usize];
     let ch = w.chan[1];
-    let r: [u64; 4] = [rng.next(), rng.next(), rng.next(), rng.next()];
+    let r: [u64; 4] = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
     let restart = (4..8).contains(&kind) && rng.below(150) == 0;
     let flags = [0, FLAG_ACK, FLAG_ACK, FLAG_ACK | FLAG_RETRANSMIT][rng.below(4) as usize];
     let src_node = if !restart && rng.below(8) == 0 {
@@ -1190,7 +1171,7 @@ fn garbage(w: &World, rng: &mut Rng) -> (Vec<u8>, bool) {
         rng,
         &[u64::from(RO_ID), u64::from(RW_ID), r[3] & 0xffff_ffff],
     ) as u32;
-    let r4 = rng.next() & 0xffff_ffff;
+    let r4 = rng.next_u64() & 0xffff_ffff;
     let segment_id = pick(
         rng,
         &[
@@ -1201,12 +1182,12 @@ fn garbage(w: &World, rng: &mut Rng) -> (Vec<u8>, bool) {
             r4,
         ],
     ) as u32;
-    let op_id = rng.next() as u32;
+    let op_id = rng.next_u64() as u32;
     let n = rng.below(300) as usize;
     let data = rng.bytes(n);
     let offset = if rng.below(4) == 0 {
         let shift = rng.below(64);
-        rng.next() >> shift
+        rng.next_u64() >> shift
     } else {
         rng.below(70_000)
     };
@@ -1228,14 +1209,14 @@ fn garbage(w: &World, rng: &mut Rng) -> (Vec<u8>, bool) {
             status,
             permission: perm,
             segment_id,
-            segment_len: rng.next(),
+            segment_len: rng.next_u64(),
             owner_uid: 0,
             owner_gid: 0,
         }),
         2 => Message::Disconnect(Disconnect {
             segment_id,
             import_id,
-            generation: rng.next() as u16,
+            generation: rng.next_u64() as u16,
             forced: rng.below(2) == 0,
         }),
         3 => Message::Importing(ImportNotice {
@@ -1285,7 +1266,7 @@ fn garbage(w: &World, rng: &mut Rng) -> (Vec<u8>, bool) {
             op_id,
             entry: rng.below(20) as u16,
             status,
-            done_len: rng.next() as u32,
+            done_len: rng.next_u64() as u32,
         }),
     };
     let mut f = frame(&h, &m);

@@ -297,6 +297,32 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             .is_some_and(|ex| ex.epoch == r.epoch && ex.published.is_some())
     }
 
+    /// What the exporter checks for every put or get of a remote importer: its segment is
+    /// still the one it connected to (`RSMERR_CONN_ABORTED`), its permission has `need`
+    /// (`RSMERR_PERM_DENIED`), and `offset .. offset + len` lies in the segment
+    /// (`RSMERR_BAD_OFFSET`). Returns the offset.
+    fn check_access(
+        st: &State<P, L, E, I>,
+        rec: &RemoteImporter,
+        need: Permission,
+        offset: u64,
+        len: usize,
+    ) -> Result<usize, RsmError> {
+        let ex = st
+            .exports
+            .get(rec.export.0, rec.export.1)
+            .filter(|ex| ex.epoch == rec.epoch && ex.published.is_some())
+            .ok_or(RsmError::ConnAborted)?;
+        if !rec.perm.contains(need) {
+            return Err(RsmError::PermDenied);
+        }
+        let off = usize::try_from(offset).map_err(|_| RsmError::BadOffset)?;
+        if off.checked_add(len).is_none_or(|end| end > ex.region.len()) {
+            return Err(RsmError::BadOffset);
+        }
+        Ok(off)
+    }
+
     fn rx_connect_request(
         &self,
         st: &mut State<P, L, E, I>,
@@ -459,26 +485,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             // A later entry of a vector that already failed: dropped (DESIGN §4).
             return Verdict::Accept;
         }
-        let check = || -> Result<(usize, usize), RsmError> {
-            let ex = st
-                .exports
-                .get(rec.export.0, rec.export.1)
-                .filter(|ex| ex.epoch == rec.epoch && ex.published.is_some())
-                .ok_or(RsmError::ConnAborted)?;
-            if !rec.perm.contains(Permission::WRITE) {
-                return Err(RsmError::PermDenied);
-            }
-            let roff = usize::try_from(d.remote_offset).map_err(|_| RsmError::BadOffset)?;
-            let total = d.total_len as usize;
-            if roff
-                .checked_add(total)
-                .is_none_or(|end| end > ex.region.len())
-            {
-                return Err(RsmError::BadOffset);
-            }
-            Ok((roff, total))
-        };
-        let checked = check();
+        let checked = Self::check_access(
+            st,
+            &rec,
+            Permission::WRITE,
+            d.remote_offset,
+            d.total_len as usize,
+        );
         let quiesced = st
             .exports
             .get(rec.export.0, rec.export.1)
@@ -487,7 +500,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             return Verdict::Defer;
         }
         let frag = d.frag_offset as usize;
-        let result = checked.and_then(|(roff, _)| {
+        let result = checked.and_then(|roff| {
             if d.data.is_empty() {
                 return Ok(());
             }
@@ -540,25 +553,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if rec.failed_op == Some(r.op_id) {
             return Verdict::Accept;
         }
-        let check = || -> Result<usize, RsmError> {
-            let ex = st
-                .exports
-                .get(rec.export.0, rec.export.1)
-                .filter(|ex| ex.epoch == rec.epoch && ex.published.is_some())
-                .ok_or(RsmError::ConnAborted)?;
-            if !rec.perm.contains(Permission::READ) {
-                return Err(RsmError::PermDenied);
-            }
-            let off = usize::try_from(r.remote_offset).map_err(|_| RsmError::BadOffset)?;
-            if off
-                .checked_add(r.length as usize)
-                .is_none_or(|end| end > ex.region.len())
-            {
-                return Err(RsmError::BadOffset);
-            }
-            Ok(off)
-        };
-        let checked = check();
+        let checked = Self::check_access(
+            st,
+            &rec,
+            Permission::READ,
+            r.remote_offset,
+            r.length as usize,
+        );
         let mut verdict = Verdict::Accept;
         let job = match checked {
             Ok(off) => GetJob {
@@ -595,34 +596,39 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         verdict
     }
 
-    /// The running remote operation `op_id` towards `src` in direction `dir`.
-    fn remote_op_of(
-        st: &State<P, L, E, I>,
+    /// The running remote operation an answer from `src` is for: `op_id` in direction `dir`,
+    /// whose next entry is `entry`. An error `status` ends the operation here. `Err` carries
+    /// the verdict when there is nothing more to do.
+    fn answer_to(
+        &self,
+        st: &mut State<P, L, E, I>,
         src: NodeId,
         op_id: u32,
         dir: Direction,
-    ) -> Option<(u16, u32)> {
-        let (i, g) = st.ops.find_wire(op_id)?;
-        match st.ops.get(i, g)? {
-            OpSlot::Remote(op) if op.node == src && op.dir == dir => Some((i, g)),
-            _ => None,
+        entry: u16,
+        status: u16,
+    ) -> Result<(u16, u32), Verdict> {
+        let (i, g) = st.ops.find_wire(op_id).ok_or(Verdict::Reject)?;
+        match st.ops.get(i, g) {
+            Some(OpSlot::Remote(op))
+                if op.node == src && op.dir == dir && usize::from(entry) == op.done => {}
+            _ => return Err(Verdict::Reject),
         }
+        if status != 0 {
+            self.finish_op(st, (i, g), Err(error_of(status)));
+            return Err(Verdict::Accept);
+        }
+        Ok((i, g))
     }
 
     fn rx_get_data(&self, st: &mut State<P, L, E, I>, src: NodeId, d: &GetData<'_>) -> Verdict {
-        let Some((i, g)) = Self::remote_op_of(st, src, d.op_id, Direction::Get) else {
-            return Verdict::Reject;
+        let (i, g) = match self.answer_to(st, src, d.op_id, Direction::Get, d.entry, d.status) {
+            Ok(op) => op,
+            Err(v) => return v,
         };
         let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) else {
             return Verdict::Reject;
         };
-        if usize::from(d.entry) != op.done {
-            return Verdict::Reject;
-        }
-        if d.status != 0 {
-            self.finish_op(st, (i, g), Err(error_of(d.status)));
-            return Verdict::Accept;
-        }
         let (_, len) = op.entry(op.done);
         let frag = d.frag_offset as usize;
         if d.total_len as usize != len || frag != op.recv || frag + d.data.len() > len {
@@ -662,19 +668,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     fn rx_ack(&self, st: &mut State<P, L, E, I>, src: NodeId, a: &Ack) -> Verdict {
-        let Some((i, g)) = Self::remote_op_of(st, src, a.op_id, Direction::Put) else {
-            return Verdict::Reject;
+        let (i, g) = match self.answer_to(st, src, a.op_id, Direction::Put, a.entry, a.status) {
+            Ok(op) => op,
+            Err(v) => return v,
         };
         let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) else {
             return Verdict::Reject;
         };
-        if usize::from(a.entry) != op.done {
-            return Verdict::Reject;
-        }
-        if a.status != 0 {
-            self.finish_op(st, (i, g), Err(error_of(a.status)));
-            return Verdict::Accept;
-        }
         let (_, len) = op.entry(op.done);
         if a.done_len as usize != len {
             return Verdict::Reject;
