@@ -1127,7 +1127,12 @@ fn garbage(w: &World, rng: &mut Rng) -> (Vec<u8>, bool) {
     }
     let pick = |rng: &mut Rng, v: &[u64]| v[rng.below(v.len() as u64) as usize];
     let ch = w.chan[1];
-    let r: [u64; 4] = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
+    let r: [u64; 4] = [
+        rng.next_u64(),
+        rng.next_u64(),
+        rng.next_u64(),
+        rng.next_u64(),
+    ];
     let restart = (4..8).contains(&kind) && rng.below(150) == 0;
     let flags = [0, FLAG_ACK, FLAG_ACK, FLAG_ACK | FLAG_RETRANSMIT][rng.below(4) as usize];
     let src_node = if !restart && rng.below(8) == 0 {
