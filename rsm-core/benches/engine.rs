@@ -86,7 +86,13 @@ fn main() {
             imp_node.start_getv(&sg).unwrap()
         };
         let frames = pump(&imp_node, &exp_node, now, buf);
-        let c = imp_node.take_completion(op).unwrap();
+        let Some(c) = imp_node.take_completion(op) else {
+            panic!(
+                "stalled: put={put} {:?} / {:?}",
+                imp_node.net_stats(),
+                exp_node.net_stats()
+            );
+        };
         assert_eq!(c.result, Ok(()));
         (t.elapsed().as_nanos() as f64, frames)
     };

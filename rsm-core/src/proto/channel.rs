@@ -72,8 +72,12 @@ pub(crate) struct Peer {
     pub(crate) naked: Option<u32>,
     /// Resend the oldest message now (the peer sent a NAK for it).
     pub(crate) resend_oldest: bool,
-    /// The oldest sequence number a NAK was already answered for (one resend per NAK'd hole).
-    pub(crate) nak_answered: Option<u32>,
+    /// In loss recovery (after a NAK or a timeout): messages before this sequence number that
+    /// are still unacknowledged after a partial acknowledgement are resent one by one.
+    pub(crate) recover: Option<u32>,
+    /// An in-order message was refused for lack of room: when room appears, send a NAK so
+    /// the peer resends it at once instead of after a timeout.
+    pub(crate) deferred: bool,
     /// Next hello probe while a connect waits for an unknown peer.
     pub(crate) probe_at: Option<Instant>,
     /// Replies and acknowledgements waiting for window space.
@@ -100,7 +104,8 @@ impl Peer {
             nak_due: false,
             naked: None,
             resend_oldest: false,
-            nak_answered: None,
+            recover: None,
+            deferred: false,
             probe_at: None,
             ctrl: Deque::new(),
         }
@@ -159,9 +164,20 @@ impl Peer {
         self.cursor = self.cursor.saturating_sub(newly as usize);
         self.rto = RTO_INITIAL_NS;
         self.dupacks = 0;
-        self.nak_answered = None;
         self.resend_oldest = false;
         self.last_progress = now;
+        // A partial acknowledgement during recovery: the next message sent before recovery
+        // began was lost too — resend it now rather than after a timeout.
+        if let Some(r) = self.recover {
+            match self.inflight.front() {
+                Some(f) if (r.wrapping_sub(f.seq) as i32) > 0 => {
+                    if !f.sacked && self.cursor > 0 {
+                        self.resend_oldest = true;
+                    }
+                }
+                _ => self.recover = None,
+            }
+        }
         self.unreachable = false;
         self.rto_at = if self.inflight.is_empty() {
             None
@@ -182,13 +198,21 @@ impl Peer {
         }
     }
 
-    /// The peer reported `ack` missing (a NAK): resend the oldest message once, if it is the
-    /// one missing.
+    /// The peer reported `ack` missing (a NAK): resend the oldest message, if it is the one
+    /// missing and was sent already.
     pub(crate) fn on_nak(&mut self, ack: u32) {
         let una = self.inflight.front().map(|s| s.seq);
-        if una == Some(ack) && self.nak_answered != Some(ack) && self.cursor > 0 {
-            self.nak_answered = Some(ack);
+        if una == Some(ack) && self.cursor > 0 {
             self.resend_oldest = true;
+            self.recover = Some(self.next_seq);
+        }
+    }
+
+    /// Room appeared for a message refused earlier: ask for it again now.
+    pub(crate) fn room_again(&mut self) {
+        if self.deferred {
+            self.deferred = false;
+            self.nak_due = true;
         }
     }
 
@@ -221,6 +245,7 @@ impl Peer {
         // only once: the report is advisory (a receiver may have had to drop them), so a
         // second timeout in a row resends everything.
         self.cursor = 0;
+        self.recover = Some(self.next_seq);
         if self.rto > RTO_INITIAL_NS {
             for s in self.inflight.iter_mut() {
                 s.sacked = false;

@@ -174,9 +174,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 true
             }
             Verdict::Defer => {
-                // Not acknowledged: the sender retransmits it.
+                // Not acknowledged: the sender resends it after our NAK when room appears
+                // (or after its timeout).
                 st.net.stats.deferred += 1;
-                st.net.peers[p].ack_due = true;
+                let peer = &mut st.net.peers[p];
+                peer.ack_due = true;
+                peer.deferred = true;
                 false
             }
         }

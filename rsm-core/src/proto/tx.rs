@@ -329,6 +329,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
         // a. Replies and acknowledgements.
         if let Some(m) = st.net.peers[ix].ctrl.pop_front() {
+            st.net.peers[ix].room_again();
             return Some(m);
         }
         // b. Connect requests.
@@ -456,6 +457,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let sent = job.sent + chunk;
         if job.status != 0 || sent >= job.len {
             st.net.jobs.remove(k);
+            if let Some(ix) = st.net.ix(node) {
+                st.net.peers[ix].room_again();
+            }
         } else {
             st.net.jobs[k].sent = sent;
         }
