@@ -131,6 +131,16 @@ fn put_msg(import_id: u32, segid: u32, op: u32, off: u64, data: &[u8]) -> Messag
 }
 
 /// A get of `len` bytes at `off`.
+/// A connect request for `segid` under request id `request` and import id (cookie) `import_id`.
+fn connect_msg(segid: u32, request: u32, import_id: u32, perm: Permission) -> Message<'static> {
+    Message::ConnectRequest(ConnectRequest {
+        segment_id: segid,
+        request_id: request,
+        import_id,
+        permission: perm.bits() as u16,
+    })
+}
+
 fn get_msg(import_id: u32, segid: u32, op: u32, off: u64, len: u32) -> Message<'static> {
     Message::GetRequest(GetRequest {
         import_id,
@@ -302,24 +312,8 @@ impl World {
         };
 
         // The attacker's own (crafted but legitimate) imports.
-        w.send(
-            1,
-            &Message::ConnectRequest(ConnectRequest {
-                segment_id: SEG_A,
-                request_id: 0xC0DE_0001,
-                import_id: RO_ID,
-                permission: Permission::READ.bits() as u16,
-            }),
-        );
-        w.send(
-            1,
-            &Message::ConnectRequest(ConnectRequest {
-                segment_id: SEG_C,
-                request_id: 0xC0DE_0002,
-                import_id: RW_ID,
-                permission: Permission::RDWR.bits() as u16,
-            }),
-        );
+        w.send(1, &connect_msg(SEG_A, 0xC0DE_0001, RO_ID, Permission::READ));
+        w.send(1, &connect_msg(SEG_C, 0xC0DE_0002, RW_ID, Permission::RDWR));
         w.settle();
         assert_eq!(w.reply(0xC0DE_0001), Some((0, 0o400, LEN[A] as u64)));
         assert_eq!(w.reply(0xC0DE_0002), Some((0, 0o600, LEN[C] as u64)));
@@ -811,15 +805,7 @@ fn put_through_read_only_import_is_rejected() {
     }
     w.assert_memory();
     // Read-only again under RO_ID (for the probe).
-    w.send(
-        1,
-        &Message::ConnectRequest(ConnectRequest {
-            segment_id: SEG_A,
-            request_id: 0xC0DE_0102,
-            import_id: RO_ID,
-            permission: Permission::READ.bits() as u16,
-        }),
-    );
+    w.send(1, &connect_msg(SEG_A, 0xC0DE_0102, RO_ID, Permission::READ));
     w.settle();
     assert_eq!(w.reply(0xC0DE_0102), Some((0, 0o400, LEN[A] as u64)));
     w.probe();
@@ -902,21 +888,11 @@ fn segment_not_published_to_attacker_and_unknown_imports_are_rejected() {
     // Connecting to B or to a segment that does not exist: refused with the spec's codes.
     w.send(
         1,
-        &Message::ConnectRequest(ConnectRequest {
-            segment_id: SEG_B,
-            request_id: 0xC0DE_0200,
-            import_id: 0x0A11_CE0B,
-            permission: Permission::READ.bits() as u16,
-        }),
+        &connect_msg(SEG_B, 0xC0DE_0200, 0x0A11_CE0B, Permission::READ),
     );
     w.send(
         1,
-        &Message::ConnectRequest(ConnectRequest {
-            segment_id: 0x7777_0000,
-            request_id: 0xC0DE_0201,
-            import_id: 0x0A11_CE0C,
-            permission: Permission::READ.bits() as u16,
-        }),
+        &connect_msg(0x7777_0000, 0xC0DE_0201, 0x0A11_CE0C, Permission::READ),
     );
     w.settle();
     assert_eq!(
@@ -1487,12 +1463,7 @@ fn connect_flood_from_one_peer_does_not_lock_out_node_0() {
     for k in 0..80u32 {
         w.send(
             1,
-            &Message::ConnectRequest(ConnectRequest {
-                segment_id: SEG_A,
-                request_id: 0xC0DE_1000 + k,
-                import_id: 0x0B00_0000 + k,
-                permission: Permission::READ.bits() as u16,
-            }),
+            &connect_msg(SEG_A, 0xC0DE_1000 + k, 0x0B00_0000 + k, Permission::READ),
         );
         if k % 4 == 3 {
             w.settle();
@@ -1521,24 +1492,8 @@ fn duplicate_import_cookie_cannot_read_another_segment() {
     let mut w = World::new(22, FaultConfig::default());
     // One cookie for two imports: D (write-only for node 2, secret), then A (read-only).
     const X: u32 = 0x0A11_CE0D;
-    w.send(
-        1,
-        &Message::ConnectRequest(ConnectRequest {
-            segment_id: SEG_D,
-            request_id: 0xC0DE_0300,
-            import_id: X,
-            permission: Permission::WRITE.bits() as u16,
-        }),
-    );
-    w.send(
-        1,
-        &Message::ConnectRequest(ConnectRequest {
-            segment_id: SEG_A,
-            request_id: 0xC0DE_0301,
-            import_id: X,
-            permission: Permission::READ.bits() as u16,
-        }),
-    );
+    w.send(1, &connect_msg(SEG_D, 0xC0DE_0300, X, Permission::WRITE));
+    w.send(1, &connect_msg(SEG_A, 0xC0DE_0301, X, Permission::READ));
     w.settle();
     assert_eq!(w.reply(0xC0DE_0300).map(|r| r.0), Some(0));
     assert_eq!(w.reply(0xC0DE_0301).map(|r| r.0), Some(0));
