@@ -10,6 +10,9 @@ use rsm_hal::Instant;
 
 use super::{Msg, NodeId, CTRL_QUEUE, FRAME_BUF, RTO_INITIAL_NS, RTO_MAX_NS, WINDOW};
 
+/// Congestion window of a new session.
+pub(crate) const INITIAL_CWND: u16 = 4;
+
 /// A message in flight: its sequence number and how to render it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sent {
@@ -52,6 +55,14 @@ pub(crate) struct Peer {
     pub(crate) inflight: Deque<Sent, WINDOW>,
     /// Index in `inflight` of the next frame to transmit (`inflight.len()` = all sent).
     pub(crate) cursor: usize,
+    /// Congestion window: messages allowed in flight now (1..=[`WINDOW`]). Grows by one per
+    /// acknowledged message below `ssthresh` (slow start), by one per window above it; halves
+    /// on a NAK, drops to 1 on a timeout.
+    pub(crate) cwnd: u16,
+    /// Slow-start threshold.
+    pub(crate) ssthresh: u16,
+    /// Acknowledged messages counted towards the next additive increase.
+    pub(crate) acked_run: u16,
     /// Current retransmission timeout.
     pub(crate) rto: u64,
     /// When the oldest frame in flight is retransmitted.
@@ -94,6 +105,9 @@ impl Peer {
             next_seq: 1,
             inflight: Deque::new(),
             cursor: 0,
+            cwnd: INITIAL_CWND,
+            ssthresh: WINDOW as u16,
+            acked_run: 0,
             rto: RTO_INITIAL_NS,
             rto_at: None,
             last_progress: Instant(0),
@@ -119,9 +133,11 @@ impl Peer {
         self.max_frame = max_frame;
     }
 
-    /// Room for one more new frame in the window.
+    /// Room for one more new message in the (congestion) window.
     pub(crate) fn window_open(&self) -> bool {
-        self.cursor >= self.inflight.len() && !self.inflight.is_full()
+        self.cursor >= self.inflight.len()
+            && !self.inflight.is_full()
+            && self.inflight.len() < usize::from(self.cwnd)
     }
 
     /// Classify sequence number `seq` of an arriving frame.
@@ -161,6 +177,18 @@ impl Peer {
         for _ in 0..newly {
             self.inflight.pop_front();
         }
+        // Congestion window growth.
+        let newly16 = u16::try_from(newly).unwrap_or(u16::MAX);
+        if self.cwnd < self.ssthresh {
+            self.cwnd = self.cwnd.saturating_add(newly16).min(self.ssthresh);
+        } else {
+            self.acked_run = self.acked_run.saturating_add(newly16);
+            if self.acked_run >= self.cwnd {
+                self.acked_run = 0;
+                self.cwnd = self.cwnd.saturating_add(1);
+            }
+        }
+        self.cwnd = self.cwnd.min(WINDOW as u16);
         self.cursor = self.cursor.saturating_sub(newly as usize);
         self.rto = RTO_INITIAL_NS;
         self.dupacks = 0;
@@ -204,6 +232,11 @@ impl Peer {
         let una = self.inflight.front().map(|s| s.seq);
         if una == Some(ack) && self.cursor > 0 {
             self.resend_oldest = true;
+            // Once per loss episode: halve the window.
+            if self.recover.is_none() {
+                self.ssthresh = (self.cwnd / 2).max(2);
+                self.cwnd = self.ssthresh;
+            }
             self.recover = Some(self.next_seq);
         }
     }
@@ -246,6 +279,8 @@ impl Peer {
         // second timeout in a row resends everything.
         self.cursor = 0;
         self.recover = Some(self.next_seq);
+        self.ssthresh = (self.cwnd / 2).max(2);
+        self.cwnd = self.ssthresh;
         if self.rto > RTO_INITIAL_NS {
             for s in self.inflight.iter_mut() {
                 s.sacked = false;
@@ -324,6 +359,7 @@ mod tests {
     #[test]
     fn window_fills_then_closes() {
         let mut p = Peer::new(1);
+        p.cwnd = WINDOW as u16;
         for _ in 0..WINDOW {
             assert!(p.window_open());
             sent(&mut p, 0);
@@ -331,6 +367,38 @@ mod tests {
         assert!(!p.window_open());
         assert_eq!(p.on_ack(2, Instant(1), false), Ok(true));
         assert!(p.window_open());
+    }
+
+    #[test]
+    fn congestion_window_grows_and_halves() {
+        let mut p = Peer::new(1);
+        assert_eq!(p.cwnd, INITIAL_CWND);
+        for _ in 0..INITIAL_CWND {
+            sent(&mut p, 0);
+        }
+        assert!(!p.window_open(), "a new session starts with a small window");
+        // Slow start: +1 per acknowledged message.
+        assert_eq!(p.on_ack(p.next_seq, Instant(1), false), Ok(true));
+        assert_eq!(p.cwnd, 2 * INITIAL_CWND);
+        // A NAK halves it once per loss episode.
+        for _ in 0..4 {
+            sent(&mut p, 2);
+        }
+        let una = p.inflight.front().unwrap().seq;
+        p.on_nak(una);
+        assert_eq!(p.cwnd, INITIAL_CWND);
+        p.on_nak(una);
+        assert_eq!(p.cwnd, INITIAL_CWND, "same episode");
+        // A timeout halves it too, never below 2; it never exceeds WINDOW.
+        for _ in 0..5 {
+            p.on_timeout(Instant(3));
+        }
+        assert_eq!(p.cwnd, 2);
+        p.cwnd = WINDOW as u16;
+        p.ssthresh = 2;
+        let next = p.next_seq;
+        assert_eq!(p.on_ack(next, Instant(4), false), Ok(true));
+        assert_eq!(p.cwnd, WINDOW as u16);
     }
 
     #[test]

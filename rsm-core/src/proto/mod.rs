@@ -15,7 +15,9 @@
 //! arrives ahead of a missing one is kept in one of [`REORDER_SLOTS`] shared slots and
 //! delivered once the gap is filled, and the receiver asks for the missing frame at once with
 //! a NAK flag, which the sender answers by resending just that frame. The sender
-//! keeps at most [`WINDOW`] messages in flight per peer — as small descriptors, rendered into
+//! keeps at most a congestion window of messages in flight per peer (4 at first, growing
+//! like TCP's slow start and additive increase up to [`WINDOW`], halved on a NAK or a
+//! timeout) — as small descriptors, rendered into
 //! a frame again for each retransmission (data is read again from the source memory), so no
 //! frame buffers are held — and retransmits from the oldest unacknowledged message after a
 //! timeout that starts at [`RTO_INITIAL_NS`] and doubles up to [`RTO_MAX_NS`], and sooner
