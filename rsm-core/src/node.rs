@@ -233,6 +233,10 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 ///
 /// `Rsm` is `Sync` when the platform and its region/pin types are: share it between threads by
 /// reference (e.g. in an `Arc` or a `static`).
+///
+/// All state is inline (no heap): with the default capacities an `Rsm` is about 110 KiB, of
+/// which the wire engine's fixed tables take about 20 KiB and the 32 operation slots about
+/// 32 KiB. Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`, not in a small stack frame.
 pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
     pub(crate) platform: P,
     pub(crate) instance: u16,

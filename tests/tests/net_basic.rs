@@ -336,3 +336,59 @@ fn full_tables_give_resource_errors() {
     assert_eq!(held, 2 * MAX_IMPORTS_PER_PEER);
     assert_eq!(refused, 80 + 2 - 2 * MAX_IMPORTS_PER_PEER);
 }
+
+/// The check order of putv/getv on a remote import is the same-node one (spec §4.6): handle,
+/// vector header, connection, permission, then per entry io_type/handle, NULL VA, remote
+/// range, local range — with two failing checks the earlier wins, and nothing is sent.
+#[test]
+fn remote_vector_check_order() {
+    let mut c = Cluster::new(2, 6, FaultConfig::default());
+    let (ro, seg) = setup(&mut c, Permission::READ);
+    let n0 = c.node(0);
+    let src = n0.platform().alloc(8192);
+    let null = rsm_hal::fake::FakeRegion::raw(0, 16);
+    let run = |c: &mut Cluster, sg: &ScatGath<'_, _>, put: bool| {
+        let n = c.node(0);
+        let op = if put {
+            n.start_putv(sg)
+        } else {
+            n.start_getv(sg)
+        }
+        .unwrap();
+        // Validation errors complete at once, without any frame.
+        let sent = c.node(0).net_stats().frames_sent;
+        let done = c.node(0).take_completion(op).expect("completes at once");
+        assert_eq!(c.node(0).net_stats().frames_sent, sent);
+        (done.result, done.residual)
+    };
+    let ok = [IoVec::va(&src, 0, 0, 10)];
+    // 1. handle
+    let sg = ScatGath::new(rsm_core::ImportHandle::NULL, &ok);
+    assert_eq!(run(&mut c, &sg, true), (Err(RsmError::BadSegHndl), 1));
+    // 2. header (count 0) before the permission a read-only import lacks for putv
+    let mut sg = ScatGath::new(ro, &ok);
+    sg.io_request_count = 0;
+    assert_eq!(run(&mut c, &sg, true), (Err(RsmError::BadSgio), 0));
+    // 4. permission before the entries
+    let bad_range = [IoVec::va(&src, 0, 1 << 20, 10)];
+    let sg = ScatGath::new(ro, &bad_range);
+    assert_eq!(run(&mut c, &sg, true), (Err(RsmError::PermDenied), 1));
+    // 5. per entry: NULL VA, then remote range before local range
+    let sg_null = [IoVec::va(&null, 0, 0, 1)];
+    let sg = ScatGath::new(ro, &sg_null);
+    assert_eq!(run(&mut c, &sg, false), (Err(RsmError::BadAddr), 1));
+    let both = [IoVec::va(&src, 8190, 1 << 20, 10)];
+    let sg = ScatGath::new(ro, &both);
+    assert_eq!(run(&mut c, &sg, false), (Err(RsmError::BadOffset), 1));
+    let local = [IoVec::va(&src, 0, 0, 10), IoVec::va(&src, 8190, 0, 10)];
+    let sg = ScatGath::new(ro, &local);
+    assert_eq!(run(&mut c, &sg, false), (Err(RsmError::BadLength), 2));
+    // 3. connection before permission and entries: after a forced disconnect.
+    c.node(1).export_unpublish(seg).unwrap();
+    c.run_for(SEC / 10);
+    let sg = ScatGath::new(ro, &bad_range);
+    assert_eq!(run(&mut c, &sg, true), (Err(RsmError::ConnAborted), 1));
+    let mut sg = ScatGath::new(ro, &ok);
+    sg.io_request_count = 17;
+    assert_eq!(run(&mut c, &sg, false), (Err(RsmError::BadSgio), 17));
+}
