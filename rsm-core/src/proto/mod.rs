@@ -85,8 +85,8 @@ pub use remote::INLINE_MAX;
 pub const UNREACHABLE_AFTER_NS: u64 = 5_000_000_000;
 /// First retransmission timeout (20 ms).
 pub const RTO_INITIAL_NS: u64 = 20_000_000;
-/// Longest retransmission timeout after backoff (1 s).
-pub const RTO_MAX_NS: u64 = 1_000_000_000;
+/// Longest retransmission timeout after backoff (250 ms).
+pub const RTO_MAX_NS: u64 = 250_000_000;
 /// Interval of the broadcast hello (1 s).
 pub const HELLO_INTERVAL_NS: u64 = 1_000_000_000;
 /// Messages in flight per peer.
