@@ -192,11 +192,22 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize> State<P, L, E, I
         &self,
         im: &Import<P::Region, P::Pin>,
     ) -> Option<&Export<P::Region, P::Pin>> {
-        if im.remote.is_some() {
+        if im.remote.is_some() || im.aborted {
             return None;
         }
-        let ex = self.exports.get(im.export.0, im.export.1)?;
-        (!im.aborted && ex.epoch == im.epoch && ex.published.is_some()).then_some(ex)
+        self.live_export(im.export, im.epoch)
+    }
+
+    /// Export slot `export` if it is still the segment a connection was made to: same epoch
+    /// (not unpublished or destroyed since) and published. Same-node imports and the
+    /// exporter's records of remote importers both hold such a (slot, epoch) pair.
+    pub(crate) fn live_export(
+        &self,
+        export: (u16, u32),
+        epoch: u32,
+    ) -> Option<&Export<P::Region, P::Pin>> {
+        let ex = self.exports.get(export.0, export.1)?;
+        (ex.epoch == epoch && ex.published.is_some()).then_some(ex)
     }
 
     /// Whether an import's connection stands: for a same-node import, its export is live

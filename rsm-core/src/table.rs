@@ -14,6 +14,13 @@ struct Slot<T> {
 }
 
 /// A table of at most `N` values addressed by (index, generation).
+/// The 32-bit id a slot travels under on the wire: index (high 16 bits) and the low 16 bits
+/// of its generation. Unique among live slots; a stale id rarely (1 in 65536 reuses of the same
+/// slot) matches a newer occupant, and every use re-validates what it finds.
+pub(crate) fn wire_id(index: u16, gen: u32) -> u32 {
+    (u32::from(index) << 16) | (gen & 0xffff)
+}
+
 pub(crate) struct Table<T, const N: usize> {
     slots: Vec<Slot<T>, N>,
     free: Option<u16>,
@@ -103,14 +110,7 @@ impl<T, const N: usize> Table<T, N> {
     }
 
     /// Iterate over occupied slots as (index, generation, value).
-    /// The 32-bit id a slot travels under on the wire: index (high 16 bits) and the low 16
-    /// bits of its generation. Unique among live slots; a stale id rarely (1 in 65536 reuses of
-    /// the same slot) matches a newer occupant, and every use re-validates what it finds.
-    pub(crate) fn wire_id(index: u16, gen: u32) -> u32 {
-        (u32::from(index) << 16) | (gen & 0xffff)
-    }
-
-    /// The (index, generation) of the live slot a wire id names, if any.
+    /// The (index, generation) of the live slot a wire id ([`wire_id`]) names, if any.
     pub(crate) fn find_wire(&self, id: u32) -> Option<(u16, u32)> {
         let index = (id >> 16) as u16;
         let slot = self.slots.get(usize::from(index))?;

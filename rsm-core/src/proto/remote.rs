@@ -8,7 +8,7 @@ use crate::handle::{ControllerHandle, ImportHandle, Kind};
 use crate::node::{Import, Rsm, State, LOOPBACK};
 use crate::ops::{Completion, OpId, OpSlot};
 use crate::sg::{self, Direction, Plan, ScatGath};
-use crate::table::Table;
+use crate::table::wire_id;
 use crate::types::{NodeId, Permission, SegmentId, SgFlags, MAX_NODES};
 use rsm_hal::{Instant, Platform};
 
@@ -28,10 +28,6 @@ impl<R: rsm_hal::Region> RemoteOp<R> {
             Src::Plan(plan) => plan.get(k).map_or((0, 0), |s| (s.remote_off, s.len)),
         }
     }
-}
-
-fn wire_id(i: u16, g: u32) -> u32 {
-    Table::<(), 1>::wire_id(i, g)
 }
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {

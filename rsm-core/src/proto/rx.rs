@@ -24,9 +24,6 @@ pub(crate) enum Verdict {
     Defer,
 }
 
-/// Bell flag: the sender posted with `RSM_SIGPOST_NO_ACCUMULATE`.
-pub(crate) const BELL_NO_ACCUMULATE: u16 = wire::BELL_NO_ACCUMULATE;
-
 fn status_of(r: Result<(), RsmError>) -> u16 {
     match r {
         Ok(()) => 0,
@@ -293,13 +290,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             .position(|r| r.node == src && r.import_id == import_id && r.segid == segid)
     }
 
-    /// Whether the record's segment is still live for it.
-    fn importer_alive(st: &State<P, L, E, I>, r: &RemoteImporter) -> bool {
-        st.exports
-            .get(r.export.0, r.export.1)
-            .is_some_and(|ex| ex.epoch == r.epoch && ex.published.is_some())
-    }
-
     /// What the exporter checks for every put or get of a remote importer: its segment is
     /// still the one it connected to (`RSMERR_CONN_ABORTED`), its permission has `need`
     /// (`RSMERR_PERM_DENIED`), and `offset .. offset + len` lies in the segment
@@ -312,9 +302,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         len: usize,
     ) -> Result<usize, RsmError> {
         let ex = st
-            .exports
-            .get(rec.export.0, rec.export.1)
-            .filter(|ex| ex.epoch == rec.epoch && ex.published.is_some())
+            .live_export(rec.export, rec.epoch)
             .ok_or(RsmError::ConnAborted)?;
         if !rec.perm.contains(need) {
             return Err(RsmError::PermDenied);
@@ -445,13 +433,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     fn rx_bell(&self, st: &mut State<P, L, E, I>, src: NodeId, b: &Bell) -> Verdict {
-        let coalesce = b.flags & BELL_NO_ACCUMULATE != 0;
+        let coalesce = b.flags & wire::BELL_NO_ACCUMULATE != 0;
         if b.flags & wire::BELL_TO_EXPORTER != 0 {
             let Some(k) = Self::importer_of(st, src, b.import_id, b.segment_id) else {
                 return Verdict::Reject;
             };
             let rec = st.net.importers[k];
-            if !Self::importer_alive(st, &rec) {
+            if st.live_export(rec.export, rec.epoch).is_none() {
                 return Verdict::Reject;
             }
             if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {

@@ -6,7 +6,7 @@ use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
 use crate::sg::{copy_error, Direction};
-use crate::table::Table;
+use crate::table::wire_id;
 use crate::types::NodeId;
 use crate::wire::{
     self, Bell, ConnectRequest, Disconnect, Frame, GetData, GetRequest, Header, HeaderRepr, Hello,
@@ -17,10 +17,6 @@ use rsm_hal::{Error as _, Instant, Platform};
 
 /// Placeholder data for put/get data frames: the real bytes are read straight into the frame.
 static ZEROS: [u8; FRAME_BUF] = [0; FRAME_BUF];
-
-fn wire_id(i: u16, g: u32) -> u32 {
-    Table::<(), 1>::wire_id(i, g)
-}
 
 /// Add `flags` to an emitted pure acknowledgement, put the selective-acknowledgement bitmap
 /// in its `seq`, and reseal it.
@@ -279,11 +275,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 total,
                 chunk,
             } => {
-                let region = st
-                    .exports
-                    .get(export.0, export.1)
-                    .filter(|ex| ex.epoch == epoch && ex.published.is_some())
-                    .map(|ex| ex.region.clone());
+                let region = st.live_export(export, epoch).map(|ex| ex.region.clone());
                 let (status, frag, total, n) = match (&region, status) {
                     (Some(_), 0) => (0, frag, total, usize::from(chunk)),
                     (None, 0) => (RsmError::ConnAborted.code() as u16, 0, 0, 0),
@@ -349,13 +341,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }));
         }
         // c. Forced disconnects of importers whose segment went away (spec §6.4).
-        let gone = st.net.importers.iter().position(|r| {
-            r.node == node
-                && !st
-                    .exports
-                    .get(r.export.0, r.export.1)
-                    .is_some_and(|ex| ex.epoch == r.epoch && ex.published.is_some())
-        });
+        let gone = st
+            .net
+            .importers
+            .iter()
+            .position(|r| r.node == node && st.live_export(r.export, r.epoch).is_none());
         if let Some(k) = gone {
             let r = st.net.importers.swap_remove(k);
             return Some(Msg::Disconnect(Disconnect {
