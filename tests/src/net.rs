@@ -177,23 +177,7 @@ impl Cluster {
     pub fn stats(&self) -> NetStats {
         let mut t = NetStats::default();
         for n in self.nodes.iter().flatten() {
-            let s = n.net_stats();
-            t.frames_sent += s.frames_sent;
-            t.frames_received += s.frames_received;
-            t.retransmits += s.retransmits;
-            t.timeouts += s.timeouts;
-            t.fast_retransmits += s.fast_retransmits;
-            t.malformed += s.malformed;
-            t.not_for_us += s.not_for_us;
-            t.spoofed += s.spoofed;
-            t.stale += s.stale;
-            t.duplicates += s.duplicates;
-            t.out_of_order += s.out_of_order;
-            t.out_of_window += s.out_of_window;
-            t.rejected += s.rejected;
-            t.deferred += s.deferred;
-            t.unreachable += s.unreachable;
-            t.restarts += s.restarts;
+            t += n.net_stats();
         }
         t
     }

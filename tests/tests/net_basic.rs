@@ -3,6 +3,7 @@
 
 use rsm_core::proto::UNREACHABLE_AFTER_NS;
 use rsm_core::{CreateFlags, IoVec, Permission, RsmError, ScatGath, SegmentRef, SigpostFlags};
+use rsm_hal::fake::FakeRegion;
 use rsm_hal::netsim::FaultConfig;
 use rsm_tests::net::Cluster;
 
@@ -25,6 +26,19 @@ fn setup(c: &mut Cluster, perm: Permission) -> (rsm_core::ImportHandle, rsm_core
         got.is_some()
     }));
     (got.unwrap().unwrap(), seg)
+}
+
+/// A completion without error or residual.
+const OK: rsm_core::Completion = rsm_core::Completion {
+    result: Ok(()),
+    residual: 0,
+};
+
+/// Sixteen 4 KiB entries, page `k` of `r` to page `k` of the segment.
+fn pages16(r: &FakeRegion) -> Vec<IoVec<'_, FakeRegion>> {
+    (0..16)
+        .map(|k| IoVec::va(r, k * 4096, k * 4096, 4096))
+        .collect()
 }
 
 fn wait_op(c: &mut Cluster, node: u32, op: rsm_core::OpId) -> rsm_core::Completion {
@@ -68,13 +82,7 @@ fn connect_putv_getv_round_trip() {
     let sg = ScatGath::new(imp, &back);
     let op = n0.start_getv(&sg).unwrap();
     let done = wait_op(&mut c, 0, op);
-    assert_eq!(
-        done,
-        rsm_core::Completion {
-            result: Ok(()),
-            residual: 0
-        }
-    );
+    assert_eq!(done, OK);
     let got = c.node(0).platform().read(&dst, 0, 12001);
     assert_eq!(got, data[..12001].to_vec());
     eprintln!("stats: {:?}", c.stats());
@@ -148,33 +156,17 @@ fn fast_sender_does_not_overrun_a_small_receiver() {
     let src = n0.platform().alloc(65536);
     let data: Vec<u8> = (0..65536).map(|i| (i * 31 % 256) as u8).collect();
     n0.platform().write(&src, 0, &data);
-    let iov: Vec<IoVec<'_, _>> = (0..16)
-        .map(|k| IoVec::va(&src, k * 4096, k * 4096, 4096))
-        .collect();
+    let iov = pages16(&src);
     let sg = ScatGath::new(imp, &iov);
     let op = c.node(0).start_putv(&sg).unwrap();
     let done = wait_op(&mut c, 0, op);
-    assert_eq!(
-        done,
-        rsm_core::Completion {
-            result: Ok(()),
-            residual: 0
-        }
-    );
+    assert_eq!(done, OK);
     let dst = c.node(0).platform().alloc(65536);
-    let back: Vec<IoVec<'_, _>> = (0..16)
-        .map(|k| IoVec::va(&dst, k * 4096, k * 4096, 4096))
-        .collect();
+    let back = pages16(&dst);
     let sg = ScatGath::new(imp, &back);
     let op = c.node(0).start_getv(&sg).unwrap();
     let done = wait_op(&mut c, 0, op);
-    assert_eq!(
-        done,
-        rsm_core::Completion {
-            result: Ok(()),
-            residual: 0
-        }
-    );
+    assert_eq!(done, OK);
     assert!(
         c.node(0).platform().read(&dst, 0, 65536) == data,
         "data differs"
@@ -215,9 +207,7 @@ fn unpublish_mid_vector_gives_the_exact_residual() {
     let n0 = c.node(0);
     let src = n0.platform().alloc(65536);
     n0.platform().write(&src, 0, &[0xab; 65536]);
-    let iov: Vec<IoVec<'_, _>> = (0..16)
-        .map(|k| IoVec::va(&src, k * 4096, k * 4096, 4096))
-        .collect();
+    let iov = pages16(&src);
     let sg = ScatGath::new(imp, &iov);
     let op = c.node(0).start_putv(&sg).unwrap();
     // Step until the exporter has three entries in memory, then unpublish.

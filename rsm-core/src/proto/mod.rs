@@ -171,6 +171,46 @@ pub struct NetStats {
     pub restarts: u64,
 }
 
+impl core::ops::AddAssign for NetStats {
+    /// Add another node's counters (e.g. to total a cluster).
+    fn add_assign(&mut self, o: NetStats) {
+        let NetStats {
+            frames_sent,
+            frames_received,
+            retransmits,
+            timeouts,
+            fast_retransmits,
+            malformed,
+            not_for_us,
+            spoofed,
+            stale,
+            duplicates,
+            out_of_order,
+            out_of_window,
+            rejected,
+            deferred,
+            unreachable,
+            restarts,
+        } = o;
+        self.frames_sent += frames_sent;
+        self.frames_received += frames_received;
+        self.retransmits += retransmits;
+        self.timeouts += timeouts;
+        self.fast_retransmits += fast_retransmits;
+        self.malformed += malformed;
+        self.not_for_us += not_for_us;
+        self.spoofed += spoofed;
+        self.stale += stale;
+        self.duplicates += duplicates;
+        self.out_of_order += out_of_order;
+        self.out_of_window += out_of_window;
+        self.rejected += rejected;
+        self.deferred += deferred;
+        self.unreachable += unreachable;
+        self.restarts += restarts;
+    }
+}
+
 /// A sequenced message, as kept until acknowledged and rendered for each transmission.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Msg {
