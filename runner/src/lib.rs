@@ -262,10 +262,31 @@ pub fn test_steps() -> Vec<Step> {
                 "warnings",
             ],
         ),
+        Step::cargo(
+            "fuzz clippy",
+            &[
+                "clippy",
+                "--manifest-path",
+                FUZZ_MANIFEST,
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        Step::cargo(
+            "fuzz build",
+            &["build", "--manifest-path", FUZZ_MANIFEST, "--bins"],
+        ),
+        Step::cargo("rsm-hal alone", &["test", "-p", "rsm-hal"]),
         Step::cargo("test", &["test", "--workspace", "--all-targets"]),
         Step::cargo("doctest", &["test", "--workspace", "--doc"]),
     ]
 }
+
+/// The fuzz crate's manifest. The crate is outside the workspace (cargo-fuzz
+/// wants its own), so the test run builds and lints it explicitly: it cannot rot.
+pub const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
 
 /// The example the demo currently runs.
 pub const DEMO_EXAMPLE: &str = "seed_story";
@@ -648,6 +669,9 @@ mod tests {
             "no_std build",
             "no_std build (defmt)",
             "no_std clippy",
+            "fuzz clippy",
+            "fuzz build",
+            "rsm-hal alone",
             "test",
             "doctest",
         ];
@@ -666,6 +690,9 @@ mod tests {
             "cargo build -p rsm-core --target x86_64-unknown-none",
             "cargo build -p rsm-core --target x86_64-unknown-none --features defmt",
             "cargo clippy -p rsm-core --target x86_64-unknown-none -- -D warnings",
+            "cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings",
+            "cargo build --manifest-path fuzz/Cargo.toml --bins",
+            "cargo test -p rsm-hal",
             "cargo test --workspace --all-targets",
             "cargo test --workspace --doc",
         ];
