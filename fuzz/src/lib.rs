@@ -340,8 +340,10 @@ impl Harness {
     fn drain(&mut self) {
         let now = Instant(self.now);
         for _ in 0..MAX_DRAIN {
-            let Some(n) = self.node.poll_transmit(now, &mut self.tx) else {
-                break;
+            let n = match self.node.poll_transmit(now, &mut self.tx) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => panic!("poll_transmit refused a FRAME_BUF buffer: {e:?}"),
             };
             assert!(n <= FRAME_BUF, "poll_transmit returned {n} > FRAME_BUF");
             let frame = &self.tx[..n];

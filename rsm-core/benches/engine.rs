@@ -18,12 +18,12 @@ fn pump(a: &Node, b: &Node, now: Instant, buf: &mut [u8]) -> usize {
     let mut frames = 0;
     loop {
         let mut moved = false;
-        while let Some(n) = a.poll_transmit(now, buf) {
+        while let Ok(Some(n)) = a.poll_transmit(now, buf) {
             b.handle_frame(now, &buf[..n]);
             frames += 1;
             moved = true;
         }
-        while let Some(n) = b.poll_transmit(now, buf) {
+        while let Ok(Some(n)) = b.poll_transmit(now, buf) {
             a.handle_frame(now, &buf[..n]);
             frames += 1;
             moved = true;

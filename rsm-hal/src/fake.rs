@@ -19,6 +19,8 @@ use std::vec::Vec;
 
 /// Where the simulated address space starts (page aligned, never 0).
 const BASE: usize = 0x1000_0000;
+/// Where reserved (unbacked) allocations start, far above any backed one.
+const RESERVED_BASE: usize = 1 << 44;
 
 /// A region of the fake address space. Construct with [`FakePlatform::alloc`] or, to build
 /// deliberately bad regions for tests, [`FakeRegion::raw`].
@@ -74,6 +76,8 @@ struct MemState {
     arena: Vec<u8>,
     /// start address -> (length, live)
     allocs: BTreeMap<usize, (usize, bool)>,
+    /// Next address for [`FakePlatform::reserve`] (offset from [`RESERVED_BASE`]).
+    reserved_next: usize,
     /// page number -> pin count (only pages with count > 0)
     pins: BTreeMap<usize, u32>,
     quota_pages: Option<usize>,
@@ -130,6 +134,18 @@ impl FakePlatform {
         let addr = BASE + m.arena.len();
         let new_len = m.arena.len() + reserve + PAGE_SIZE; // one guard page between allocations
         m.arena.resize(new_len, 0);
+        m.allocs.insert(addr, (reserve, true));
+        FakeRegion { addr, len }
+    }
+
+    /// Reserve `len` bytes of address space with no memory behind it: the region can be
+    /// pinned, exported and named in vectors (e.g. to check how sizes beyond 4 GiB are
+    /// handled without allocating them), but any copy touching it panics ("unbacked").
+    pub fn reserve(&self, len: usize) -> FakeRegion {
+        let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
+        let reserve = len.div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
+        let addr = RESERVED_BASE + m.reserved_next;
+        m.reserved_next += reserve + PAGE_SIZE;
         m.allocs.insert(addr, (reserve, true));
         FakeRegion { addr, len }
     }
@@ -254,6 +270,10 @@ impl Memory for FakePlatform {
             return Ok(());
         }
         for (r, off) in [(dst, dst_off), (src, src_off)] {
+            assert!(
+                r.addr < RESERVED_BASE,
+                "fake platform: copy touches unbacked (reserved) memory"
+            );
             match m.containing(r.addr + off, len) {
                 Some(true) => {}
                 Some(false) => panic!("fake platform: copy touches freed memory"),
@@ -297,6 +317,10 @@ impl FakePlatform {
         if len == 0 {
             return Ok(0);
         }
+        assert!(
+            r.addr < RESERVED_BASE,
+            "fake platform: access touches unbacked (reserved) memory"
+        );
         match m.containing(r.addr + off, len) {
             Some(true) => Ok(r.addr - BASE + off),
             Some(false) => panic!("fake platform: access touches freed memory"),

@@ -95,6 +95,12 @@ pub const WINDOW: usize = 16;
 /// different ones — frames from more are dropped and counted in [`NetStats::rejected`], a
 /// connect to more fails with `RSMERR_INSUFFICIENT_RESOURCES`).
 pub const MAX_PEERS: usize = 16;
+/// Longest entry of a putv/getv on a segment of another node: 4 GiB − 1 bytes (the wire
+/// carries an entry's length and fragment offsets in 32 bits). A vector with a longer entry
+/// fails as a whole with `RSMERR_BAD_LENGTH`, residual = count, before anything is sent —
+/// checked after the per-entry checks of [`Rsm::putv`] (so a bad offset is reported first).
+/// Same-node vectors have no such limit.
+pub const MAX_REMOTE_ENTRY: usize = u32::MAX as usize;
 /// Largest frame the engine sends (a standard 1514-byte Ethernet frame fits).
 pub const FRAME_BUF: usize = 1536;
 /// Remote importers of this node's segments, over all segments and peers.
@@ -537,14 +543,22 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         self.wake_if(wake);
     }
 
-    /// The next frame to send at `now`, written into `buf` (which must hold [`FRAME_BUF`]
-    /// bytes, else nothing is written): its length, or `None` when there is nothing to send
-    /// until new input or [`Rsm::poll_timeout`]. Runs the timers first.
-    pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    /// The next frame to send at `now`, written into `buf`: `Ok(Some(len))`, or `Ok(None)`
+    /// when there is nothing to send until new input or [`Rsm::poll_timeout`] (also while
+    /// the engine is stopped). Runs the timers first.
+    ///
+    /// # Errors
+    /// `RSMERR_BAD_LENGTH` if `buf` is shorter than the node's frame size (the
+    /// [`NetConfig::max_frame`] in use, at most [`FRAME_BUF`]); nothing is consumed then, so
+    /// a call with a large enough buffer sends the same frame.
+    pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> RsmResult<Option<usize>> {
         let (n, wake) = {
             let mut st = self.state.lock();
-            if !st.net.on || buf.len() < FRAME_BUF {
-                return None;
+            if !st.net.on {
+                return Ok(None);
+            }
+            if buf.len() < st.net.max_frame {
+                return Err(crate::RsmError::BadLength);
             }
             st.net.clock = st.net.clock.max(now);
             self.timers(&mut st, now);
@@ -555,7 +569,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             (n, core::mem::take(&mut st.net.wake) || st.waiters > 0)
         };
         self.wake_if(wake);
-        n
+        Ok(n)
     }
 
     /// When [`Rsm::poll_transmit`] must be called next at the latest (retransmission,
@@ -598,7 +612,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 self.handle_frame(now, frame);
             }
         }
-        while let Some(n) = self.poll_transmit(now, &mut buf) {
+        while let Ok(Some(n)) = self.poll_transmit(now, &mut buf) {
             moved = true;
             if let Some(frame) = buf.get(..n) {
                 let _ = link.transmit(frame);

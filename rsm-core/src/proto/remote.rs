@@ -431,6 +431,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         };
         let mut plan = Plan::new();
         sg::plan_into(entries, size, resolve, &mut plan)?;
+        // The wire carries an entry's length and fragment offsets in 32 bits.
+        if plan.iter().any(|s| s.len > super::MAX_REMOTE_ENTRY) {
+            return Err(RsmError::BadLength);
+        }
         for s in plan.iter() {
             if let Some((i, g)) = s.handle {
                 if let Some(lm) = st.locals.get_mut(i, g) {

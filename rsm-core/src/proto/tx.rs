@@ -219,7 +219,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     _ => None,
                 };
                 let n = if live.is_some() { chunk } else { 0 };
-                let m = Message::PutData(PutData {
+                let put = PutData {
                     import_id,
                     segment_id: segid,
                     op_id: wire_id(op.0, op.1),
@@ -228,11 +228,19 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     frag_offset: frag,
                     total_len: total,
                     data: &ZEROS[..n],
-                });
+                };
+                let m = Message::PutData(put);
                 if n == 0 {
                     return wire::emit(&header, &m, out).ok();
                 }
-                let len = Frame { header, message: m }.emit_unsealed(out).ok()?;
+                let Ok(len) = Frame { header, message: m }.emit_unsealed(out) else {
+                    // Cut for a larger frame than the one in use now (the frame size shrank
+                    // while it was in flight): fail the operation and send the no-data
+                    // no-op, which keeps the sequence — never leave a number unsent.
+                    self.finish_op(st, op, Err(RsmError::InsufficientResources));
+                    let empty = Message::PutData(PutData { data: &[], ..put });
+                    return wire::emit(&header, &empty, out).ok();
+                };
                 let start = FRAME_OVERHEAD + PUT_DATA_FIXED_LEN;
                 let dst = out.get_mut(start..start + n)?;
                 let frag = frag as usize;
@@ -289,7 +297,19 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     total_len: total,
                     data: &ZEROS[..n],
                 });
-                let len = Frame { header, message: m }.emit_unsealed(out).ok()?;
+                let Ok(len) = Frame { header, message: m }.emit_unsealed(out) else {
+                    // Cut for a larger frame than the one in use now: answer this entry with
+                    // an error instead (the sequence number is still sent).
+                    let m = Message::GetData(GetData {
+                        op_id,
+                        entry,
+                        status: RsmError::InsufficientResources.code() as u16,
+                        frag_offset: 0,
+                        total_len: 0,
+                        data: &[],
+                    });
+                    return wire::emit(&header, &m, out).ok();
+                };
                 if let (Some(r), true) = (region, n > 0) {
                     let start = FRAME_OVERHEAD + GET_DATA_FIXED_LEN;
                     let dst = out.get_mut(start..start + n)?;

