@@ -218,3 +218,79 @@ fn poll_transmit_takes_a_frame_sized_buffer_and_refuses_a_shorter_one() {
     assert!(matches!(m, rsm_core::wire::Message::Hello(_)), "{m:?}");
     assert_eq!(node.poll_transmit(Instant(0), &mut buf), Ok(None));
 }
+
+/// Consume every pending event of `seg` on `node`; returns how many there were.
+fn drain(c: &Cluster, node: u32, seg: rsm_core::SegmentRef) -> u32 {
+    let mut n = 0;
+    while c.node(node).intr_signal_wait(seg, 0).is_ok() {
+        n += 1;
+        assert!(n < 1000, "runaway events");
+    }
+    n
+}
+
+/// Every sequence of 1 to 6 posts, each accumulating or `RSM_SIGPOST_NO_ACCUMULATE`, gives the
+/// target the same number of events through a same-node import as through a remote one — in
+/// both directions (importer → exporter, exporter → importers). It used to differ: the remote
+/// path sent every accumulating bell first, so NO_ACCUMULATE then normal on an exporter with
+/// nothing pending gave 2 events on one node but 1 remotely.
+#[test]
+fn post_order_of_no_accumulate_is_kept_remotely() {
+    use rsm_core::{SegmentRef, SigpostFlags};
+    let mut c = Cluster::new(2, 3, FaultConfig::default());
+    let mem = c.node(1).platform().alloc(4096);
+    let (remote, seg) = connect(&mut c, mem);
+    // Node 1's own import of the same segment: the same-node path.
+    let ctrl1 = c.node(1).get_controller(Some("rsmnet0")).unwrap();
+    let op = c
+        .node(1)
+        .start_import_connect(ctrl1, 1, SEG, Permission::RDWR)
+        .unwrap();
+    let local = c.node(1).take_connect(op).expect("at once").unwrap();
+    let flag = |na: bool| {
+        if na {
+            SigpostFlags::NO_ACCUMULATE
+        } else {
+            SigpostFlags::empty()
+        }
+    };
+    let mut cases = 0;
+    for len in 1..=6u32 {
+        for bits in 0..(1u32 << len) {
+            let posts: Vec<bool> = (0..len).map(|k| bits >> k & 1 == 1).collect();
+            // Importer → exporter.
+            for &na in &posts {
+                c.node(1)
+                    .intr_signal_post(SegmentRef::Import(local), flag(na))
+                    .unwrap();
+            }
+            let same = drain(&c, 1, SegmentRef::Export(seg));
+            for &na in &posts {
+                c.node(0)
+                    .intr_signal_post(SegmentRef::Import(remote), flag(na))
+                    .unwrap();
+            }
+            c.run_for(SEC / 100);
+            let far = drain(&c, 1, SegmentRef::Export(seg));
+            assert_eq!(
+                far, same,
+                "importer -> exporter, posts {posts:?} (true = NA)"
+            );
+            // Exporter → importers: one post rings node 1's import and node 0's.
+            for &na in &posts {
+                c.node(1)
+                    .intr_signal_post(SegmentRef::Export(seg), flag(na))
+                    .unwrap();
+            }
+            c.run_for(SEC / 100);
+            let same = drain(&c, 1, SegmentRef::Import(local));
+            let far = drain(&c, 0, SegmentRef::Import(remote));
+            assert_eq!(
+                far, same,
+                "exporter -> importer, posts {posts:?} (true = NA)"
+            );
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 126);
+}

@@ -272,9 +272,8 @@ pub(crate) struct RemoteImport {
     pub(crate) state: RemoteState,
     /// Id of this import on the wire (the slot's wire id).
     pub(crate) import_id: u32,
-    /// Bells to send to the exporter (accumulating / no-accumulate).
-    pub(crate) bells: u32,
-    pub(crate) bells_na: u32,
+    /// Bells to send to the exporter, in post order.
+    pub(crate) bells: BellQueue,
 }
 
 /// The exporter's record of one remote import of one of its segments.
@@ -289,9 +288,44 @@ pub(crate) struct RemoteImporter {
     pub(crate) perm: Permission,
     /// The last operation of this importer that failed: its later entries are dropped.
     pub(crate) failed_op: Option<u32>,
-    /// Bells to send to the importer (accumulating / no-accumulate).
-    pub(crate) bells: u32,
-    pub(crate) bells_na: u32,
+    /// Bells to send to the importer, in post order.
+    pub(crate) bells: BellQueue,
+}
+
+/// Bells waiting to be sent to one segment, in post order: first one posted with
+/// `RSM_SIGPOST_NO_ACCUMULATE` if `lead_na`, then `count` accumulating ones. A
+/// no-accumulate post behind any queued bell is dropped at once: that bell will be pending at
+/// the target when it arrives, so the target would drop it too — so the target sees the same
+/// number of events as for the same posts on this node (post order is kept; it used to send
+/// every accumulating bell first).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BellQueue {
+    pub(crate) count: u32,
+    pub(crate) lead_na: bool,
+}
+
+impl BellQueue {
+    /// Queue one bell (`coalesce` = no-accumulate).
+    pub(crate) fn post(&mut self, coalesce: bool) {
+        if !coalesce {
+            self.count = self.count.saturating_add(1);
+        } else if self.count == 0 && !self.lead_na {
+            self.lead_na = true;
+        }
+    }
+
+    /// The next bell to send: `Some(no_accumulate)`.
+    pub(crate) fn take(&mut self) -> Option<bool> {
+        if self.lead_na {
+            self.lead_na = false;
+            Some(true)
+        } else if self.count > 0 {
+            self.count -= 1;
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 /// An exporter answering a get request.

@@ -69,11 +69,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if let Some(im) = st.imports.get_mut(import.0, import.1) {
             im.busy = im.busy.saturating_sub(1);
             if let (Ok(()), Some(coalesce), Some(r)) = (&result, sigpost, im.remote.as_mut()) {
-                if coalesce {
-                    r.bells_na = r.bells_na.saturating_add(1);
-                } else {
-                    r.bells = r.bells.saturating_add(1);
-                }
+                r.bells.post(coalesce);
             }
         }
         let c = Completion { result, residual };
@@ -320,8 +316,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         im.remote = Some(RemoteImport {
             state: RemoteState::Connecting,
             import_id: 0,
-            bells: 0,
-            bells_na: 0,
+            bells: super::BellQueue::default(),
         });
         let (ii, ig) = st
             .imports
@@ -654,11 +649,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
         let im = st.imports.get_mut(i, g).ok_or(RsmError::BadSegHndl)?;
         if let Some(r) = im.remote.as_mut() {
-            if coalesce {
-                r.bells_na = r.bells_na.saturating_add(1);
-            } else {
-                r.bells = r.bells.saturating_add(1);
-            }
+            r.bells.post(coalesce);
         }
         Ok(())
     }
@@ -675,11 +666,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         };
         for r in st.net.importers.iter_mut() {
             if r.export == (i, g) && r.epoch == epoch {
-                if coalesce {
-                    r.bells_na = r.bells_na.saturating_add(1);
-                } else {
-                    r.bells = r.bells.saturating_add(1);
-                }
+                r.bells.post(coalesce);
             }
         }
     }

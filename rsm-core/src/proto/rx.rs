@@ -365,8 +365,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                                 epoch: ex.epoch,
                                 perm,
                                 failed_op: None,
-                                bells: 0,
-                                bells_na: 0,
+                                bells: super::BellQueue::default(),
                             };
                             let held = st.net.importers.iter().filter(|r| r.node == src).count();
                             if held >= super::MAX_IMPORTS_PER_PEER {

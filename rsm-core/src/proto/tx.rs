@@ -406,16 +406,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     fn next_bell(st: &mut State<P, L, E, I>, node: NodeId) -> Option<Bell> {
-        let take = |bells: &mut u32, bells_na: &mut u32, base: u16| -> Option<u16> {
-            if *bells > 0 {
-                *bells -= 1;
-                Some(base)
-            } else if *bells_na > 0 {
-                *bells_na -= 1;
-                Some(base | wire::BELL_NO_ACCUMULATE)
-            } else {
-                None
-            }
+        let take = |q: &mut super::BellQueue, base: u16| -> Option<u16> {
+            q.take().map(|na| {
+                if na {
+                    base | wire::BELL_NO_ACCUMULATE
+                } else {
+                    base
+                }
+            })
         };
         let bell = st.imports.iter_mut().find_map(|(_, _, im)| {
             let (segid, aborted, from) = (im.segid, im.aborted, im.node);
@@ -423,7 +421,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             if from != node || r.state != RemoteState::Connected || aborted {
                 return None;
             }
-            let flags = take(&mut r.bells, &mut r.bells_na, wire::BELL_TO_EXPORTER)?;
+            let flags = take(&mut r.bells, wire::BELL_TO_EXPORTER)?;
             Some(Bell {
                 segment_id: segid,
                 import_id: r.import_id,
@@ -435,7 +433,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 if r.node != node {
                     return None;
                 }
-                let flags = take(&mut r.bells, &mut r.bells_na, 0)?;
+                let flags = take(&mut r.bells, 0)?;
                 Some(Bell {
                     segment_id: r.segid,
                     import_id: r.import_id,
