@@ -245,9 +245,12 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 /// `Rsm` is `Sync` when the platform and its region/pin types are: share it between threads by
 /// reference (e.g. in an `Arc` or a `static`).
 ///
-/// All state is inline (no heap): with the default capacities an `Rsm` is about 110 KiB, of
-/// which the wire engine's fixed tables take about 20 KiB and the 32 operation slots about
-/// 32 KiB. Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`, not in a small stack frame.
+/// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
+/// is 182 952 bytes (pinned by a test): the RSM tables take 91 232 (local handles 12 312,
+/// exports 38 424 — each carries its 64-entry ACL —, imports 8 728, the 32 operation slots
+/// 31 768) and the wire engine 91 480 (the 64 peers 70 152, mostly their windows of messages in
+/// flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
+/// not in a small stack frame.
 pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
     pub(crate) platform: P,
     pub(crate) instance: u16,
@@ -607,5 +610,40 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             self.platform.unpin(lm.pin);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use core::mem::size_of;
+    use rsm_hal::fake::FakePlatform;
+
+    type P = FakePlatform;
+    type R = <P as Memory>::Region;
+    type K = <P as Memory>::Pin;
+
+    /// The memory of a node at default capacities, by part, pinned for 64-bit targets (the
+    /// figures in [`Rsm`]'s docs and the README): a change of layout must update them.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn node_size_by_part_at_default_capacities() {
+        let locals = size_of::<Table<LocalMem<R, K>, 256>>();
+        let exports = size_of::<Table<Export<R, K>, 64>>();
+        let imports = size_of::<Table<Import<R, K>, 64>>();
+        let ops = size_of::<Table<OpSlot<R>, MAX_PENDING_OPS>>();
+        let (engine, peers, reorder) = crate::proto::engine_sizes();
+        std::println!(
+            "Rsm {} = tables {} (locals {locals}, exports {exports}, imports {imports}, ops {ops}) \
+             + engine {engine} (peers {peers}, reorder frames {reorder})",
+            size_of::<Rsm<P>>(),
+            locals + exports + imports + ops
+        );
+        assert_eq!(
+            (locals, exports, imports, ops),
+            (12_312, 38_424, 8_728, 31_768)
+        );
+        assert_eq!((engine, peers, reorder), (91_480, 70_152, 12_360));
+        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 256);
     }
 }

@@ -235,20 +235,23 @@ fn unpublish_mid_vector_gives_the_exact_residual() {
     assert!(untouched, "an entry after the failed one was written");
 }
 
-/// Fixed tables: connects to more distinct nodes than the peer table holds fail with
-/// `RSMERR_INSUFFICIENT_RESOURCES`; nodes that never answered give their slots back when
-/// their connects time out; an exporter answers `RSMERR_INSUFFICIENT_RESOURCES` to a peer
-/// that holds its quota of importer records. Nothing panics, and the cluster keeps working.
+/// Fixed tables: connects to nodes that never answer fill the operation table (the peer
+/// table has a slot for every node id and cannot fill), so the next connect fails with
+/// `RSMERR_INSUFFICIENT_RESOURCES`; the silent nodes give their peer slots back when their
+/// connects time out; an exporter answers `RSMERR_INSUFFICIENT_RESOURCES` to a peer that
+/// holds its quota of importer records. Nothing panics, and the cluster keeps working.
 #[test]
 fn full_tables_give_resource_errors() {
     use rsm_core::proto::{MAX_IMPORTS_PER_PEER, MAX_PEERS};
+    use rsm_core::MAX_PENDING_OPS;
+    assert_eq!(MAX_PEERS, rsm_core::MAX_NODES as usize);
     let mut c = Cluster::new(3, 5, FaultConfig::default());
     let (first, _seg) = setup(&mut c, Permission::READ);
     let n0 = c.node(0);
     let ctrl = n0.get_controller(Some("rsmnet0")).unwrap();
-    // Node 0 knows nodes 1 and 2; fill the rest of its peer table with nodes that do not exist.
+    // Node 0 knows nodes 1 and 2; every operation slot goes to a node that does not exist.
     let mut ops = Vec::new();
-    for k in 0..(MAX_PEERS - 2) as u32 {
+    for k in 0..MAX_PENDING_OPS as u32 {
         ops.push(
             n0.start_import_connect(ctrl, 20 + k, SEG, Permission::READ)
                 .unwrap(),
@@ -257,6 +260,11 @@ fn full_tables_give_resource_errors() {
     assert_eq!(
         n0.start_import_connect(ctrl, 60, SEG, Permission::READ),
         Err(RsmError::InsufficientResources)
+    );
+    assert_eq!(
+        n0.net_peers().len(),
+        2,
+        "silent nodes are not listed as peers"
     );
     let t0 = c.now();
     let mut results = Vec::new();

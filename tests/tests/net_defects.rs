@@ -294,3 +294,102 @@ fn post_order_of_no_accumulate_is_kept_remotely() {
     }
     assert_eq!(cases, 126);
 }
+
+/// Every node id is reachable at default capacity: in a 64-node cluster (every id 0..=63)
+/// all 63 other nodes connect to one exporter at once, write their own 8 bytes with a put and
+/// read them back with a get. With 16 peer slots it used to fail: the broadcast hellos alone
+/// filled the exporter's table and the 17th node was unreachable for good.
+#[test]
+fn every_node_id_reaches_one_exporter_in_a_64_node_cluster() {
+    const N: u32 = rsm_core::MAX_NODES;
+    let mut c = Cluster::new(N, 9, FaultConfig::default());
+    let mem = c.node(0).platform().alloc(4096);
+    let ex = c.node(0);
+    let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
+    let seg = ex.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    ex.export_publish(seg, SEG, &[]).unwrap();
+    // Let every hello go round first (each node then knows all 63 others).
+    c.run_for(2 * SEC);
+    let mut pending: Vec<(u32, OpId)> = (1..N)
+        .map(|k| {
+            let n = c.node(k);
+            let ctrl = n.get_controller(Some("rsmnet0")).unwrap();
+            (
+                k,
+                n.start_import_connect(ctrl, 0, SEG, Permission::RDWR)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut imports = vec![None; N as usize];
+    assert!(c.run_until(5 * SEC, |c| {
+        pending.retain(|&(k, op)| match c.node(k).take_connect(op) {
+            Some(r) => {
+                imports[k as usize] = Some(r);
+                false
+            }
+            None => true,
+        });
+        pending.is_empty()
+    }));
+    let imports: Vec<(u32, ImportHandle)> = (1..N)
+        .map(|k| {
+            let r = imports[k as usize].expect("connect finished");
+            (k, r.unwrap_or_else(|e| panic!("node {k}: connect {e:?}")))
+        })
+        .collect();
+    let bytes = |k: u32| (u64::from(k) * 0x0101_0101_0101_0101).to_le_bytes();
+    let mut puts: Vec<(u32, OpId)> = imports
+        .iter()
+        .map(|&(k, imp)| {
+            (
+                k,
+                c.node(k).start_put(imp, 8 * k as usize, &bytes(k)).unwrap(),
+            )
+        })
+        .collect();
+    assert!(c.run_until(5 * SEC, |c| {
+        puts.retain(|&(k, op)| match c.node(k).take_completion(op) {
+            Some(done) => {
+                assert_eq!(done.result, Ok(()), "node {k}: put");
+                false
+            }
+            None => true,
+        });
+        puts.is_empty()
+    }));
+    let m = c.node(0).platform().read(&mem, 0, 8 * N as usize);
+    for k in 1..N {
+        assert_eq!(
+            m[8 * k as usize..][..8],
+            bytes(k),
+            "node {k}'s bytes at the exporter"
+        );
+    }
+    let mut gets: Vec<(u32, OpId)> = imports
+        .iter()
+        .map(|&(k, imp)| (k, c.node(k).start_get(imp, 8 * k as usize, 8).unwrap()))
+        .collect();
+    assert!(c.run_until(5 * SEC, |c| {
+        gets.retain(|&(k, op)| {
+            let mut got = [0u8; 8];
+            match c.node(k).take_get(op, &mut got) {
+                Some(done) => {
+                    assert_eq!(done.result, Ok(()), "node {k}: get");
+                    assert_eq!(got, bytes(k), "node {k}: bytes read back");
+                    false
+                }
+                None => true,
+            }
+        });
+        gets.is_empty()
+    }));
+    for k in 0..N {
+        assert_eq!(
+            c.node(k).net_peers().len(),
+            N as usize - 1,
+            "node {k} knows every peer"
+        );
+    }
+    assert_eq!(c.stats().rejected, 0);
+}

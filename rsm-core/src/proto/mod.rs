@@ -91,10 +91,11 @@ pub const RTO_MAX_NS: u64 = 250_000_000;
 pub const HELLO_INTERVAL_NS: u64 = 1_000_000_000;
 /// Messages in flight per peer.
 pub const WINDOW: usize = 16;
-/// Peers a node keeps state for (node ids are 0..=63; a node hears from at most this many
-/// different ones — frames from more are dropped and counted in [`NetStats::rejected`], a
-/// connect to more fails with `RSMERR_INSUFFICIENT_RESOURCES`).
-pub const MAX_PEERS: usize = 16;
+/// Peers a node keeps state for: one per node id ([`crate::types::MAX_NODES`], ids 0..=63),
+/// so every other node of a cluster is reachable — no node can be locked out by the others'
+/// hellos. (The table is inline: about 1.2 KiB per peer, mostly its window of messages in
+/// flight; see [`Rsm`]'s size.)
+pub const MAX_PEERS: usize = crate::types::MAX_NODES as usize;
 /// Longest entry of a putv/getv on a segment of another node: 4 GiB − 1 bytes (the wire
 /// carries an entry's length and fragment offsets in 32 bits). A vector with a longer entry
 /// fails as a whole with `RSMERR_BAD_LENGTH`, residual = count, before anything is sent —
@@ -400,7 +401,7 @@ pub(crate) struct Engine {
     pub(crate) max_frame: usize,
     pub(crate) peers: heapless::Vec<Peer, MAX_PEERS>,
     /// Index in `peers` of each node id (`u8::MAX` = none).
-    pub(crate) peer_ix: [u8; 64],
+    pub(crate) peer_ix: [u8; MAX_PEERS],
     pub(crate) jobs: heapless::Vec<GetJob, MAX_GET_JOBS>,
     pub(crate) importers: heapless::Vec<RemoteImporter, MAX_REMOTE_IMPORTERS>,
     pub(crate) early: heapless::Vec<Early, REORDER_SLOTS>,
@@ -423,7 +424,7 @@ impl Engine {
             inc: 0,
             max_frame: FRAME_BUF,
             peers: heapless::Vec::new(),
-            peer_ix: [u8::MAX; 64],
+            peer_ix: [u8::MAX; MAX_PEERS],
             jobs: heapless::Vec::new(),
             importers: heapless::Vec::new(),
             early: heapless::Vec::new(),
@@ -668,4 +669,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             _ => None,
         }
     }
+}
+/// `(engine, peer table, reorder buffers)` in bytes, for the size test of [`Rsm`].
+#[cfg(test)]
+pub(crate) fn engine_sizes() -> (usize, usize, usize) {
+    use core::mem::size_of;
+    (
+        size_of::<Engine>(),
+        size_of::<heapless::Vec<Peer, MAX_PEERS>>(),
+        size_of::<heapless::Vec<Early, REORDER_SLOTS>>(),
+    )
 }
