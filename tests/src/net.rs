@@ -192,6 +192,8 @@ pub struct Pumped {
     /// The network.
     pub net: Network,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Per node: powered off (the pump no longer drives it; frames to it are dropped).
+    off: std::sync::Arc<Vec<std::sync::atomic::AtomicBool>>,
     pump: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -223,23 +225,35 @@ impl Pumped {
             links.push(link);
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let off: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
         let pump = {
-            let (nodes, net, stop) = (nodes.clone(), net.clone(), stop.clone());
+            let (nodes, net, stop, off) = (nodes.clone(), net.clone(), stop.clone(), off.clone());
             std::thread::Builder::new()
                 .name("netsim-pump".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let now = net.now();
                         let mut moved = false;
-                        for (node, link) in nodes.iter().zip(links.iter_mut()) {
-                            moved |= node.drive(link, now);
+                        for ((node, link), off) in
+                            nodes.iter().zip(links.iter_mut()).zip(off.iter())
+                        {
+                            if off.load(Ordering::Relaxed) {
+                                let mut buf = [0u8; 2048];
+                                while let Ok(Some(_)) = link.receive(&mut buf) {}
+                            } else {
+                                moved |= node.drive(link, now);
+                            }
                         }
                         if !moved {
                             let mut next = now.add_nanos(1_000_000);
                             if let Some(t) = net.next_event() {
                                 next = next.min(t);
                             }
-                            for node in &nodes {
+                            for (node, _) in nodes
+                                .iter()
+                                .zip(off.iter())
+                                .filter(|(_, off)| !off.load(Ordering::Relaxed))
+                            {
                                 if let Some(t) = node.poll_timeout() {
                                     next = next.min(t);
                                 }
@@ -260,8 +274,16 @@ impl Pumped {
             nodes,
             net,
             stop,
+            off,
             pump: Some(pump),
         }
+    }
+
+    /// Power node `id` off: from now on the pump neither drives it nor delivers frames to
+    /// it (they are dropped), as if it had crashed. Its `Rsm` stays usable by the test, but
+    /// nothing it queues leaves the node.
+    pub fn power_off(&self, id: u32) {
+        self.off[id as usize].store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Node `id`.

@@ -69,6 +69,12 @@ pub(crate) struct Peer {
     pub(crate) rto_at: Option<Instant>,
     /// Last time the peer acknowledged something new (or the window became non-empty).
     pub(crate) last_progress: Instant,
+    /// Last time an authentic frame of the peer's current incarnation arrived (any frame:
+    /// a hello counts). Drives the heartbeat's unreachability ([`super::HEARTBEAT_INTERVAL_NS`]).
+    pub(crate) last_heard: Instant,
+    /// Last time a frame went to the peer (unicast); a heartbeat goes out when this is
+    /// [`super::HEARTBEAT_INTERVAL_NS`] old and something connects the two nodes.
+    pub(crate) last_sent: Instant,
     /// Acknowledgements that acknowledged nothing new, in a row.
     pub(crate) dupacks: u8,
     /// Next sequence number to deliver from the peer.
@@ -111,6 +117,8 @@ impl Peer {
             rto: RTO_INITIAL_NS,
             rto_at: None,
             last_progress: Instant(0),
+            last_heard: Instant(0),
+            last_sent: Instant(0),
             dupacks: 0,
             expected: 1,
             ack_due: false,

@@ -2,7 +2,10 @@
 //! operations, their completion, and what happens to them when a peer restarts or becomes
 //! unreachable.
 
-use super::{ConnectOp, RemoteImport, RemoteOp, RemoteState, Src, UNREACHABLE_AFTER_NS};
+use super::{
+    ConnectOp, RemoteImport, RemoteOp, RemoteState, Src, HEARTBEAT_INTERVAL_NS,
+    UNREACHABLE_AFTER_NS,
+};
 use crate::error::{RsmError, RsmResult};
 use crate::handle::{ControllerHandle, ImportHandle, Kind};
 use crate::node::{Import, Rsm, State, LOOPBACK};
@@ -203,7 +206,50 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         peer.hello_due = true;
     }
 
-    /// Timers at `now`: retransmissions, unreachability, connect timeouts, probes.
+    /// Peer `ix` is unreachable: its operations fail, its imports are aborted.
+    fn declare_unreachable(&self, st: &mut State<P, L, E, I>, ix: usize, now: Instant) {
+        let peer = &mut st.net.peers[ix];
+        peer.unreachable = true;
+        peer.last_progress = now;
+        let node = peer.node;
+        st.net.stats.unreachable += 1;
+        self.sweep_peer(st, node, RsmError::RemoteNodeUnreachable, false);
+        // Its get answers cannot go out: free their slots for the other peers.
+        st.net.jobs.retain(|j| j.node != node);
+    }
+
+    /// The heartbeat ([`HEARTBEAT_INTERVAL_NS`]): for every known peer an import connects
+    /// this node with, declare it unreachable after [`UNREACHABLE_AFTER_NS`] of silence, or
+    /// else send it a unicast hello if this node has sent it nothing for an interval.
+    fn heartbeat(&self, st: &mut State<P, L, E, I>, now: Instant) {
+        // Node ids are below MAX_NODES = 64: one bit each.
+        let mut related = 0u64;
+        for (_, _, im) in st.imports.iter() {
+            if im.remote.is_some_and(|r| r.state == RemoteState::Connected) && !im.aborted {
+                related |= 1u64.checked_shl(im.node).unwrap_or(0);
+            }
+        }
+        for r in st.net.importers.iter() {
+            related |= 1u64.checked_shl(r.node).unwrap_or(0);
+        }
+        for ix in 0..st.net.peers.len() {
+            let peer = &mut st.net.peers[ix];
+            if peer.inc == 0
+                || peer.unreachable
+                || related & 1u64.checked_shl(peer.node).unwrap_or(0) == 0
+            {
+                continue;
+            }
+            if now.nanos_since(peer.last_heard) >= UNREACHABLE_AFTER_NS {
+                self.declare_unreachable(st, ix, now);
+            } else if now.nanos_since(peer.last_sent) >= HEARTBEAT_INTERVAL_NS {
+                peer.hello_due = true;
+            }
+        }
+    }
+
+    /// Timers at `now`: retransmissions, unreachability, connect timeouts, probes, the
+    /// heartbeat.
     pub(crate) fn timers(&self, st: &mut State<P, L, E, I>, now: Instant) {
         for ix in 0..st.net.peers.len() {
             let peer = &mut st.net.peers[ix];
@@ -213,19 +259,17 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 }
                 st.net.peers[ix].on_timeout(now);
             }
-            let peer = &mut st.net.peers[ix];
+            let peer = &st.net.peers[ix];
             if !peer.inflight.is_empty()
                 && !peer.unreachable
                 && now.nanos_since(peer.last_progress) >= UNREACHABLE_AFTER_NS
             {
-                peer.unreachable = true;
-                peer.last_progress = now;
-                let node = peer.node;
-                st.net.stats.unreachable += 1;
-                self.sweep_peer(st, node, RsmError::RemoteNodeUnreachable, false);
-                // Its get answers cannot go out: free their slots for the other peers.
-                st.net.jobs.retain(|j| j.node != node);
+                self.declare_unreachable(st, ix, now);
             }
+        }
+        if now >= st.net.next_heartbeat {
+            st.net.next_heartbeat = now.add_nanos(HEARTBEAT_INTERVAL_NS);
+            self.heartbeat(st, now);
         }
         let mut expired: heapless::Vec<(u16, u32, (u16, u32), bool), { crate::MAX_PENDING_OPS }> =
             heapless::Vec::new();

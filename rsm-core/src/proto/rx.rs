@@ -80,6 +80,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let my_inc = st.net.inc;
         let peer = &mut st.net.peers[p];
         peer.inc = h.incarnation;
+        peer.last_heard = now;
         let hello = match f.message {
             Message::Hello(hello) => {
                 peer.max_frame = usize::from(hello.max_frame);

@@ -41,6 +41,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         for k in 0..n {
             let ix = (st.net.rr + k) % n;
             if let Some(len) = self.tx_peer(st, ix, now, buf) {
+                st.net.peers[ix].last_sent = now;
                 st.net.rr = (ix + 1) % n;
                 return Some(len);
             }
