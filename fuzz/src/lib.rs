@@ -492,13 +492,16 @@ impl Harness {
                 } else {
                     SigpostFlags::empty()
                 };
-                let target = if b & 1 == 0 {
-                    Some(SegmentRef::Export(self.export))
-                } else {
-                    pick(&self.imports, c.u8()).map(|&i| SegmentRef::Import(i))
-                };
-                if let Some(t) = target {
-                    let _ = n.intr_signal_post(t, flags);
+                // Posts on remote imports are answered: start them (one thread drives).
+                if b & 1 == 0 {
+                    if let Ok(op) = n.start_intr_signal_post(SegmentRef::Export(self.export), flags)
+                    {
+                        let _ = n.take_completion(op);
+                    }
+                } else if let Some(&imp) = pick(&self.imports, c.u8()) {
+                    if let Ok(op) = n.start_intr_signal_post(SegmentRef::Import(imp), flags) {
+                        self.ops.push((op, imp, false));
+                    }
                 }
             }
             7 => {
@@ -660,6 +663,7 @@ fn structured_frame(
                 segment_id,
                 import_id,
                 flags,
+                op_id: c.u32(),
             })
         }
         6 => Message::Republish(Republish {
@@ -847,6 +851,7 @@ fn sample_messages(data: &[u8]) -> Vec<Message<'_>> {
             segment_id: SEG,
             import_id: 1,
             flags: wire::BELL_TO_EXPORTER,
+            op_id: 1,
         }),
         Message::Republish(Republish {
             segment_id: SEG,

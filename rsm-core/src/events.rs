@@ -16,6 +16,7 @@
 use crate::error::{RsmError, RsmResult};
 use crate::handle::SegmentRef;
 use crate::node::{Rsm, State};
+use crate::ops::OpId;
 use crate::types::SigpostFlags;
 use rsm_hal::{Instant, Platform};
 
@@ -147,6 +148,19 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// documented meaning (spec §9.3); **illumos ignores the flag** and always accumulates.
     /// Without it, events accumulate: each post adds one to the target's counter (saturating
     /// at `u32::MAX`). Unknown flag bits are ignored. Waiters are woken after the post.
+    ///
+    /// On an import of a segment of another node the post is acknowledged: the call returns
+    /// when the exporter answered the bell (it needs a driver, like [`Rsm::putv`]; see
+    /// [`Rsm::start_intr_signal_post`] for the non-blocking form) and reports spec §4.9's
+    /// delivery errors — `RSMERR_REMOTE_NODE_UNREACHABLE` when the exporter is (or is declared,
+    /// at most [`crate::proto::UNREACHABLE_AFTER_NS`] after it last answered) unreachable,
+    /// `RSMERR_CONN_ABORTED` when the import was force-disconnected or the exporter no longer
+    /// has it. A `NO_ACCUMULATE` post behind a bell of the same import not yet sent succeeds
+    /// at once without sending (the target will have that event pending, so it would drop
+    /// this one: the event count is the same as on one node). On an export handle, bells to
+    /// importers on other nodes are queued and not acknowledged (our choice: one unreachable
+    /// importer must not fail a post to the others; an importer that becomes unreachable
+    /// loses its import anyway) — the call does not wait.
     #[doc(alias = "rsm_intr_signal_post")]
     pub fn intr_signal_post(&self, seg: SegmentRef, flags: SigpostFlags) -> RsmResult<()> {
         let coalesce = flags.contains(SigpostFlags::NO_ACCUMULATE);
@@ -157,8 +171,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 Slot::Import(i, g) => {
                     let im = st.imports.get(i, g).ok_or(RsmError::BadSegHndl)?;
                     if im.remote.is_some() {
-                        self.post_remote(&mut st, (i, g), coalesce)?;
-                        return Ok(());
+                        let op = self.post_remote(&mut st, (i, g), coalesce)?;
+                        drop(st);
+                        return self.wait_op(op, None).result;
                     }
                     if st.connected_export(im).is_none() {
                         return Err(RsmError::ConnAborted);
@@ -190,6 +205,46 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         };
         self.wake_if(waiters);
         Ok(())
+    }
+
+    /// Start [`Rsm::intr_signal_post`] without waiting; collect the result with
+    /// [`Rsm::take_completion`] (residual 0). Errors known at once are returned, as by the
+    /// blocking call; a post that needs no answer (same node, an export handle) is done at
+    /// once and its operation is already complete. Each pending post holds an operation slot
+    /// ([`crate::MAX_PENDING_OPS`]): none free → `RSMERR_INSUFFICIENT_RESOURCES`.
+    pub fn start_intr_signal_post(&self, seg: SegmentRef, flags: SigpostFlags) -> RsmResult<OpId> {
+        use crate::ops::{Completion, OpSlot};
+        // Reserve the slot first, so that a full table fails before anything is rung.
+        let (i, g) = {
+            let mut st = self.state.lock();
+            if let Slot::Import(i, g) = self.event_slot(&st, seg)? {
+                if st.imports.get(i, g).is_some_and(|im| im.remote.is_some()) {
+                    let coalesce = flags.contains(SigpostFlags::NO_ACCUMULATE);
+                    return self.post_remote(&mut st, (i, g), coalesce);
+                }
+            }
+            st.ops
+                .insert(OpSlot::Running)
+                .map_err(|_| RsmError::InsufficientResources)?
+        };
+        let r = self.intr_signal_post(seg, flags);
+        let mut st = self.state.lock();
+        if let Err(e) = r {
+            st.ops.remove(i, g);
+            return Err(e);
+        }
+        if let Some(slot) = st.ops.get_mut(i, g) {
+            *slot = OpSlot::Done(Completion {
+                result: Ok(()),
+                residual: 0,
+            });
+        }
+        Ok(OpId::from_raw(crate::handle::encode(
+            self.instance,
+            crate::handle::Kind::Op,
+            g,
+            i,
+        )))
     }
 
     /// Wait for an event on `seg` and consume exactly one.

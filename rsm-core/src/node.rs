@@ -246,8 +246,8 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 /// reference (e.g. in an `Arc` or a `static`).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// is 183 984 bytes (pinned by a test): the RSM tables take 91 232 (local handles 12 312,
-/// exports 38 424 — each carries its 64-entry ACL —, imports 8 728, the 32 operation slots
+/// is 183 472 bytes (pinned by a test): the RSM tables take 90 720 (local handles 12 312,
+/// exports 38 424 — each carries its 64-entry ACL —, imports 8 216, the 32 operation slots
 /// 31 768) and the wire engine 92 512 (the 64 peers 71 176, mostly their windows of messages in
 /// flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
 /// not in a small stack frame.
@@ -641,7 +641,7 @@ mod size_tests {
         );
         assert_eq!(
             (locals, exports, imports, ops),
-            (12_312, 38_424, 8_728, 31_768)
+            (12_312, 38_424, 8_216, 31_768)
         );
         assert_eq!((engine, peers, reorder), (92_512, 71_176, 12_360));
         assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 256);

@@ -2,7 +2,9 @@
 //! forced disconnect, topology — driven through the non-blocking layer.
 
 use rsm_core::proto::UNREACHABLE_AFTER_NS;
-use rsm_core::{CreateFlags, IoVec, Permission, RsmError, ScatGath, SegmentRef, SigpostFlags};
+use rsm_core::{
+    CreateFlags, IoVec, OpId, Permission, RsmError, ScatGath, SegmentRef, SigpostFlags,
+};
 use rsm_hal::fake::FakeRegion;
 use rsm_hal::netsim::FaultConfig;
 use rsm_tests::net::Cluster;
@@ -104,15 +106,24 @@ fn put_get_bells_and_forced_disconnect() {
     assert_eq!(got.unwrap().result, Ok(()));
     assert_eq!(&buf, b"hello, remote");
     // Bells both ways, exact counts.
-    for _ in 0..3 {
-        c.node(0)
-            .intr_signal_post(SegmentRef::Import(imp), SigpostFlags::empty())
-            .unwrap();
-    }
+    // (Posts on a remote import are answered: start them, collect the answers.)
+    let posts: Vec<OpId> = (0..3)
+        .map(|_| {
+            c.node(0)
+                .start_intr_signal_post(SegmentRef::Import(imp), SigpostFlags::empty())
+                .unwrap()
+        })
+        .collect();
     c.node(1)
         .intr_signal_post(SegmentRef::Export(seg), SigpostFlags::empty())
         .unwrap();
     c.run_for(SEC / 10);
+    for op in posts {
+        assert_eq!(
+            c.node(0).take_completion(op).map(|d| d.result),
+            Some(Ok(()))
+        );
+    }
     assert_eq!(c.node(1).export_pending_events(seg), Ok(3));
     for _ in 0..3 {
         c.node(1)

@@ -265,12 +265,19 @@ fn post_order_of_no_accumulate_is_kept_remotely() {
                     .unwrap();
             }
             let same = drain(&c, 1, SegmentRef::Export(seg));
-            for &na in &posts {
-                c.node(0)
-                    .intr_signal_post(SegmentRef::Import(remote), flag(na))
-                    .unwrap();
-            }
+            let ops: Vec<OpId> = posts
+                .iter()
+                .map(|&na| {
+                    c.node(0)
+                        .start_intr_signal_post(SegmentRef::Import(remote), flag(na))
+                        .unwrap()
+                })
+                .collect();
             c.run_for(SEC / 100);
+            for op in ops {
+                let done = c.node(0).take_completion(op).expect("post answered");
+                assert_eq!(done.result, Ok(()));
+            }
             let far = drain(&c, 1, SegmentRef::Export(seg));
             assert_eq!(
                 far, same,
@@ -489,4 +496,187 @@ fn an_idle_import_on_a_lossy_link_stays_connected() {
     let done = wait_op(&mut c, 0, op, 10 * SEC).expect("put completes");
     assert_eq!(done.result, Ok(()));
     assert_eq!(&c.node(1).platform().read(&mem, 8, 9)[..], b"heartbeat");
+}
+
+/// A post on an import of a crashed exporter is acknowledged, so it reports the failure
+/// (spec §4.9): `RSMERR_REMOTE_NODE_UNREACHABLE`, within 5 s plus one heartbeat interval
+/// (and scheduling slack) of simulated time. It used to succeed at once: bells were
+/// fire-and-forget.
+#[test]
+fn a_post_to_a_crashed_exporter_reports_unreachable() {
+    use rsm_core::proto::{HEARTBEAT_INTERVAL_NS, UNREACHABLE_AFTER_NS};
+    use rsm_core::{SegmentRef, SigpostFlags};
+    use rsm_tests::net::Pumped;
+    use std::time::Duration;
+
+    rsm_tests::with_watchdog("post, dead exporter", Duration::from_secs(60), || {
+        let p = Pumped::new(2, 23, FaultConfig::default());
+        let ex = p.node(1);
+        let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
+        let mem = ex.platform().alloc(4096);
+        let seg = ex.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+        ex.export_publish(seg, SEG, &[]).unwrap();
+        let n0 = p.node(0);
+        let ctrl0 = n0.get_controller(Some("rsmnet0")).unwrap();
+        let imp = n0.import_connect(ctrl0, 1, SEG, Permission::RDWR).unwrap();
+        // Alive: the post returns once the exporter rang the event.
+        n0.intr_signal_post(SegmentRef::Import(imp), SigpostFlags::empty())
+            .unwrap();
+        assert_eq!(ex.export_pending_events(seg), Ok(1));
+        let crash = p.net.now();
+        p.power_off(1);
+        assert_eq!(
+            n0.intr_signal_post(SegmentRef::Import(imp), SigpostFlags::empty()),
+            Err(RsmError::RemoteNodeUnreachable)
+        );
+        let took = p.net.now().nanos_since(crash);
+        assert!(
+            took <= UNREACHABLE_AFTER_NS + HEARTBEAT_INTERVAL_NS + 200_000_000,
+            "failed {took} ns after the crash"
+        );
+        // The import is aborted now: later posts fail at once.
+        assert_eq!(
+            n0.intr_signal_post(SegmentRef::Import(imp), SigpostFlags::NO_ACCUMULATE),
+            Err(RsmError::ConnAborted)
+        );
+    });
+}
+
+/// A post that reaches the exporter after it unpublished the segment reports
+/// `RSMERR_CONN_ABORTED` (the exporter answers the bell with it, or its force-disconnect
+/// notice arrives first). It used to succeed: the exporter dropped the bell silently.
+#[test]
+fn a_post_racing_an_unpublish_reports_conn_aborted() {
+    use rsm_core::{SegmentRef, SigpostFlags};
+    let mut c = Cluster::new(2, 24, FaultConfig::default());
+    let mem = c.node(1).platform().alloc(4096);
+    let (imp, seg) = connect(&mut c, mem);
+    c.node(1).export_unpublish(seg).unwrap();
+    let op = c
+        .node(0)
+        .start_intr_signal_post(SegmentRef::Import(imp), SigpostFlags::empty())
+        .expect("the importer does not know yet");
+    let done = wait_op(&mut c, 0, op, 2 * SEC).expect("post answered");
+    assert_eq!(done.result, Err(RsmError::ConnAborted));
+    assert_eq!(done.residual, 0);
+    assert_eq!(c.node(1).export_pending_events(seg), Ok(0), "no event rang");
+}
+
+/// Spec §9.28 over the wire: a vector with an implicit sigpost completes only after the
+/// exporter answered its bell, and a failed post replaces the vector's success (the data was
+/// written; residual 0). Here the exporter unpublishes right after it applied the data —
+/// its acknowledgements of the data are already on their way, its bell refusal (or its
+/// force-disconnect notice) follows. The vector used to complete with success and its bell
+/// was dropped silently.
+#[test]
+fn an_implicit_sigpost_failure_replaces_the_vector_success() {
+    use rsm_core::SgFlags;
+    let mut c = Cluster::new(2, 25, FaultConfig::default());
+    let mem = c.node(1).platform().alloc(4096);
+    let (imp, seg) = connect(&mut c, mem);
+    let local = c.node(0).platform().alloc(4096);
+    c.node(0).platform().write(&local, 0, b"implicit sigpost");
+    let lh = {
+        let n0 = c.node(0);
+        let ctrl = n0.get_controller(Some("rsmnet0")).unwrap();
+        n0.create_localmemory_handle(ctrl, local).unwrap()
+    };
+    let iov = [IoVec::handle(lh, 0, 0, 8), IoVec::handle(lh, 8, 8, 8)];
+    let mut sg = ScatGath::new(imp, &iov);
+    sg.flags = SgFlags::IMPLICIT_SIGPOST;
+    let op = c.node(0).start_putv(&sg).unwrap();
+    // Drive frame by frame until the exporter has written both entries.
+    let mut landed = false;
+    for _ in 0..100 {
+        c.round();
+        if c.node(1).platform().read(&mem, 0, 16) == b"implicit sigpost" {
+            landed = true;
+            break;
+        }
+    }
+    assert!(landed, "the data reached the exporter");
+    c.node(1).export_unpublish(seg).unwrap();
+    let done = wait_op(&mut c, 0, op, 2 * SEC).expect("putv completes");
+    assert_eq!(done.result, Err(RsmError::ConnAborted));
+    assert_eq!(done.residual, 0, "every entry was written");
+    assert_eq!(c.node(1).export_pending_events(seg), Ok(0), "no event rang");
+}
+
+/// `start_intr_signal_post`, the non-blocking post: on a same-node segment it is done at
+/// once; on a remote import it completes with the exporter's answer; a `NO_ACCUMULATE` post
+/// behind a bell not yet sent completes at once without sending; with every operation slot
+/// taken it fails with `RSMERR_INSUFFICIENT_RESOURCES` before ringing anything.
+#[test]
+fn start_intr_signal_post_completes_like_the_blocking_call() {
+    use rsm_core::{SegmentRef, SigpostFlags, MAX_PENDING_OPS};
+    let mut c = Cluster::new(2, 26, FaultConfig::default());
+    let mem = c.node(1).platform().alloc(4096);
+    let (imp, seg) = connect(&mut c, mem);
+    let n1 = c.node(1);
+    let local = n1
+        .import_connect(
+            n1.get_controller(Some("rsmnet0")).unwrap(),
+            1,
+            SEG,
+            Permission::RDWR,
+        )
+        .unwrap();
+    // Same node: done at once.
+    let op = n1
+        .start_intr_signal_post(SegmentRef::Import(local), SigpostFlags::empty())
+        .unwrap();
+    assert_eq!(n1.take_completion(op).map(|d| d.result), Some(Ok(())));
+    assert_eq!(n1.export_pending_events(seg), Ok(1));
+    // Remote: an accumulating post, then a no-accumulate one behind it (done at once).
+    let n0 = c.node(0);
+    let first = n0
+        .start_intr_signal_post(SegmentRef::Import(imp), SigpostFlags::empty())
+        .unwrap();
+    let na = n0
+        .start_intr_signal_post(SegmentRef::Import(imp), SigpostFlags::NO_ACCUMULATE)
+        .unwrap();
+    assert_eq!(n0.take_completion(na).map(|d| d.result), Some(Ok(())));
+    assert_eq!(n0.take_completion(first), None, "waits for the answer");
+    let done = wait_op(&mut c, 0, first, SEC).expect("answered");
+    assert_eq!(done.result, Ok(()));
+    assert_eq!(c.node(1).export_pending_events(seg), Ok(2));
+    // A full operation table: refused before anything is rung, on both paths.
+    let n1 = c.node(1);
+    let held: Vec<OpId> = (0..MAX_PENDING_OPS)
+        .map(|_| {
+            n1.start_intr_signal_post(SegmentRef::Import(local), SigpostFlags::empty())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        n1.export_pending_events(seg),
+        Ok(2 + MAX_PENDING_OPS as u32)
+    );
+    assert_eq!(
+        n1.start_intr_signal_post(SegmentRef::Import(local), SigpostFlags::empty()),
+        Err(RsmError::InsufficientResources)
+    );
+    assert_eq!(
+        n1.export_pending_events(seg),
+        Ok(2 + MAX_PENDING_OPS as u32)
+    );
+    let n0 = c.node(0);
+    let mut held0: Vec<OpId> = (0..MAX_PENDING_OPS)
+        .map(|_| n0.start_put(imp, 0, &[1]).unwrap())
+        .collect();
+    assert_eq!(
+        n0.start_intr_signal_post(SegmentRef::Import(imp), SigpostFlags::empty()),
+        Err(RsmError::InsufficientResources)
+    );
+    for op in held {
+        assert!(c.node(1).take_completion(op).is_some());
+    }
+    assert!(c.run_until(SEC, |c| {
+        held0.retain(|&op| c.node(0).take_completion(op).is_none());
+        held0.is_empty()
+    }));
+    assert_eq!(
+        c.node(1).export_pending_events(seg),
+        Ok(2 + MAX_PENDING_OPS as u32)
+    );
 }

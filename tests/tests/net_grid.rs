@@ -402,6 +402,7 @@ impl Grid {
     fn bells(&mut self) {
         let mut want_export = [0u32; 3];
         let mut want_import = vec![0u32; self.links.len()];
+        let mut posted = Vec::new();
         for k in 0..self.links.len() {
             let n = self.rng.below(4) as u32;
             let (importer, exporter, import) = {
@@ -409,13 +410,14 @@ impl Grid {
                 (l.importer, l.exporter, l.import)
             };
             for _ in 0..n {
+                // Posts on remote imports are answered: start them, collect them below.
                 let r = self
                     .c
                     .node(importer)
-                    .intr_signal_post(SegmentRef::Import(import), SigpostFlags::empty());
+                    .start_intr_signal_post(SegmentRef::Import(import), SigpostFlags::empty());
                 self.tally.calls += 1;
                 match r {
-                    Ok(()) => want_export[exporter as usize] += 1,
+                    Ok(op) => posted.push((importer, exporter, op)),
                     Err(e) => {
                         assert!(!self.strict, "post failed: {e:?}");
                         self.tally.failed += 1;
@@ -441,6 +443,31 @@ impl Grid {
             }
             self.tally.bells += u64::from(n);
         }
+        // Every post completes (a success: the exporter rang the event).
+        let mut failed = Vec::new();
+        let all_answered = self
+            .c
+            .run_until(4 * (UNREACHABLE_AFTER_NS + RTO_MAX_NS), |c| {
+                posted.retain(|&(importer, exporter, op)| {
+                    match c.node(importer).take_completion(op) {
+                        Some(done) => {
+                            match done.result {
+                                Ok(()) => want_export[exporter as usize] += 1,
+                                Err(e) => failed.push(e),
+                            }
+                            false
+                        }
+                        None => true,
+                    }
+                });
+                posted.is_empty()
+            });
+        assert!(all_answered, "posts still pending: {posted:?}");
+        assert!(
+            failed.is_empty() || !self.strict,
+            "posts failed: {failed:?}"
+        );
+        self.tally.failed += failed.len() as u64;
         // Wait until every bell arrived (exactly: then check nothing more comes).
         let exports = self.exports;
         let ok = self
@@ -504,15 +531,34 @@ impl Grid {
                 .export_publish(seg, segid, &[])
                 .unwrap();
             // Every import of that segment is now force-disconnected.
+            // (A post started before the importer learned it is answered CONN_ABORTED by the
+            // exporter, which no longer has the import.)
+            let mut early = Vec::new();
             let done = self
                 .c
                 .run_until(2 * (UNREACHABLE_AFTER_NS + RTO_MAX_NS), |c| {
-                    c.node(importer).import_info(import).is_ok()
-                        && c.node(importer)
-                            .intr_signal_post(SegmentRef::Import(import), SigpostFlags::empty())
-                            == Err(RsmError::ConnAborted)
+                    let n = c.node(importer);
+                    n.import_info(import).is_ok()
+                        && match n.start_intr_signal_post(
+                            SegmentRef::Import(import),
+                            SigpostFlags::empty(),
+                        ) {
+                            Ok(op) => {
+                                early.push(op);
+                                false
+                            }
+                            Err(e) => e == RsmError::ConnAborted,
+                        }
                 });
             assert!(done || !self.strict, "forced disconnect not seen");
+            self.c.run_for(SEC);
+            for op in early {
+                let r = self.c.node(importer).take_completion(op).map(|d| d.result);
+                assert!(
+                    r == Some(Err(RsmError::ConnAborted)) || !self.strict,
+                    "post before the forced disconnect was seen: {r:?}"
+                );
+            }
             for l in self.links.iter_mut().filter(|l| l.exporter == exporter) {
                 let n = self.c.node(l.importer);
                 let op = n.start_put(l.import, l.lo, &[1]).unwrap();

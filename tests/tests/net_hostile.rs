@@ -854,6 +854,7 @@ fn segment_not_published_to_attacker_and_unknown_imports_are_rejected() {
                 segment_id: seg,
                 import_id: id,
                 flags: BELL_TO_EXPORTER,
+                op_id: 7,
             }),
         );
     }
@@ -1212,6 +1213,7 @@ fn garbage(w: &World, rng: &mut Rng) -> (Vec<u8>, bool) {
             segment_id,
             import_id,
             flags: rng.below(4) as u16,
+            op_id: rng.below(1 << 16) as u32,
         }),
         6 => Message::Republish(wire::Republish {
             segment_id,

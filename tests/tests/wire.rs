@@ -58,6 +58,7 @@ fn sample_messages(data: &[u8]) -> Vec<Message<'_>> {
             segment_id: 1,
             import_id: 2,
             flags: wire::BELL_TO_EXPORTER,
+            op_id: 3,
         }),
         Message::Republish(Republish {
             segment_id: 1,
@@ -513,6 +514,7 @@ fn build<'a>(k: u8, f: &[u64; 8], data: &'a [u8], inc: u64) -> Message<'a> {
             segment_id: u32_(0),
             import_id: u32_(1),
             flags: u16_(2) & wire::BELL_FLAGS_KNOWN,
+            op_id: u32_(3),
         }),
         6 => Message::Republish(Republish {
             segment_id: u32_(0),

@@ -283,8 +283,21 @@ pub(crate) struct RemoteImport {
     pub(crate) state: RemoteState,
     /// Id of this import on the wire (the slot's wire id).
     pub(crate) import_id: u32,
-    /// Bells to send to the exporter, in post order.
-    pub(crate) bells: BellQueue,
+}
+
+/// Where the bell of a remote operation stands: an `intr_signal_post` on a remote import is
+/// an operation with no entries and a bell; a putv with an implicit sigpost rings its bell
+/// after every entry was acknowledged. Bells to the exporter are answered, and the operation
+/// completes with that answer (spec §4.9's post errors; §9.28: a failed post replaces the
+/// vector's success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BellState {
+    /// No bell (yet).
+    None,
+    /// To be sent, in start order among the peer's bells.
+    Due,
+    /// Sent; waiting for the exporter's answer.
+    Sent,
 }
 
 /// The exporter's record of one remote import of one of its segments.
@@ -299,11 +312,13 @@ pub(crate) struct RemoteImporter {
     pub(crate) perm: Permission,
     /// The last operation of this importer that failed: its later entries are dropped.
     pub(crate) failed_op: Option<u32>,
-    /// Bells to send to the importer, in post order.
+    /// Bells to send to the importer, in post order (not answered: see
+    /// [`Rsm::intr_signal_post`]).
     pub(crate) bells: BellQueue,
 }
 
-/// Bells waiting to be sent to one segment, in post order: first one posted with
+/// Bells from an exporter waiting to be sent to one remote import, in post order (bells
+/// from an importer are operations: [`BellState`]): first one posted with
 /// `RSM_SIGPOST_NO_ACCUMULATE` if `lead_na`, then `count` accumulating ones. A
 /// no-accumulate post behind any queued bell is dropped at once: that bell will be pending at
 /// the target when it arrives, so the target would drop it too — so the target sees the same
@@ -365,8 +380,10 @@ pub(crate) struct RemoteOp<R> {
     /// Where the data comes from (put) or goes to (get).
     pub(crate) src: Src<R>,
     pub(crate) count: u64,
-    /// Implicit sigpost after success: `Some(coalesce)`.
+    /// Implicit sigpost after success (or the post itself): `Some(coalesce)`.
     pub(crate) sigpost: Option<bool>,
+    /// The bell's progress.
+    pub(crate) bell: BellState,
     /// Start order, for first-in-first-out sending per peer.
     pub(crate) seq: u64,
     /// Send cursor: entry and byte offset within it.

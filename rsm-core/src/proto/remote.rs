@@ -3,7 +3,7 @@
 //! unreachable.
 
 use super::{
-    ConnectOp, RemoteImport, RemoteOp, RemoteState, Src, HEARTBEAT_INTERVAL_NS,
+    BellState, ConnectOp, RemoteImport, RemoteOp, RemoteState, Src, HEARTBEAT_INTERVAL_NS,
     UNREACHABLE_AFTER_NS,
 };
 use crate::error::{RsmError, RsmResult};
@@ -35,7 +35,8 @@ impl<R: rsm_hal::Region> RemoteOp<R> {
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
     /// Complete remote operation `(i, g)` with `result`: drop its references, record the
-    /// completion (residual = count − completed prefix), ring the implicit sigpost.
+    /// completion (residual = count − completed prefix). A vector with an implicit sigpost
+    /// that succeeded rings its bell first and completes with the exporter's answer to it.
     pub(crate) fn finish_op(
         &self,
         st: &mut State<P, L, E, I>,
@@ -45,8 +46,20 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let Some(OpSlot::Remote(op)) = st.ops.get(i, g) else {
             return;
         };
+        if let (Ok(()), BellState::None, Some(coalesce)) = (&result, op.bell, op.sigpost) {
+            // A no-accumulate bell behind a bell not yet sent is dropped (BellQueue's rule).
+            if !(coalesce && Self::bell_due(st, op.import)) {
+                if let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) {
+                    op.bell = BellState::Due;
+                }
+                return;
+            }
+        }
+        let Some(OpSlot::Remote(op)) = st.ops.get(i, g) else {
+            return;
+        };
         let residual = op.count - (op.done as u64).min(op.count);
-        let (import, sigpost) = (op.import, op.sigpost);
+        let import = op.import;
         let mut handles: heapless::Vec<(u16, u32), { crate::types::RSM_MAX_SGIOREQS }> =
             heapless::Vec::new();
         let mut got = None;
@@ -71,9 +84,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
         if let Some(im) = st.imports.get_mut(import.0, import.1) {
             im.busy = im.busy.saturating_sub(1);
-            if let (Ok(()), Some(coalesce), Some(r)) = (&result, sigpost, im.remote.as_mut()) {
-                r.bells.post(coalesce);
-            }
         }
         let c = Completion { result, residual };
         if let Some(slot) = st.ops.get_mut(i, g) {
@@ -360,7 +370,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         im.remote = Some(RemoteImport {
             state: RemoteState::Connecting,
             import_id: 0,
-            bells: super::BellQueue::default(),
         });
         let (ii, ig) = st
             .imports
@@ -497,6 +506,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             count: plan.len() as u64,
             src: Src::Plan(plan),
             sigpost,
+            bell: BellState::None,
             seq: 0,
             next_entry: 0,
             next_frag: 0,
@@ -569,6 +579,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 },
                 count: 1,
                 sigpost: None,
+                bell: BellState::None,
                 seq: 0,
                 next_entry: 0,
                 next_frag: 0,
@@ -676,14 +687,37 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         Ok(())
     }
 
-    /// Post one bell on remote import `(i, g)` (spec §6.5); errors as
-    /// [`Rsm::intr_signal_post`].
+    /// Whether import `import` has a bell waiting to be sent.
+    fn bell_due(st: &State<P, L, E, I>, import: (u16, u32)) -> bool {
+        st.ops.iter().any(|(_, _, op)| {
+            matches!(op, OpSlot::Remote(o) if o.import == import && o.bell == BellState::Due)
+        })
+    }
+
+    /// An operation that is already complete with `c`.
+    fn insert_done(&self, st: &mut State<P, L, E, I>, c: Completion) -> RsmResult<OpId> {
+        let (i, g) = st
+            .ops
+            .insert(OpSlot::Done(c))
+            .map_err(|_| RsmError::InsufficientResources)?;
+        Ok(OpId::from_raw(crate::handle::encode(
+            self.instance,
+            Kind::Op,
+            g,
+            i,
+        )))
+    }
+
+    /// Start posting one bell on remote import `(i, g)` (spec §6.5): an operation with no
+    /// entries that completes with the exporter's answer. Errors known at once (as
+    /// [`Rsm::intr_signal_post`]) are returned; a no-accumulate post behind a bell not yet
+    /// sent completes at once (the target would drop it: the earlier bell is pending there).
     pub(crate) fn post_remote(
         &self,
         st: &mut State<P, L, E, I>,
         (i, g): (u16, u32),
         coalesce: bool,
-    ) -> RsmResult<()> {
+    ) -> RsmResult<OpId> {
         let im = st.imports.get(i, g).ok_or(RsmError::BadSegHndl)?;
         if !st.import_alive(im) {
             return Err(RsmError::ConnAborted);
@@ -691,11 +725,42 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if st.net.peer(im.node).is_none_or(|p| p.unreachable) {
             return Err(RsmError::RemoteNodeUnreachable);
         }
-        let im = st.imports.get_mut(i, g).ok_or(RsmError::BadSegHndl)?;
-        if let Some(r) = im.remote.as_mut() {
-            r.bells.post(coalesce);
+        let (node, segid) = (im.node, im.segid);
+        let import_id = im.remote.map_or(0, |r| r.import_id);
+        if coalesce && Self::bell_due(st, (i, g)) {
+            return self.insert_done(
+                st,
+                Completion {
+                    result: Ok(()),
+                    residual: 0,
+                },
+            );
         }
-        Ok(())
+        let build = |st: &mut State<P, L, E, I>| {
+            let im = st.imports.get_mut(i, g).ok_or(RsmError::BadSegHndl)?;
+            im.busy += 1;
+            Ok(RemoteOp {
+                dir: Direction::Put,
+                node,
+                import: (i, g),
+                import_id,
+                segid,
+                src: Src::Inline {
+                    off: 0,
+                    len: 0,
+                    data: [0; INLINE_MAX],
+                },
+                count: 0,
+                sigpost: Some(coalesce),
+                bell: BellState::Due,
+                seq: 0,
+                next_entry: 0,
+                next_frag: 0,
+                done: 0,
+                recv: 0,
+            })
+        };
+        self.insert_op(st, build, 0)
     }
 
     /// Post one bell to every remote importer of export `(i, g)`.

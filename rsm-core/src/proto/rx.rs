@@ -2,7 +2,9 @@
 //! delivery of each message to the exporter or importer side.
 
 use super::channel::Arrival;
-use super::{Early, GetJob, Msg, RemoteImporter, RemoteState, Src, FRAME_BUF, REORDER_SLOTS};
+use super::{
+    BellState, Early, GetJob, Msg, RemoteImporter, RemoteState, Src, FRAME_BUF, REORDER_SLOTS,
+};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
@@ -248,7 +250,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 Verdict::Accept
             }
             Message::Importing(_) | Message::Republish(_) | Message::Hello(_) => Verdict::Accept,
-            Message::Bell(b) => self.rx_bell(st, src, b),
+            Message::Bell(b) => self.rx_bell(st, ix, src, b),
             Message::PutData(d) => self.rx_put(st, ix, src, d),
             Message::GetRequest(r) => self.rx_get_request(st, src, r),
             Message::GetData(d) => self.rx_get_data(st, src, d),
@@ -432,19 +434,37 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         Verdict::Accept
     }
 
-    fn rx_bell(&self, st: &mut State<P, L, E, I>, src: NodeId, b: &Bell) -> Verdict {
+    /// A bell. One to the exporter is answered ([`wire::BELL_ACK_ENTRY`]): delivered, or
+    /// `RSMERR_CONN_ABORTED` when this node has no live import by that importer (the
+    /// segment was unpublished or destroyed, or the import is unknown).
+    fn rx_bell(&self, st: &mut State<P, L, E, I>, ix: usize, src: NodeId, b: &Bell) -> Verdict {
         let coalesce = b.flags & wire::BELL_NO_ACCUMULATE != 0;
         if b.flags & wire::BELL_TO_EXPORTER != 0 {
-            let Some(k) = Self::importer_of(st, src, b.import_id, b.segment_id) else {
-                return Verdict::Reject;
+            if st.net.peers[ix].ctrl.is_full() {
+                return Verdict::Defer;
+            }
+            let rec = Self::importer_of(st, src, b.import_id, b.segment_id)
+                .map(|k| st.net.importers[k])
+                .filter(|rec| st.live_export(rec.export, rec.epoch).is_some());
+            let (verdict, status) = match rec {
+                Some(rec) => {
+                    if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {
+                        crate::events::ring(&mut ex.events, coalesce);
+                    }
+                    st.net.wake = true;
+                    (Verdict::Accept, 0)
+                }
+                None => (Verdict::Reject, status_of(Err(RsmError::ConnAborted))),
             };
-            let rec = st.net.importers[k];
-            if st.live_export(rec.export, rec.epoch).is_none() {
-                return Verdict::Reject;
-            }
-            if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {
-                crate::events::ring(&mut ex.events, coalesce);
-            }
+            let answer = Ack {
+                op_id: b.op_id,
+                entry: wire::BELL_ACK_ENTRY,
+                status,
+                done_len: 0,
+            };
+            // Room was checked above.
+            let _ = st.net.peers[ix].ctrl.push_back(Msg::Ack(answer));
+            return verdict;
         } else {
             let Some((i, g)) = Self::remote_import_of(st, src, b.import_id, b.segment_id) else {
                 return Verdict::Reject;
@@ -602,7 +622,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let (i, g) = st.ops.find_wire(op_id).ok_or(Verdict::Reject)?;
         match st.ops.get(i, g) {
             Some(OpSlot::Remote(op))
-                if op.node == src && op.dir == dir && usize::from(entry) == op.done => {}
+                if op.node == src
+                    && op.dir == dir
+                    && op.bell == BellState::None
+                    && usize::from(entry) == op.done => {}
             _ => return Err(Verdict::Reject),
         }
         if status != 0 {
@@ -659,6 +682,23 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     fn rx_ack(&self, st: &mut State<P, L, E, I>, src: NodeId, a: &Ack) -> Verdict {
+        if a.entry == wire::BELL_ACK_ENTRY {
+            // The exporter's answer to a bell: the post completes with it.
+            let Some((i, g)) = st.ops.find_wire(a.op_id) else {
+                return Verdict::Reject;
+            };
+            match st.ops.get(i, g) {
+                Some(OpSlot::Remote(op)) if op.node == src && op.bell == BellState::Sent => {}
+                _ => return Verdict::Reject,
+            }
+            let result = if a.status == 0 {
+                Ok(())
+            } else {
+                Err(error_of(a.status))
+            };
+            self.finish_op(st, (i, g), result);
+            return Verdict::Accept;
+        }
         let (i, g) = match self.answer_to(st, src, a.op_id, Direction::Put, a.entry, a.status) {
             Ok(op) => op,
             Err(v) => return v,

@@ -1,7 +1,7 @@
 //! Sending: which message goes out next, and rendering a message descriptor into a frame
 //! straight in the caller's buffer (again for every retransmission).
 
-use super::{Msg, RemoteState, Src, FRAME_BUF, HELLO_INTERVAL_NS};
+use super::{BellState, Msg, RemoteState, Src, FRAME_BUF, HELLO_INTERVAL_NS};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
@@ -416,20 +416,34 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 }
             })
         };
-        let bell = st.imports.iter_mut().find_map(|(_, _, im)| {
-            let (segid, aborted, from) = (im.segid, im.aborted, im.node);
-            let r = im.remote.as_mut()?;
-            if from != node || r.state != RemoteState::Connected || aborted {
-                return None;
-            }
-            let flags = take(&mut r.bells, wire::BELL_TO_EXPORTER)?;
-            Some(Bell {
-                segment_id: segid,
-                import_id: r.import_id,
-                flags,
+        // The oldest due bell of an operation (a post, or a vector's implicit sigpost).
+        let due = st
+            .ops
+            .iter()
+            .filter_map(|(i, g, op)| match op {
+                OpSlot::Remote(o) if o.node == node && o.bell == BellState::Due => {
+                    Some((o.seq, i, g))
+                }
+                _ => None,
             })
-        });
-        bell.or_else(|| {
+            .min();
+        if let Some((_, i, g)) = due {
+            if let Some(OpSlot::Remote(o)) = st.ops.get_mut(i, g) {
+                o.bell = BellState::Sent;
+                let na = if o.sigpost == Some(true) {
+                    wire::BELL_NO_ACCUMULATE
+                } else {
+                    0
+                };
+                return Some(Bell {
+                    segment_id: o.segid,
+                    import_id: o.import_id,
+                    flags: wire::BELL_TO_EXPORTER | na,
+                    op_id: wire_id(i, g),
+                });
+            }
+        }
+        {
             st.net.importers.iter_mut().find_map(|r| {
                 if r.node != node {
                     return None;
@@ -439,9 +453,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     segment_id: r.segid,
                     import_id: r.import_id,
                     flags,
+                    op_id: 0,
                 })
             })
-        })
+        }
     }
 
     fn next_get_data(st: &mut State<P, L, E, I>, node: NodeId, limit: usize) -> Option<Msg> {

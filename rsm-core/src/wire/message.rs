@@ -14,6 +14,10 @@ pub const BELL_TO_EXPORTER: u16 = 0x0001;
 pub const BELL_NO_ACCUMULATE: u16 = 0x0002;
 /// Every bell flag defined by this wire version.
 pub const BELL_FLAGS_KNOWN: u16 = BELL_TO_EXPORTER | BELL_NO_ACCUMULATE;
+/// [`Ack::entry`] of the answer to a [`Bell`] from an importer: `op_id` is the bell's, the
+/// status `0` (the event was delivered) or the `RSMERR_*` code of the refusal. (Vectors
+/// have far fewer entries, so no put acknowledgement carries it.)
+pub const BELL_ACK_ENTRY: u16 = u16::MAX;
 
 /// Smallest value a [`Hello`] may announce as its largest receivable frame.
 pub const MIN_MAX_FRAME: u16 = 128;
@@ -43,7 +47,7 @@ pub enum MessageType {
     GetRequest = 17,
     /// Get data (reply to a get request): [`GetData`].
     GetData = 18,
-    /// Acknowledgement of an applied put entry: [`Ack`].
+    /// Acknowledgement of an applied put entry or of a bell: [`Ack`].
     Ack = 19,
     /// Hello / heartbeat for the topology: [`Hello`].
     Hello = 20,
@@ -240,7 +244,11 @@ pub struct ImportNotice {
 
 /// Bell (event post, spec §6.5).
 ///
-/// Body (10 bytes): `segment_id: 4, import_id: 4, flags: 2`.
+/// A bell from an importer ([`BELL_TO_EXPORTER`]) is answered by an [`Ack`] with entry
+/// [`BELL_ACK_ENTRY`] and the bell's `op_id`, so that the post can report a refusal; a bell
+/// from the exporter to its importers is not answered (`op_id` 0).
+///
+/// Body (14 bytes): `segment_id: 4, import_id: 4, flags: 2, op_id: 4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Bell {
     /// The segment the event is posted on.
@@ -250,6 +258,8 @@ pub struct Bell {
     pub import_id: u32,
     /// Bell flags, a subset of [`BELL_FLAGS_KNOWN`] ([`BELL_TO_EXPORTER`]).
     pub flags: u16,
+    /// The posting operation (importer → exporter), echoed in the answer; 0 otherwise.
+    pub op_id: u32,
 }
 
 /// Republish, exporter → importer: the segment's access list changed.
@@ -332,7 +342,8 @@ pub struct GetData<'a> {
     pub data: &'a [u8],
 }
 
-/// Acknowledgement of a put entry (applied, or failed), exporter → importer.
+/// Acknowledgement of a put entry (applied, or failed), or with entry [`BELL_ACK_ENTRY`] the
+/// answer to an importer's [`Bell`]; exporter → importer.
 ///
 /// Body (12 bytes): `op_id: 4, entry: 2, status: 2, done_len: 4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -422,7 +433,7 @@ impl<'a> Message<'a> {
             Self::ConnectReply(_) => 28,
             Self::Disconnect(_) => 11,
             Self::Importing(_) | Self::NotImporting(_) => 8,
-            Self::Bell(_) => 10,
+            Self::Bell(_) => 14,
             Self::Republish(_) => 6,
             Self::PutData(p) => PUT_DATA_FIXED_LEN + p.data.len(),
             Self::GetRequest(_) => 26,
@@ -482,6 +493,7 @@ impl<'a> Message<'a> {
                     segment_id: r.u32()?,
                     import_id: r.u32()?,
                     flags: r.u16()?,
+                    op_id: r.u32()?,
                 };
                 if b.flags & !BELL_FLAGS_KNOWN != 0 {
                     return Err(WireError::BadField);
@@ -621,6 +633,7 @@ impl<'a> Message<'a> {
                 w.u32(b.segment_id)?;
                 w.u32(b.import_id)?;
                 w.u16(b.flags)?;
+                w.u32(b.op_id)?;
             }
             Self::Republish(r) => {
                 w.u32(r.segment_id)?;

@@ -84,7 +84,7 @@ pub use header::{
 };
 pub use message::{
     Ack, Bell, ConnectReply, ConnectRequest, Disconnect, GetData, GetRequest, Hello, ImportNotice,
-    Message, MessageType, PutData, Republish, BELL_FLAGS_KNOWN, BELL_NO_ACCUMULATE,
+    Message, MessageType, PutData, Republish, BELL_ACK_ENTRY, BELL_FLAGS_KNOWN, BELL_NO_ACCUMULATE,
     BELL_TO_EXPORTER, GET_DATA_FIXED_LEN, MIN_MAX_FRAME, PERMISSION_MAX, PUT_DATA_FIXED_LEN,
 };
 
