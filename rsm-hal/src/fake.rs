@@ -109,6 +109,12 @@ impl Default for FakePlatform {
 }
 
 impl FakePlatform {
+    /// How many times [`Wait::wake`] was called (each call wakes every sleeper): lets tests
+    /// count the wake-ups a workload causes.
+    pub fn wakes(&self) -> u64 {
+        *self.events.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A fresh platform with no memory and no quota.
     pub fn new() -> Self {
         FakePlatform {

@@ -604,7 +604,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             st.net.stats.frames_received += 1;
             st.net.clock = st.net.clock.max(now);
             self.rx_frame(&mut st, now, frame);
-            core::mem::take(&mut st.net.wake) || st.waiters > 0
+            core::mem::take(&mut st.net.wake)
         };
         self.wake_if(wake);
     }
@@ -632,7 +632,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             if n.is_some() {
                 st.net.stats.frames_sent += 1;
             }
-            (n, core::mem::take(&mut st.net.wake) || st.waiters > 0)
+            (n, core::mem::take(&mut st.net.wake))
         };
         self.wake_if(wake);
         Ok(n)
