@@ -150,7 +150,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// at `u32::MAX`). Unknown flag bits are ignored. Waiters are woken after the post.
     ///
     /// On an import of a segment of another node the post is acknowledged: the call returns
-    /// when the exporter answered the bell (it needs a driver, like [`Rsm::putv`]; see
+    /// when the exporter answered the bell (the engine must be driven, as for [`Rsm::putv`]; see
     /// [`Rsm::start_intr_signal_post`] for the non-blocking form) and reports spec §4.9's
     /// delivery errors — `RSMERR_REMOTE_NODE_UNREACHABLE` when the exporter is (or is declared,
     /// at most [`crate::proto::UNREACHABLE_AFTER_NS`] after it last answered) unreachable,

@@ -246,7 +246,7 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 /// reference (e.g. in an `Arc` or a `static`).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// is 183 472 bytes (pinned by a test): the RSM tables take 90 720 (local handles 12 312,
+/// is 183 496 bytes (pinned by a test): the RSM tables take 90 720 (local handles 12 312,
 /// exports 38 424 — each carries its 64-entry ACL —, imports 8 216, the 32 operation slots
 /// 31 768) and the wire engine 92 512 (the 64 peers 71 176, mostly their windows of messages in
 /// flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
@@ -258,6 +258,10 @@ pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: 
     /// `loopback` (index 0) and `rsmnet0` (index 1).
     pub(crate) ctrls: [Ctrl; 2],
     pub(crate) state: spin::Mutex<State<P, L, E, I>>,
+    /// The link the node drives itself ([`Rsm::attach_link`]): from [`Rsm::service`] and from
+    /// every blocking call while it waits. Locked only by whoever drives, never while the
+    /// table lock is held by the same caller (order: link, then table).
+    pub(crate) link: spin::Mutex<Option<&'static mut (dyn rsm_hal::AnyLink + Send)>>,
 }
 
 /// Map a HAL pinning error to the RSMERR code of spec §4.3 / §5.2.
@@ -315,6 +319,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 next_barrier_id: 1,
                 net: crate::proto::Engine::new(config.node_id),
             }),
+            link: spin::Mutex::new(None),
         }
     }
 
@@ -412,6 +417,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
         loop {
             let token = self.platform.prepare_wait();
+            // Waiting means driving (DESIGN §3): with an attached link, move its frames and
+            // run the timers before sleeping, and sleep no longer than the next timer.
+            let timer = self.service(self.platform.now());
             {
                 let mut st = self.state.lock();
                 if let Some(v) = ready(&mut st) {
@@ -422,7 +430,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 }
                 st.waiters += 1;
             }
-            self.platform.wait(token, deadline);
+            let until = match (deadline, timer) {
+                (Some(d), Some(t)) => Some(d.min(t)),
+                (d, None) => d,
+                (None, t) => t,
+            };
+            self.platform.wait(token, until);
             self.state.lock().waiters -= 1;
         }
     }
@@ -644,6 +657,6 @@ mod size_tests {
             (12_312, 38_424, 8_216, 31_768)
         );
         assert_eq!((engine, peers, reorder), (92_512, 71_176, 12_360));
-        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 256);
+        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 512);
     }
 }

@@ -20,7 +20,30 @@
 //!    hold for long (the host backend's copy takes none).
 //! 3. [`Wait::wake`] must be callable from any thread and, on a unikernel, from an interrupt
 //!    handler: it only sets a flag / bumps a counter and wakes sleepers.
-//! 4. Spin locks do not re-enter: an implementation must never call back into `rsm-core`.
+//! 4. Spin locks do not re-enter: [`Memory`], [`Clock`] and [`Wait::wake`] never call back
+//!    into `rsm-core` (they run while `rsm-core` may hold a table lock). [`Wait::wait`] is
+//!    the one exception: it is called with no `rsm-core` lock held (rule 1), so it may call
+//!    the *non-blocking* driving methods of any node (`Rsm::service`, `Rsm::drive`,
+//!    `Rsm::handle_frame`, `Rsm::poll_transmit`) — never a blocking one. A node with an
+//!    attached link already drives it itself before each wait (`Rsm::attach_link`), so a
+//!    one-core target needs nothing more than a `wait` that halts until the next interrupt
+//!    or deadline; a single-threaded simulation of several nodes steps the others there.
+//!
+//! ## Implementing the HAL for a new target
+//! 1. **Memory**: a [`Region`] type whose constructor carries the one `unsafe` promise (valid
+//!    for reads and writes while any handle uses it); `pin`/`unpin` (a no-op pin is fine
+//!    where memory never moves or pages out, as on a unikernel with identity-mapped RAM);
+//!    `copy`/`write`/`read` with bounds checks and the 8-byte word atomicity of
+//!    [`Memory::write`].
+//! 2. **Clock**: any monotonic nanosecond counter (TSC scaled, a timer register).
+//! 3. **Wait**: an event count. With threads: a mutex + condition variable (the host);
+//!    on one core: `prepare_wait` reads the counter, `wait` halts (`hlt`/`wfi`) until an
+//!    interrupt or the deadline's timer, `wake` (from the NIC's receive interrupt too) bumps
+//!    the counter.
+//! 4. **Link**: a non-blocking [`Link`] over the NIC (virtio-net, a UDP socket); give it to
+//!    the node with `Rsm::attach_link`, or drive it from a thread with `Rsm::drive`.
+//! 5. **Main loop** (firmware): `loop { let next = node.service(clock.now()); sleep until
+//!    next or a frame }` — blocking calls on the same core drive the link themselves.
 //!
 //! ## The fake platform
 //! With the `fake` feature, the `fake` module provides `FakePlatform`: a simulated address space
@@ -41,7 +64,7 @@ mod link;
 #[cfg(feature = "fake")]
 pub mod netsim;
 
-pub use link::Link;
+pub use link::{AnyLink, Link};
 
 use core::fmt::Debug;
 

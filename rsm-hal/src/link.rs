@@ -57,3 +57,48 @@ pub trait Link {
     /// [`Link::max_frame`] bytes always suffices.
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error>;
 }
+
+/// A [`Link`] as a trait object: errors become their [`ErrorKind`](crate::ErrorKind), so a
+/// node can keep a link of any type without a type parameter (`rsm_core::Rsm::attach_link`).
+/// Every [`Link`] is one; `dyn AnyLink + Send` is a [`Link`] again.
+pub trait AnyLink {
+    /// [`Link::mac`].
+    fn any_mac(&self) -> [u8; 6];
+    /// [`Link::max_frame`].
+    fn any_max_frame(&self) -> usize;
+    /// [`Link::transmit`].
+    fn any_transmit(&mut self, frame: &[u8]) -> Result<(), crate::ErrorKind>;
+    /// [`Link::receive`].
+    fn any_receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, crate::ErrorKind>;
+}
+
+impl<T: Link> AnyLink for T {
+    fn any_mac(&self) -> [u8; 6] {
+        self.mac()
+    }
+    fn any_max_frame(&self) -> usize {
+        self.max_frame()
+    }
+    fn any_transmit(&mut self, frame: &[u8]) -> Result<(), crate::ErrorKind> {
+        self.transmit(frame).map_err(|e| e.kind())
+    }
+    fn any_receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, crate::ErrorKind> {
+        self.receive(buf).map_err(|e| e.kind())
+    }
+}
+
+impl Link for dyn AnyLink + Send + '_ {
+    type Error = crate::ErrorKind;
+    fn mac(&self) -> [u8; 6] {
+        self.any_mac()
+    }
+    fn max_frame(&self) -> usize {
+        self.any_max_frame()
+    }
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
+        self.any_transmit(frame)
+    }
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        self.any_receive(buf)
+    }
+}

@@ -300,3 +300,169 @@ impl Drop for Pumped {
         }
     }
 }
+
+/// A platform for nodes with no driver thread (issue 9 §4): memory of a [`FakePlatform`],
+/// the clock of the simulated network, and a [`Wait::wait`](rsm_hal::Wait::wait) that runs
+/// the whole simulation one step — it services every node of its cluster (each drives its
+/// attached link) and advances simulated time to the next frame or timer. So one thread can
+/// make a blocking call on one node while the others answer (rsm-hal's rule 4: `wait` runs
+/// with no lock of `rsm-core` held and may call non-blocking node methods).
+pub struct SimPlatform {
+    fake: FakePlatform,
+    net: Network,
+    nodes: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Weak<SimNode>>>>,
+}
+
+/// A node of a [`Solo`] cluster.
+pub type SimNode = Rsm<SimPlatform>;
+
+impl std::ops::Deref for SimPlatform {
+    type Target = FakePlatform;
+    fn deref(&self) -> &FakePlatform {
+        &self.fake
+    }
+}
+
+impl rsm_hal::Memory for SimPlatform {
+    type Region = rsm_hal::fake::FakeRegion;
+    type Pin = <FakePlatform as rsm_hal::Memory>::Pin;
+    type Error = <FakePlatform as rsm_hal::Memory>::Error;
+    fn pin(&self, region: &Self::Region) -> Result<Self::Pin, Self::Error> {
+        self.fake.pin(region)
+    }
+    fn unpin(&self, pin: Self::Pin) {
+        self.fake.unpin(pin)
+    }
+    fn copy(
+        &self,
+        dst: &Self::Region,
+        dst_off: usize,
+        src: &Self::Region,
+        src_off: usize,
+        len: usize,
+    ) -> Result<(), Self::Error> {
+        rsm_hal::Memory::copy(&self.fake, dst, dst_off, src, src_off, len)
+    }
+    fn write(&self, dst: &Self::Region, dst_off: usize, src: &[u8]) -> Result<(), Self::Error> {
+        rsm_hal::Memory::write(&self.fake, dst, dst_off, src)
+    }
+    fn read(&self, src: &Self::Region, src_off: usize, dst: &mut [u8]) -> Result<(), Self::Error> {
+        rsm_hal::Memory::read(&self.fake, src, src_off, dst)
+    }
+}
+
+impl rsm_hal::Clock for SimPlatform {
+    fn now(&self) -> Instant {
+        self.net.now()
+    }
+}
+
+impl rsm_hal::Wait for SimPlatform {
+    fn prepare_wait(&self) -> rsm_hal::WaitToken {
+        self.fake.prepare_wait()
+    }
+
+    fn wait(&self, token: rsm_hal::WaitToken, deadline: Option<Instant>) {
+        if self.fake.prepare_wait() != token {
+            return;
+        }
+        let nodes: Vec<std::sync::Arc<SimNode>> = self
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        let now = self.net.now();
+        let mut next = deadline.unwrap_or(now.add_nanos(1_000_000_000));
+        for n in &nodes {
+            if let Some(t) = n.service(now) {
+                next = next.min(t);
+            }
+        }
+        if self.fake.prepare_wait() != token {
+            return;
+        }
+        if let Some(t) = self.net.next_event() {
+            next = next.min(t);
+        }
+        // Always make progress: at least 1 µs.
+        self.net.advance_to(next.max(now.add_nanos(1_000)));
+    }
+
+    fn wake(&self) {
+        self.fake.wake()
+    }
+}
+
+/// Nodes on a simulated network with no driver thread: each drives its own attached link
+/// ([`Rsm::attach_link`]) whenever a blocking call waits ([`SimPlatform`]). Everything runs on
+/// the caller's thread.
+pub struct Solo {
+    /// The network.
+    pub net: Network,
+    /// The nodes, by node id.
+    pub nodes: Vec<std::sync::Arc<SimNode>>,
+}
+
+impl Solo {
+    /// `n` nodes (ids 0..n) on a network with `faults`, networking started, links attached.
+    pub fn new(n: u32, seed: u64, faults: FaultConfig) -> Self {
+        use std::sync::{Arc, Mutex};
+        let net = Network::new(seed, faults);
+        let registry = Arc::new(Mutex::new(Vec::new()));
+        let mut nodes = Vec::new();
+        for id in 0..n {
+            let platform = SimPlatform {
+                fake: FakePlatform::new(),
+                net: net.clone(),
+                nodes: registry.clone(),
+            };
+            let node = Arc::new(SimNode::new(
+                platform,
+                Config {
+                    node_id: id,
+                    ..Config::default()
+                },
+            ));
+            let link: &'static mut SimLink = Box::leak(Box::new(net.port(mac(id))));
+            node.net_start(
+                net.now(),
+                NetConfig {
+                    incarnation: 1,
+                    max_frame: link.max_frame(),
+                },
+            );
+            node.attach_link(link);
+            registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Arc::downgrade(&node));
+            nodes.push(node);
+        }
+        Solo { net, nodes }
+    }
+
+    /// Node `id`.
+    pub fn node(&self, id: u32) -> &SimNode {
+        &self.nodes[id as usize]
+    }
+
+    /// Drive every node (one thread) for `ns` of simulated time.
+    pub fn run_for(&self, ns: u64) {
+        let end = self.net.now().add_nanos(ns);
+        while self.net.now() < end {
+            let now = self.net.now();
+            let mut next = end;
+            for n in &self.nodes {
+                if let Some(t) = n.service(now) {
+                    next = next.min(t);
+                }
+            }
+            if let Some(t) = self.net.next_event() {
+                next = next.min(t);
+            }
+            self.net.advance_to(next.max(now.add_nanos(1_000)));
+        }
+    }
+}

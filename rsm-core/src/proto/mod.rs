@@ -61,8 +61,10 @@
 //! counted ([`NetStats::rejected`]) without touching memory.
 //!
 //! Blocking calls on remote segments ([`Rsm::import_connect`], [`Rsm::putv`], [`Rsm::put`],
-//! …) need a driver running on another thread (or, on a single-threaded target, inside the
-//! platform's wait); they return when the engine completes them — at the latest
+//! …) need the engine driven while they wait: by the caller itself when the node has an
+//! attached link ([`Rsm::attach_link`]: waiting drives the link and runs the timers, so one
+//! core suffices; a firmware main loop calls [`Rsm::service`]), or by a driver thread
+//! calling [`Rsm::drive`]. They return when the engine completes them — at the latest
 //! [`UNREACHABLE_AFTER_NS`] after the peer last made progress (a connect: after its 5 s
 //! reply wait).
 
@@ -89,6 +91,8 @@ pub const UNREACHABLE_AFTER_NS: u64 = 5_000_000_000;
 pub const RTO_INITIAL_NS: u64 = 20_000_000;
 /// Longest retransmission timeout after backoff (250 ms).
 pub const RTO_MAX_NS: u64 = 250_000_000;
+/// Rounds of [`Rsm::drive`] one [`Rsm::service`] call makes at most.
+const SERVICE_ROUNDS: usize = 16;
 /// Interval of the broadcast hello (1 s).
 pub const HELLO_INTERVAL_NS: u64 = 1_000_000_000;
 /// Heartbeat interval (250 ms). While two nodes are connected by an import (this node
@@ -669,7 +673,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// [`Rsm::handle_frame`], then transmit everything [`Rsm::poll_transmit`] yields. Returns
     /// whether any frame moved. A frame the link refuses to send is dropped (the channel
     /// retransmits it).
-    pub fn drive<K: Link>(&self, link: &mut K, now: Instant) -> bool {
+    pub fn drive<K: Link + ?Sized>(&self, link: &mut K, now: Instant) -> bool {
         let mut buf = [0u8; FRAME_BUF];
         let mut moved = false;
         while let Ok(Some(n)) = link.receive(&mut buf) {
@@ -685,6 +689,66 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
         }
         moved
+    }
+
+    /// Give the node a link to drive itself: from now on [`Rsm::service`] and every blocking
+    /// call, while it waits, move this link's frames and run the engine's timers — so a
+    /// single-threaded target (a unikernel on one core, a firmware main loop) makes progress
+    /// with no driver thread (DESIGN §3: waiting means polling the engine). Returns the link
+    /// attached before, if any.
+    ///
+    /// Without an attached link the node is driven from outside, by [`Rsm::drive`] (or
+    /// [`Rsm::handle_frame`] and [`Rsm::poll_transmit`]) on a driver thread — the host's mode.
+    /// Both can be combined: whoever waits drives the attached link, one caller at a time.
+    ///
+    /// The link is `'static` because the node keeps it: on a unikernel it is a `static`; a
+    /// test can leak a `Box`.
+    pub fn attach_link(
+        &self,
+        link: &'static mut (dyn rsm_hal::AnyLink + Send),
+    ) -> Option<&'static mut (dyn rsm_hal::AnyLink + Send)> {
+        self.link.lock().replace(link)
+    }
+
+    /// Take the attached link back ([`Rsm::attach_link`]).
+    pub fn detach_link(&self) -> Option<&'static mut (dyn rsm_hal::AnyLink + Send)> {
+        self.link.lock().take()
+    }
+
+    /// One turn of a firmware main loop: drive the attached link at `now` (receive every
+    /// frame, transmit everything due, run the timers) and return when `service` must run
+    /// again at the latest (the next retransmission, heartbeat, hello or connect timeout);
+    /// sooner if a frame arrives. `None` when no link is attached or the engine is stopped.
+    /// If another caller is driving the link right now, this one only reports the deadline.
+    ///
+    /// ```
+    /// use rsm_core::{proto::NetConfig, Config, Rsm};
+    /// use rsm_hal::{fake::FakePlatform, netsim::{FaultConfig, Network}, Link};
+    ///
+    /// let net = Network::new(1, FaultConfig::default());
+    /// let node: Rsm<FakePlatform> = Rsm::new(FakePlatform::new(), Config::default());
+    /// let link = Box::leak(Box::new(net.port(rsm_core::node_mac(0))));
+    /// node.net_start(net.now(), NetConfig { incarnation: 1, max_frame: link.max_frame() });
+    /// node.attach_link(link);
+    /// // The main loop: service, then sleep until the deadline or the next frame.
+    /// let next = node.service(net.now()).expect("a link is attached");
+    /// assert!(next > net.now());
+    /// assert_eq!(node.net_stats().frames_sent, 1, "the first hello went out");
+    /// ```
+    pub fn service(&self, now: Instant) -> Option<Instant> {
+        {
+            let Some(mut guard) = self.link.try_lock() else {
+                return self.poll_timeout();
+            };
+            let link = guard.as_deref_mut()?;
+            // Bounded: a link that never runs dry cannot keep the caller here for ever.
+            for _ in 0..SERVICE_ROUNDS {
+                if !self.drive(link, now) {
+                    break;
+                }
+            }
+        }
+        self.poll_timeout()
     }
 
     /// Take the result of a connect started with [`Rsm::start_import_connect`]: `None` while
