@@ -2,9 +2,11 @@
 //! all with 1 % corruption, under a random workload of pipelined putv/getv/put/get with
 //! overlapping writes, bells with exact counts, disconnect/reconnect and forced disconnects.
 //!
-//! At ≤ 10 % loss every call must succeed with byte-exact data; at 20–30 % at least 99 % must,
-//! and every failure must be an allowed error with a residual that matches what reached the
-//! exporter. No operation may outlive its documented timeout. Each cell prints its
+//! At ≤ 10 % loss every call must succeed; at 20–30 % at least 99 % must, and every failure
+//! must be an allowed error with a residual in 1..=count. At every loss level the exported
+//! memory is checked byte-exact against the model after every round (after a round with a
+//! failed call the model is re-read from the exporters), get data byte-exact, and bell counts
+//! exact — up to one extra event per failed post, fewer only on an import aborted meanwhile. No operation may outlive its documented timeout. Each cell prints its
 //! retransmission count (run with `--nocapture` to see the table).
 
 use rsm_core::proto::{NetStats, RTO_MAX_NS, UNREACHABLE_AFTER_NS};
@@ -445,6 +447,7 @@ impl Grid {
         }
         // Every post completes (a success: the exporter rang the event).
         let mut failed = Vec::new();
+        let mut failed_to = [0u32; 3];
         let all_answered = self
             .c
             .run_until(4 * (UNREACHABLE_AFTER_NS + RTO_MAX_NS), |c| {
@@ -453,7 +456,10 @@ impl Grid {
                         Some(done) => {
                             match done.result {
                                 Ok(()) => want_export[exporter as usize] += 1,
-                                Err(e) => failed.push(e),
+                                Err(e) => {
+                                    failed.push(e);
+                                    failed_to[exporter as usize] += 1;
+                                }
                             }
                             false
                         }
@@ -480,7 +486,8 @@ impl Grid {
                         >= want_export[node]
                 })
             });
-        assert!(ok || !self.strict, "bells to exporters did not arrive");
+        // An answered post has rung its event already: this holds at every loss level.
+        assert!(ok, "bells to exporters did not arrive");
         self.c.run_for(2 * SEC);
         for node in [1usize, 2] {
             let got = self
@@ -488,9 +495,14 @@ impl Grid {
                 .node(node as u32)
                 .export_pending_events(exports[node].unwrap())
                 .unwrap();
-            if self.strict {
-                assert_eq!(got, want_export[node], "exact bell count at node {node}");
-            }
+            // Exact when every post succeeded; a failed post may still have rung (its
+            // answer was lost before the exporter was declared unreachable).
+            let want = want_export[node];
+            assert!(
+                (want..=want + failed_to[node]).contains(&got),
+                "bell count at node {node}: {got}, want {want} (+ up to {} failed posts)",
+                failed_to[node]
+            );
             for _ in 0..got {
                 self.c
                     .node(node as u32)
@@ -501,10 +513,21 @@ impl Grid {
         for (k, l) in self.links.iter().enumerate() {
             let n = self.c.node(l.importer);
             let mut got = 0;
-            while n.intr_signal_wait(SegmentRef::Import(l.import), 0).is_ok() {
-                got += 1;
-            }
-            if self.strict {
+            let end = loop {
+                match n.intr_signal_wait(SegmentRef::Import(l.import), 0) {
+                    Ok(()) => got += 1,
+                    Err(e) => break e,
+                }
+            };
+            // Exact on a live import; an import aborted meanwhile (its exporter was declared
+            // unreachable) may have missed some.
+            if end == RsmError::ConnAborted {
+                assert!(
+                    got <= want_import[k],
+                    "link {k}: {got} bells of {}",
+                    want_import[k]
+                );
+            } else {
                 assert_eq!(
                     got, want_import[k],
                     "exact bell count at importer of link {k}"
@@ -636,10 +659,11 @@ fn run_cell(seed: u64, faults: FaultConfig, rounds: usize) -> (Tally, NetStats) 
         for k in 0..g.links.len() {
             g.start_batch(k, &mut pending);
         }
+        // Every round: after a failed call `finish` took the exporters' memory as the model
+        // (the documented residual says only how many entries completed), so the check is
+        // byte-exact in every round without a failure, at every loss level.
         g.finish(pending);
-        if strict {
-            g.check_model();
-        }
+        g.check_model();
         if round % 2 == 1 {
             g.bells();
         }
@@ -648,9 +672,7 @@ fn run_cell(seed: u64, faults: FaultConfig, rounds: usize) -> (Tally, NetStats) 
         }
     }
     g.c.run_for(3 * SEC);
-    if strict {
-        g.check_model();
-    }
+    g.check_model();
     (g.tally, stats_sum(&g.c))
 }
 
