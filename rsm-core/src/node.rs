@@ -13,9 +13,8 @@ use crate::handle::{self, ControllerHandle, ExportHandle, ImportHandle, Kind, Lo
 use crate::ops::OpSlot;
 use crate::table::Table;
 use crate::types::{
-    AccessEntry, BarrierMode, ControllerAttr, CreateFlags, NodeId, Permission, SegmentId,
-    MAXNAMELEN, PAGE_SIZE, RSM_DAS16, RSM_DAS32, RSM_DAS64, RSM_DAS8, RSM_MAX_ACL_ENTRIES,
-    RSM_USER_APP_ID_BASE,
+    BarrierMode, ControllerAttr, CreateFlags, NodeId, Permission, SegmentId, MAXNAMELEN, PAGE_SIZE,
+    RSM_DAS16, RSM_DAS32, RSM_DAS64, RSM_DAS8, RSM_USER_APP_ID_BASE,
 };
 use rsm_hal::{ErrorKind, Instant, Memory, Platform, Region};
 
@@ -96,7 +95,7 @@ pub(crate) struct LocalMem<R, Pin> {
 pub(crate) struct Publication {
     pub(crate) segid: SegmentId,
     /// Empty = every node may connect (spec §4.3).
-    pub(crate) acl: heapless::Vec<AccessEntry, RSM_MAX_ACL_ENTRIES>,
+    pub(crate) acl: crate::segment::Acl,
 }
 
 pub(crate) struct Export<R, Pin> {
@@ -246,9 +245,9 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 /// reference (e.g. in an `Arc` or a `static`).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// is 183 496 bytes (pinned by a test): the RSM tables take 90 720 (local handles 12 312,
-/// exports 38 424 — each carries its 64-entry ACL —, imports 8 216, the 32 operation slots
-/// 31 768) and the wire engine 92 512 (the 64 peers 71 176, mostly their windows of messages in
+/// is 153 800 bytes (pinned by a test): the RSM tables take 61 024 (local handles 12 312,
+/// exports 8 728 — each keeps its access list as 66 bytes of decisions —, imports 8 216,
+/// the 32 operation slots 31 768) and the wire engine 92 512 (the 64 peers 71 176, mostly their windows of messages in
 /// flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
 /// not in a small stack frame.
 pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
@@ -654,7 +653,7 @@ mod size_tests {
         );
         assert_eq!(
             (locals, exports, imports, ops),
-            (12_312, 38_424, 8_216, 31_768)
+            (12_312, 8_728, 8_216, 31_768)
         );
         assert_eq!((engine, peers, reorder), (92_512, 71_176, 12_360));
         assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 512);

@@ -18,11 +18,7 @@ use rsm_hal::{Platform, Region};
 
 /// Validate an access list (spec §4.3, §9.16): at most 64 entries, nodes ≤ 64, permissions
 /// ≤ 0666; on the loopback controller at most one entry, naming the local node.
-pub(crate) fn check_acl(
-    acl: &[AccessEntry],
-    ctrl: u8,
-    local: NodeId,
-) -> RsmResult<heapless::Vec<AccessEntry, RSM_MAX_ACL_ENTRIES>> {
+pub(crate) fn check_acl(acl: &[AccessEntry], ctrl: u8, local: NodeId) -> RsmResult<Acl> {
     let bad = acl.len() > RSM_MAX_ACL_ENTRIES
         || acl
             .iter()
@@ -31,19 +27,85 @@ pub(crate) fn check_acl(
     if bad {
         return Err(RsmError::BadAcl);
     }
-    heapless::Vec::from_slice(acl).map_err(|()| RsmError::BadAcl)
+    Ok(Acl::from_entries(acl))
 }
 
-/// The permission an ACL grants `node` (owner digit; spec §9.16), or `None` if it excludes it.
-/// With an empty ACL every node gets read and write. Duplicate entries: the first match wins.
-pub(crate) fn granted(acl: &[AccessEntry], node: NodeId) -> Option<Permission> {
-    if acl.is_empty() {
-        return Some(Permission::RDWR);
+/// A published segment's access list, kept as what it decides (spec §4.3, §9.16): for each
+/// node id 0..=64 whether an entry names it and the owner read/write bits of the first entry
+/// that does — 66 bytes instead of 64 inline entries of 8 (the list is never read back, only
+/// asked what it grants).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Acl {
+    /// No entries: every node gets read and write.
+    open: bool,
+    /// Per node id: 0 = not listed, else [`Acl::LISTED`] | [`Acl::READ`] | [`Acl::WRITE`].
+    perm: [u8; RSM_MAX_NODE as usize + 1],
+}
+
+impl Acl {
+    const LISTED: u8 = 0x80;
+    const READ: u8 = 0x01;
+    const WRITE: u8 = 0x02;
+
+    /// The decisions of a validated list (nodes ≤ [`RSM_MAX_NODE`]): the first entry for a
+    /// node wins.
+    fn from_entries(acl: &[AccessEntry]) -> Acl {
+        let mut a = Acl {
+            open: acl.is_empty(),
+            perm: [0; RSM_MAX_NODE as usize + 1],
+        };
+        for e in acl {
+            if let Some(p) = usize::try_from(e.ae_node)
+                .ok()
+                .and_then(|n| a.perm.get_mut(n))
+            {
+                if *p == 0 {
+                    let bits = Permission::from_bits_truncate(e.ae_permission);
+                    *p = Self::LISTED
+                        | if bits.contains(Permission::READ) {
+                            Self::READ
+                        } else {
+                            0
+                        }
+                        | if bits.contains(Permission::WRITE) {
+                            Self::WRITE
+                        } else {
+                            0
+                        };
+                }
+            }
+        }
+        a
     }
-    let e = acl.iter().find(|e| e.ae_node == node)?;
-    Some(Permission::from_bits_truncate(
-        e.ae_permission & Permission::RDWR.bits(),
-    ))
+
+    /// The permission granted to `node` (owner digit; spec §9.16), or `None` if the list
+    /// excludes it. With an empty list every node gets read and write; with duplicate
+    /// entries for a node the first one wins.
+    pub(crate) fn granted(&self, node: NodeId) -> Option<Permission> {
+        if self.open {
+            return Some(Permission::RDWR);
+        }
+        let p = *self.perm.get(usize::try_from(node).ok()?)?;
+        if p & Self::LISTED == 0 {
+            return None;
+        }
+        let mut g = Permission::empty();
+        if p & Self::READ != 0 {
+            g |= Permission::READ;
+        }
+        if p & Self::WRITE != 0 {
+            g |= Permission::WRITE;
+        }
+        Some(g)
+    }
+}
+
+/// The permission `acl` (`None`: not published with one — every node) grants `node`.
+pub(crate) fn granted(acl: Option<&Acl>, node: NodeId) -> Option<Permission> {
+    match acl {
+        Some(a) => a.granted(node),
+        None => Some(Permission::RDWR),
+    }
 }
 
 /// What an import handle is connected to (see [`Rsm::import_info`]).
@@ -452,11 +514,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             .iter()
             .find(|(_, _, e)| e.published.as_ref().is_some_and(|p| p.segid == segment_id))
             .ok_or(RsmError::SegNotPublished)?;
-        let acl = ex
-            .published
-            .as_ref()
-            .map(|p| p.acl.as_slice())
-            .unwrap_or(&[]);
+        let acl = ex.published.as_ref().map(|p| &p.acl);
         let granted = granted(acl, local).ok_or(RsmError::SegNotPublishedToNode)?;
         if !granted.contains(perm) {
             return Err(RsmError::PermDenied);
@@ -540,5 +598,39 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             .exports
             .get(i, g)
             .and_then(|e| e.published.as_ref().map(|p| p.segid)))
+    }
+}
+
+#[cfg(test)]
+mod acl_tests {
+    use super::{check_acl, granted, Acl};
+    use crate::node::LOOPBACK;
+    use crate::types::{AccessEntry, Permission};
+
+    fn e(node: u32, perm: u32) -> AccessEntry {
+        AccessEntry {
+            ae_node: node,
+            ae_permission: perm,
+        }
+    }
+
+    #[test]
+    fn the_compact_list_decides_like_the_entries() {
+        let net = 1;
+        let open = check_acl(&[], net, 0).unwrap();
+        assert_eq!(open.granted(63), Some(Permission::RDWR));
+        let a = check_acl(&[e(3, 0o400), e(3, 0o666), e(64, 0o246), e(5, 0)], net, 0).unwrap();
+        assert_eq!(a.granted(3), Some(Permission::READ), "first entry wins");
+        assert_eq!(a.granted(64), Some(Permission::WRITE), "owner digit only");
+        assert_eq!(
+            a.granted(5),
+            Some(Permission::empty()),
+            "listed with nothing"
+        );
+        assert_eq!(a.granted(4), None, "not listed");
+        assert_eq!(a.granted(65), None);
+        assert_eq!(granted(None::<&Acl>, 9), Some(Permission::RDWR));
+        assert!(check_acl(&[e(65, 0o600)], net, 0).is_err());
+        assert!(check_acl(&[e(1, 0o600)], LOOPBACK, 0).is_err());
     }
 }

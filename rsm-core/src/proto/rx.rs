@@ -349,7 +349,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let result = match found {
             None => Err(RsmError::SegNotPublished),
             Some((ei, eg, ex)) => {
-                let acl = ex.published.as_ref().map_or(&[][..], |p| p.acl.as_slice());
+                let acl = ex.published.as_ref().map(|p| &p.acl);
                 let perm = Permission::from_bits_truncate(u32::from(r.permission));
                 match crate::segment::granted(acl, src) {
                     _ if ex.ctrl == crate::node::LOOPBACK => Err(RsmError::SegNotPublishedToNode),
