@@ -240,7 +240,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             });
         }
         Ok(OpId::from_raw(crate::handle::encode(
-            self.instance,
+            self.instance(),
             crate::handle::Kind::Op,
             g,
             i,

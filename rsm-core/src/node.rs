@@ -39,13 +39,19 @@ pub struct Config {
     pub segid_conf: Option<&'static str>,
 }
 
+impl Config {
+    /// The defaults (node 0, 1 TiB segments, no segment-id configuration), usable in a
+    /// `const` or `static`: `Config { node_id: 3, ..Config::DEFAULT }`.
+    pub const DEFAULT: Config = Config {
+        node_id: 0,
+        max_segment_size: 1 << 40,
+        segid_conf: None,
+    };
+}
+
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            node_id: 0,
-            max_segment_size: 1 << 40,
-            segid_conf: None,
-        }
+        Config::DEFAULT
     }
 }
 
@@ -252,7 +258,8 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 /// not in a small stack frame.
 pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
     pub(crate) platform: P,
-    pub(crate) instance: u16,
+    /// The tag in every handle of this node (0 until first needed: see [`Rsm::instance`]).
+    pub(crate) instance_tag: core::sync::atomic::AtomicU16,
     pub(crate) config: Config,
     /// `loopback` (index 0) and `rsmnet0` (index 1).
     pub(crate) ctrls: [Ctrl; 2],
@@ -302,10 +309,10 @@ pub(crate) fn parse_controller_name(name: Option<&str>) -> Option<u8> {
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
     /// A node with empty tables over `platform`.
-    pub fn new(platform: P, config: Config) -> Self {
+    pub const fn new(platform: P, config: Config) -> Self {
         Rsm {
             platform,
-            instance: handle::next_instance(),
+            instance_tag: core::sync::atomic::AtomicU16::new(0),
             config,
             ctrls: [Ctrl::new(), Ctrl::new()],
             state: spin::Mutex::new(State {
@@ -319,6 +326,24 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 net: crate::proto::Engine::new(config.node_id),
             }),
             link: spin::Mutex::new(None),
+        }
+    }
+
+    /// The node's instance tag (in every handle it gives out, so that a handle of another
+    /// node is refused): assigned on first use, so that [`Rsm::new`] can be `const`.
+    pub(crate) fn instance(&self) -> u16 {
+        use core::sync::atomic::Ordering;
+        let t = self.instance_tag.load(Ordering::Relaxed);
+        if t != 0 {
+            return t;
+        }
+        let fresh = handle::next_instance();
+        match self
+            .instance_tag
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(won) => won,
         }
     }
 
@@ -361,7 +386,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Decode `raw` if it is a handle of this instance and `kind`.
     pub(crate) fn parts(&self, raw: u64, kind: Kind) -> Option<(u16, u32)> {
         let p = handle::decode(raw);
-        (raw != 0 && p.instance == self.instance && p.kind == kind as u8)
+        (raw != 0 && p.instance == self.instance() && p.kind == kind as u8)
             .then_some((p.index, p.gen))
     }
 
@@ -383,11 +408,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     pub(crate) fn export_handle(&self, index: u16, gen: u32) -> ExportHandle {
-        ExportHandle::from_raw(handle::encode(self.instance, Kind::Export, gen, index))
+        ExportHandle::from_raw(handle::encode(self.instance(), Kind::Export, gen, index))
     }
 
     pub(crate) fn import_handle(&self, index: u16, gen: u32) -> ImportHandle {
-        ImportHandle::from_raw(handle::encode(self.instance, Kind::Import, gen, index))
+        ImportHandle::from_raw(handle::encode(self.instance(), Kind::Import, gen, index))
     }
 
     /// Sleep (without holding the table lock) until `ready` returns `Some`, re-checking after
@@ -464,7 +489,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             Ok((gen, refs, gen))
         })?;
         Ok(ControllerHandle::from_raw(handle::encode(
-            self.instance,
+            self.instance(),
             Kind::Controller,
             gen,
             u16::from(index),
@@ -564,7 +589,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let inserted = self.state.lock().locals.insert(slot);
         match inserted {
             Ok((index, gen)) => Ok(LocalMemHandle::from_raw(handle::encode(
-                self.instance,
+                self.instance(),
                 Kind::LocalMem,
                 gen,
                 index,

@@ -282,7 +282,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         if let Some(slot) = self.state.lock().ops.get_mut(i, g) {
             *slot = OpSlot::Done(c);
         }
-        Ok(OpId(handle::encode(self.instance, Kind::Op, g, i)))
+        Ok(OpId(handle::encode(self.instance(), Kind::Op, g, i)))
     }
 
     /// Start a putv without waiting for it. Every validation or transfer error is reported in

@@ -115,10 +115,19 @@ impl FakePlatform {
         *self.events.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A fresh platform with no memory and no quota.
-    pub fn new() -> Self {
+    /// A fresh platform with no memory and no quota (`const`: a node over it can live in a
+    /// `static`).
+    pub const fn new() -> Self {
         FakePlatform {
-            mem: Mutex::new(MemState::default()),
+            mem: Mutex::new(MemState {
+                arena: Vec::new(),
+                allocs: BTreeMap::new(),
+                reserved_next: 0,
+                pins: BTreeMap::new(),
+                quota_pages: None,
+                pins_made: 0,
+                copies: 0,
+            }),
             now: Mutex::new(0),
             events: Mutex::new(0),
             cv: Condvar::new(),

@@ -347,7 +347,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 .insert(OpSlot::Connected(r))
                 .map_err(|_| RsmError::InsufficientResources)?;
             return Ok(OpId::from_raw(crate::handle::encode(
-                self.instance,
+                self.instance(),
                 Kind::Op,
                 g,
                 i,
@@ -388,7 +388,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         };
         match st.ops.insert(OpSlot::Connect(op)) {
             Ok((i, g)) => Ok(OpId::from_raw(crate::handle::encode(
-                self.instance,
+                self.instance(),
                 Kind::Op,
                 g,
                 i,
@@ -441,7 +441,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             *s = slot;
         }
         Ok(OpId::from_raw(crate::handle::encode(
-            self.instance,
+            self.instance(),
             Kind::Op,
             g,
             i,
@@ -701,7 +701,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             .insert(OpSlot::Done(c))
             .map_err(|_| RsmError::InsufficientResources)?;
         Ok(OpId::from_raw(crate::handle::encode(
-            self.instance,
+            self.instance(),
             Kind::Op,
             g,
             i,
