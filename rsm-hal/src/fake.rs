@@ -96,6 +96,8 @@ impl MemState {
 
 /// The fake platform: memory, simulated clock and an event-count waiter.
 pub struct FakePlatform {
+    /// The checksum hook ([`FakePlatform::with_checksum`]); `None` = the software default.
+    crc: Option<fn(u32, &[u8]) -> u32>,
     mem: Mutex<MemState>,
     now: Mutex<u64>,
     events: Mutex<u64>,
@@ -115,10 +117,19 @@ impl FakePlatform {
         *self.events.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// This platform with `crc` as its [`crate::Checksum::crc32c_append`] (e.g. a hardware
+    /// CRC-32C, for benchmarks that compare checksums).
+    #[must_use]
+    pub fn with_checksum(mut self, crc: fn(u32, &[u8]) -> u32) -> Self {
+        self.crc = Some(crc);
+        self
+    }
+
     /// A fresh platform with no memory and no quota (`const`: a node over it can live in a
     /// `static`).
     pub const fn new() -> Self {
         FakePlatform {
+            crc: None,
             mem: Mutex::new(MemState {
                 arena: Vec::new(),
                 allocs: BTreeMap::new(),
@@ -345,6 +356,15 @@ impl FakePlatform {
 impl Clock for FakePlatform {
     fn now(&self) -> Instant {
         Instant(*self.now.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl crate::Checksum for FakePlatform {
+    fn crc32c_append(&self, crc: u32, bytes: &[u8]) -> u32 {
+        match self.crc {
+            Some(f) => f(crc, bytes),
+            None => crate::soft_crc32c_append(crc, bytes),
+        }
     }
 }
 

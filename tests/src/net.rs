@@ -351,6 +351,8 @@ impl rsm_hal::Memory for SimPlatform {
     }
 }
 
+impl rsm_hal::Checksum for SimPlatform {}
+
 impl rsm_hal::Clock for SimPlatform {
     fn now(&self) -> Instant {
         self.net.now()

@@ -40,7 +40,7 @@ pub(crate) fn error_of(status: u16) -> RsmError {
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
     pub(crate) fn rx_frame(&self, st: &mut State<P, L, E, I>, now: Instant, frame: &[u8]) {
-        let f = match Frame::parse(frame) {
+        let f = match Frame::parse_with(frame, &self.platform) {
             Ok(f) => f,
             Err(_) => {
                 st.net.stats.malformed += 1;
@@ -205,7 +205,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 return;
             };
             // It parsed when it arrived; the bytes are unchanged.
-            let Ok(f) = Frame::parse(bytes) else {
+            let Ok(f) = Frame::parse_with(bytes, &self.platform) else {
                 return;
             };
             if !self.deliver_in_order(st, p, src, &f.message) {

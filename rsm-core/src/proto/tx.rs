@@ -20,12 +20,12 @@ static ZEROS: [u8; FRAME_BUF] = [0; FRAME_BUF];
 
 /// Add `flags` to an emitted pure acknowledgement, put the selective-acknowledgement bitmap
 /// in its `seq`, and reseal it.
-fn set_flags_seq(frame: &mut [u8], flags: u16, seq: u32) {
+fn set_flags_seq<C: rsm_hal::Checksum>(frame: &mut [u8], flags: u16, seq: u32, c: &C) {
     if let Some(rest) = frame.get_mut(ETHERNET_HEADER_LEN..) {
         let mut h = Header::new_unchecked(rest);
         h.set_flags(h.flags() | flags);
         h.set_seq(seq);
-        h.fill_checksum();
+        h.fill_checksum_with(c);
     }
 }
 
@@ -74,7 +74,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             incarnation: st.net.inc,
             max_frame: st.net.max_frame as u16,
         };
-        wire::emit(&header, &Message::Hello(hello), buf).ok()
+        Frame {
+            header,
+            message: Message::Hello(hello),
+        }
+        .emit_with(buf, &self.platform)
+        .ok()
     }
 
     fn tx_peer(
@@ -163,7 +168,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 }
             }
             let n = self.emit_hello(st, node, inc, Some(ack), buf)?;
-            set_flags_seq(&mut buf[..n], if nak { FLAG_NAK } else { 0 }, sack);
+            set_flags_seq(
+                &mut buf[..n],
+                if nak { FLAG_NAK } else { 0 },
+                sack,
+                &self.platform,
+            );
             return Some(n);
         }
         None
@@ -194,7 +204,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             ack: peer.expected,
         };
         let out = &mut buf[..limit];
-        let simple = |m: Message<'_>, out: &mut [u8]| wire::emit(&header, &m, out).ok();
+        let simple = |m: Message<'_>, out: &mut [u8]| {
+            Frame { header, message: m }
+                .emit_with(out, &self.platform)
+                .ok()
+        };
         match *msg {
             Msg::Reply(r) => simple(Message::ConnectReply(r), out),
             Msg::Ack(a) => simple(Message::Ack(a), out),
@@ -232,7 +246,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 };
                 let m = Message::PutData(put);
                 if n == 0 {
-                    return wire::emit(&header, &m, out).ok();
+                    return Frame { header, message: m }
+                        .emit_with(out, &self.platform)
+                        .ok();
                 }
                 let Ok(len) = Frame { header, message: m }.emit_unsealed(out) else {
                     // Cut for a larger frame than the one in use now (the frame size shrank
@@ -240,7 +256,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     // no-op, which keeps the sequence — never leave a number unsent.
                     self.finish_op(st, op, Err(RsmError::InsufficientResources));
                     let empty = Message::PutData(PutData { data: &[], ..put });
-                    return wire::emit(&header, &empty, out).ok();
+                    return Frame {
+                        header,
+                        message: empty,
+                    }
+                    .emit_with(out, &self.platform)
+                    .ok();
                 };
                 let start = FRAME_OVERHEAD + PUT_DATA_FIXED_LEN;
                 let dst = out.get_mut(start..start + n)?;
@@ -270,7 +291,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                     out[start..start + n].fill(0);
                     self.finish_op(st, op, Err(e));
                 }
-                wire::seal(&mut out[..len]);
+                wire::seal_with(&mut out[..len], &self.platform);
                 Some(len)
             }
             Msg::GetData {
@@ -309,7 +330,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                         total_len: 0,
                         data: &[],
                     });
-                    return wire::emit(&header, &m, out).ok();
+                    return Frame { header, message: m }
+                        .emit_with(out, &self.platform)
+                        .ok();
                 };
                 if let (Some(r), true) = (region, n > 0) {
                     let start = FRAME_OVERHEAD + GET_DATA_FIXED_LEN;
@@ -325,10 +348,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                             total_len: 0,
                             data: &[],
                         });
-                        return wire::emit(&header, &m, out).ok();
+                        return Frame { header, message: m }
+                            .emit_with(out, &self.platform)
+                            .ok();
                     }
                 }
-                wire::seal(&mut out[..len]);
+                wire::seal_with(&mut out[..len], &self.platform);
                 Some(len)
             }
         }

@@ -2,6 +2,7 @@
 //! high-level [`HeaderRepr`]. The byte layout is documented in the [module docs](super).
 
 use super::{MessageType, WireError, MAX_NODE, NODE_BROADCAST, WIRE_VERSION};
+use rsm_hal::{Checksum, SoftChecksum};
 
 /// Length of the rsm-rs header in bytes.
 pub const HEADER_LEN: usize = 36;
@@ -31,27 +32,20 @@ mod field {
     pub const CRC: Range<usize> = 32..36;
 }
 
-/// The CRC-32 used for the integrity check: CRC-32C (Castagnoli, `CRC_32_ISCSI`),
-/// slice-by-16 tables.
-static CRC32C: crc::Crc<u32, crc::Table<16>> =
-    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
-
-/// CRC-32C over `header` (the first [`HEADER_LEN`] bytes, with the checksum field taken as
-/// zero) followed by `payload`. `header` must be at least [`HEADER_LEN`] bytes.
-fn compute_crc(header: &[u8], payload: &[u8]) -> u32 {
+/// CRC-32C (by `c`, the platform's [`Checksum`] hook) over `header` (the first
+/// [`HEADER_LEN`] bytes, with the checksum field taken as zero) followed by `payload`.
+/// `header` must be at least [`HEADER_LEN`] bytes.
+fn compute_crc<C: Checksum + ?Sized>(c: &C, header: &[u8], payload: &[u8]) -> u32 {
     let mut h = [0u8; HEADER_LEN];
     h[..field::CRC.start].copy_from_slice(&header[..field::CRC.start]);
-    let mut d = CRC32C.digest();
-    d.update(&h);
-    d.update(payload);
-    d.finalize()
+    c.crc32c_append(c.crc32c_append(0, &h), payload)
 }
 
-/// The bare CRC-32C (as used by the header checksum) over `bytes`; exposed for benchmarks
-/// and tests.
+/// The bare CRC-32C (as used by the header checksum) over `bytes`, in software; exposed for
+/// benchmarks and tests.
 #[must_use]
 pub fn crc32c(bytes: &[u8]) -> u32 {
-    CRC32C.checksum(bytes)
+    SoftChecksum.crc32c_append(0, bytes)
 }
 
 /// A read/write wrapper around the rsm-rs header and the message body that follows it (the
@@ -181,9 +175,15 @@ impl<T: AsRef<[u8]>> Header<T> {
         &self.b()[HEADER_LEN..HEADER_LEN + usize::from(self.payload_len())]
     }
 
-    /// Whether the checksum field matches the CRC-32C of header (checksum zeroed) and body.
+    /// Whether the checksum field matches the CRC-32C of header (checksum zeroed) and body
+    /// (software CRC; [`Header::verify_checksum_with`] takes the platform's).
     pub fn verify_checksum(&self) -> bool {
-        compute_crc(self.b(), self.payload()) == self.checksum()
+        self.verify_checksum_with(&SoftChecksum)
+    }
+
+    /// [`Header::verify_checksum`] with the CRC-32C of `c`.
+    pub fn verify_checksum_with<C: Checksum + ?Sized>(&self, c: &C) -> bool {
+        compute_crc(c, self.b(), self.payload()) == self.checksum()
     }
 }
 
@@ -261,10 +261,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
         &mut self.bm()[HEADER_LEN..HEADER_LEN + len]
     }
 
-    /// Computes the checksum over the header and body and stores it. Call last.
+    /// Computes the checksum over the header and body and stores it. Call last. (Software
+    /// CRC; [`Header::fill_checksum_with`] takes the platform's.)
     pub fn fill_checksum(&mut self) {
-        let c = compute_crc(self.b(), self.payload());
-        self.set_checksum(c);
+        self.fill_checksum_with(&SoftChecksum);
+    }
+
+    /// [`Header::fill_checksum`] with the CRC-32C of `c`.
+    pub fn fill_checksum_with<C: Checksum + ?Sized>(&mut self, c: &C) {
+        let sum = compute_crc(c, self.b(), self.payload());
+        self.set_checksum(sum);
     }
 }
 
@@ -297,11 +303,22 @@ impl HeaderRepr {
     /// [`WireError::Truncated`], [`WireError::BadVersion`], [`WireError::BadChecksum`],
     /// [`WireError::UnknownType`] or [`WireError::BadField`].
     pub fn parse<T: AsRef<[u8]>>(h: &Header<T>) -> Result<(Self, MessageType), WireError> {
+        Self::parse_with(h, &SoftChecksum)
+    }
+
+    /// [`HeaderRepr::parse`] with the CRC-32C of `c`.
+    ///
+    /// # Errors
+    /// As [`HeaderRepr::parse`].
+    pub fn parse_with<T: AsRef<[u8]>, C: Checksum + ?Sized>(
+        h: &Header<T>,
+        c: &C,
+    ) -> Result<(Self, MessageType), WireError> {
         h.check_len()?;
         if h.version() != WIRE_VERSION {
             return Err(WireError::BadVersion);
         }
-        if !h.verify_checksum() {
+        if !h.verify_checksum_with(c) {
             return Err(WireError::BadChecksum);
         }
         let ty = MessageType::from_u8(h.msg_type()).ok_or(WireError::UnknownType)?;

@@ -89,6 +89,7 @@ pub use message::{
 };
 
 use core::fmt;
+use rsm_hal::{Checksum, SoftChecksum};
 
 /// The wire protocol version carried in every header.
 pub const WIRE_VERSION: u8 = 1;
@@ -159,6 +160,14 @@ impl<'a> Frame<'a> {
     /// # Errors
     /// Any [`WireError`] but `BufferTooSmall`.
     pub fn parse(frame: &'a [u8]) -> Result<Self, WireError> {
+        Self::parse_with(frame, &SoftChecksum)
+    }
+
+    /// [`Frame::parse`] with the CRC-32C of `c` (the platform's [`Checksum`] hook).
+    ///
+    /// # Errors
+    /// As [`Frame::parse`].
+    pub fn parse_with<C: Checksum + ?Sized>(frame: &'a [u8], c: &C) -> Result<Self, WireError> {
         let eth = EthernetFrame::new_checked(frame)?;
         if eth.ethertype() != ETHERTYPE_RSM {
             return Err(WireError::BadEtherType);
@@ -178,7 +187,7 @@ impl<'a> Frame<'a> {
         if frame.len() > used && frame.len() > ETHERNET_MIN_FRAME {
             return Err(WireError::BadLength);
         }
-        let (header, ty) = HeaderRepr::parse(&h)?;
+        let (header, ty) = HeaderRepr::parse_with(&h, c)?;
         let message = Message::parse(ty, h.payload_ref())?;
         if let Message::Hello(hello) = message {
             if hello.incarnation != header.incarnation {
@@ -206,8 +215,20 @@ impl<'a> Frame<'a> {
     /// [`WireError::BadLength`] if the body exceeds 65535 bytes; [`WireError::BadField`] if
     /// a field would be rejected by [`Frame::parse`].
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        self.emit_with(buf, &SoftChecksum)
+    }
+
+    /// [`Frame::emit`] with the CRC-32C of `c`.
+    ///
+    /// # Errors
+    /// As [`Frame::emit`].
+    pub fn emit_with<C: Checksum + ?Sized>(
+        &self,
+        buf: &mut [u8],
+        c: &C,
+    ) -> Result<usize, WireError> {
         let n = self.emit_unsealed(buf)?;
-        seal(buf.get_mut(..n).ok_or(WireError::BufferTooSmall)?);
+        seal_with(buf.get_mut(..n).ok_or(WireError::BufferTooSmall)?, c);
         Ok(n)
     }
 
@@ -253,9 +274,14 @@ impl<'a> Frame<'a> {
 /// changed after [`Frame::emit`]). Does nothing to a buffer too short for its headers or
 /// for the body its header announces.
 pub fn seal(frame: &mut [u8]) {
+    seal_with(frame, &SoftChecksum);
+}
+
+/// [`seal`] with the CRC-32C of `c`.
+pub fn seal_with<C: Checksum + ?Sized>(frame: &mut [u8], c: &C) {
     if let Some(rest) = frame.get_mut(ETHERNET_HEADER_LEN..) {
         if let Ok(mut h) = Header::new_checked(rest) {
-            h.fill_checksum();
+            h.fill_checksum_with(c);
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::pages::{self, lock, PinError, GLOBAL};
 use crate::region::MemRegion;
 use core::fmt;
 use core::ptr;
-use rsm_hal::{Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken};
+use rsm_hal::{Checksum, Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -300,6 +300,16 @@ fn checked_target(r: &MemRegion, off: usize, len: usize) -> Result<*mut u8, Host
     }
     // `wrapping_add` computes the address without dereferencing; it is in bounds (checked).
     Ok(r.as_ptr().wrapping_add(off))
+}
+
+/// The frame checksum on the host: the `crc32c` crate, which uses the SSE4.2 `crc32`
+/// instruction (three interleaved streams) when the CPU has it and its own tables otherwise —
+/// measured several times faster than the software default (`cargo bench -p rsm-core --bench
+/// engine` compares both).
+impl Checksum for HostPlatform {
+    fn crc32c_append(&self, crc: u32, bytes: &[u8]) -> u32 {
+        crc32c::crc32c_append(crc, bytes)
+    }
 }
 
 impl Clock for HostPlatform {
