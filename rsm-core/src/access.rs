@@ -107,14 +107,15 @@ impl<M: Memory> Target for LocalTarget<'_, M> {
     }
 }
 
-struct RemoteTarget<'a, P: Platform, const L: usize, const E: usize, const I: usize> {
-    rsm: &'a Rsm<P, L, E, I>,
+struct RemoteTarget<'a, P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+{
+    rsm: &'a Rsm<P, L, E, I, F>,
     seg: ImportHandle,
     base: usize,
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Target
-    for RemoteTarget<'_, P, L, E, I>
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize> Target
+    for RemoteTarget<'_, P, L, E, I, F>
 {
     fn write(&mut self, off: usize, src: &[u8]) -> RsmResult<()> {
         self.rsm.remote_write(self.seg, self.base + off, src)
@@ -148,13 +149,15 @@ macro_rules! item {
 }
 item!(u8, u16, u32, u64);
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// Checks 5–10 (see [`Rsm::get`]) and, on success, the references for the copy. `None`
     /// while the exported segment is being rebound (the caller waits and retries);
     /// `Some(Ok(None))` for a validated zero-length access.
     fn access_acquire(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         seg: ImportHandle,
         offset: i64,
         dir: Direction,
@@ -193,7 +196,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Checks 5–10 of [`Rsm::get`]: the import slot, byte offset and length on success.
     fn access_check(
         &self,
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         seg: ImportHandle,
         offset: i64,
         dir: Direction,

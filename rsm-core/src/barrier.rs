@@ -96,10 +96,12 @@ impl Barrier {
     }
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// The import slot of an initialised barrier: `RSMERR_BARRIER_UNINITIALIZED`, then
     /// `RSMERR_BAD_SEG_HNDL` if its import was disconnected.
-    fn barrier_import(&self, st: &State<P, L, E, I>, b: &Barrier) -> RsmResult<(u16, u32)> {
+    fn barrier_import(&self, st: &State<P, L, E, I, F>, b: &Barrier) -> RsmResult<(u16, u32)> {
         if b.phase == Phase::Uninitialized {
             return Err(RsmError::BarrierUninitialized);
         }
@@ -107,7 +109,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// `true` if the barrier's import is still connected (not force-disconnected).
-    fn barrier_connected(st: &State<P, L, E, I>, (i, g): (u16, u32)) -> bool {
+    fn barrier_connected(st: &State<P, L, E, I, F>, (i, g): (u16, u32)) -> bool {
         st.imports.get(i, g).is_some_and(|im| st.import_alive(im))
     }
 

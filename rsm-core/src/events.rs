@@ -87,9 +87,11 @@ pub(crate) fn ring(events: &mut u32, coalesce: bool) {
     }
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// The live slot behind `seg`, else `RSMERR_BAD_SEG_HNDL`.
-    fn event_slot(&self, st: &State<P, L, E, I>, seg: SegmentRef) -> RsmResult<Slot> {
+    fn event_slot(&self, st: &State<P, L, E, I, F>, seg: SegmentRef) -> RsmResult<Slot> {
         match seg {
             SegmentRef::Export(h) => self.export_slot(st, h).map(|(i, g)| Slot::Export(i, g)),
             SegmentRef::Import(h) => self.import_slot(st, h).map(|(i, g)| Slot::Import(i, g)),
@@ -106,7 +108,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Consume one event of the (validated) `slot` if one is pending. `None` = nothing to
     /// consume yet; `Some(Err(ConnAborted))` = an import that was force-disconnected and has no
     /// event left: it can never be rung again.
-    fn take_event(st: &mut State<P, L, E, I>, slot: Slot) -> Option<RsmResult<()>> {
+    fn take_event(st: &mut State<P, L, E, I, F>, slot: Slot) -> Option<RsmResult<()>> {
         match slot {
             Slot::Export(i, g) => {
                 let ex = st.exports.get_mut(i, g)?;
@@ -351,7 +353,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// revents, or a segment entry is readable, invalid or hung up), consume one event per
     /// readable segment entry, set the segment entries' revents and return the number of
     /// entries with non-zero revents; else `None`, changing nothing.
-    fn scan_pollfds(&self, st: &mut State<P, L, E, I>, fds: &mut [PollFd]) -> Option<usize> {
+    fn scan_pollfds(&self, st: &mut State<P, L, E, I, F>, fds: &mut [PollFd]) -> Option<usize> {
         let any = fds.iter().any(|f| match f.fd {
             PollSource::Segment(seg) => self.segment_revents(st, seg, f.events, false) != 0,
             PollSource::Other(_) => f.revents != 0,
@@ -375,7 +377,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// event that makes it readable.
     fn segment_revents(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         seg: SegmentRef,
         events: i16,
         consume: bool,

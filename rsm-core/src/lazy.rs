@@ -49,12 +49,20 @@ use rsm_hal::Platform;
 ///
 /// The node is stored inline, so a `static` `LazyRsm` is as large as the [`Rsm`] with its
 /// tables (no heap is used).
-pub struct LazyRsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
+pub struct LazyRsm<
+    P: Platform,
+    const L: usize = 256,
+    const E: usize = 64,
+    const I: usize = 64,
+    const F: usize = { crate::proto::FRAME_BUF },
+> {
     init: fn() -> Option<(P, Config)>,
-    node: spin::Once<Option<Rsm<P, L, E, I>>>,
+    node: spin::Once<Option<Rsm<P, L, E, I, F>>>,
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> LazyRsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    LazyRsm<P, L, E, I, F>
+{
     /// A node that `init` will build on first use. `init` returns the platform and the node
     /// configuration, or `None` if the platform cannot be brought up. Usable in a `static`.
     #[must_use]
@@ -69,7 +77,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> LazyRsm<P, L, 
     ///
     /// Errors: `RSMERR_CTLR_NOT_PRESENT` if initialisation failed — on the first call and on
     /// every later one (it is not retried).
-    pub fn get(&self) -> RsmResult<&Rsm<P, L, E, I>> {
+    pub fn get(&self) -> RsmResult<&Rsm<P, L, E, I, F>> {
         self.node
             .call_once(|| (self.init)().map(|(platform, config)| Rsm::new(platform, config)))
             .as_ref()
@@ -77,7 +85,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> LazyRsm<P, L, 
     }
 
     /// The node if it has been initialised successfully, without initialising it.
-    pub fn get_if_initialized(&self) -> Option<&Rsm<P, L, E, I>> {
+    pub fn get_if_initialized(&self) -> Option<&Rsm<P, L, E, I, F>> {
         self.node.get().and_then(Option::as_ref)
     }
 }

@@ -38,12 +38,14 @@ struct Snapshot {
     addr: usize,
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// The checks of [`Rsm::import_map`] in spec order; returns the window to pin and what it
     /// was computed from.
     fn map_checks(
         &self,
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         seg: ImportHandle,
         req: MapRequest,
     ) -> RsmResult<(P::Region, Snapshot)> {
@@ -107,7 +109,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// `true` if the import and its segment are still as `snap` saw them (not unmapped,
     /// disconnected, aborted or rebound) and the import has no mapping.
-    fn map_unchanged(st: &State<P, L, E, I>, snap: Snapshot, offset: usize) -> bool {
+    fn map_unchanged(st: &State<P, L, E, I, F>, snap: Snapshot, offset: usize) -> bool {
         let Some(im) = st.imports.get(snap.import.0, snap.import.1) else {
             return false;
         };

@@ -190,7 +190,9 @@ impl<R, Pin> Import<R, Pin> {
     }
 }
 
-impl<P: Memory, const L: usize, const E: usize, const I: usize> State<P, L, E, I> {
+impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
+    State<P, L, E, I, F>
+{
     /// The live export an import is connected to, or `None` if the connection was aborted
     /// (the exporter unpublished, destroyed, or rebound a segment this import had mapped).
     pub(crate) fn connected_export(
@@ -226,7 +228,7 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize> State<P, L, E, I
     }
 }
 
-pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usize> {
+pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize> {
     pub(crate) locals: Table<LocalMem<P::Region, P::Pin>, L>,
     pub(crate) exports: Table<Export<P::Region, P::Pin>, E>,
     pub(crate) imports: Table<Import<P::Region, P::Pin>, I>,
@@ -238,7 +240,7 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
     /// Next barrier id (barriers live in caller storage; the id ties one to its import).
     pub(crate) next_barrier_id: u32,
     /// The wire protocol engine of `rsmnet0` (DESIGN §4).
-    pub(crate) net: crate::proto::Engine,
+    pub(crate) net: crate::proto::Engine<F>,
 }
 
 /// One node's RSMAPI: the handle tables and the platform they run on.
@@ -250,20 +252,30 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 /// `Rsm` is `Sync` when the platform and its region/pin types are: share it between threads by
 /// reference (e.g. in an `Arc` or a `static`).
 ///
+/// Generic parameters: the [`Platform`], then the capacities — `L` local memory handles, `E`
+/// exports, `I` imports — and `F`, the largest frame in bytes ([`crate::proto::FRAME_BUF`] =
+/// 1536 by default, at most [`crate::proto::MAX_FRAME_LIMIT`]; see there).
+///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
 /// is 153 800 bytes (pinned by a test): the RSM tables take 61 024 (local handles 12 312,
 /// exports 8 728 — each keeps its access list as 66 bytes of decisions —, imports 8 216,
 /// the 32 operation slots 31 768) and the wire engine 92 512 (the 64 peers 71 176, mostly their windows of messages in
 /// flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
 /// not in a small stack frame.
-pub struct Rsm<P: Platform, const L: usize = 256, const E: usize = 64, const I: usize = 64> {
+pub struct Rsm<
+    P: Platform,
+    const L: usize = 256,
+    const E: usize = 64,
+    const I: usize = 64,
+    const F: usize = { crate::proto::FRAME_BUF },
+> {
     pub(crate) platform: P,
     /// The tag in every handle of this node (0 until first needed: see [`Rsm::instance`]).
     pub(crate) instance_tag: core::sync::atomic::AtomicU16,
     pub(crate) config: Config,
     /// `loopback` (index 0) and `rsmnet0` (index 1).
     pub(crate) ctrls: [Ctrl; 2],
-    pub(crate) state: spin::Mutex<State<P, L, E, I>>,
+    pub(crate) state: spin::Mutex<State<P, L, E, I, F>>,
     /// The link the node drives itself ([`Rsm::attach_link`]): from [`Rsm::service`] and from
     /// every blocking call while it waits. Locked only by whoever drives, never while the
     /// table lock is held by the same caller (order: link, then table).
@@ -307,7 +319,9 @@ pub(crate) fn parse_controller_name(name: Option<&str>) -> Option<u8> {
     (ty.eq_ignore_ascii_case("rsmnet") && unit == 0).then_some(1)
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// A node with empty tables over `platform`.
     pub const fn new(platform: P, config: Config) -> Self {
         Rsm {
@@ -419,7 +433,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// every wake-up. `ready` runs with the lock held.
     pub(crate) fn wait_for<T>(
         &self,
-        mut ready: impl FnMut(&mut State<P, L, E, I>) -> Option<T>,
+        mut ready: impl FnMut(&mut State<P, L, E, I, F>) -> Option<T>,
     ) -> T {
         loop {
             if let Some(v) = self.wait_until(None, &mut ready) {
@@ -433,7 +447,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     pub(crate) fn wait_until<T>(
         &self,
         deadline: Option<Instant>,
-        mut ready: impl FnMut(&mut State<P, L, E, I>) -> Option<T>,
+        mut ready: impl FnMut(&mut State<P, L, E, I, F>) -> Option<T>,
     ) -> Option<T> {
         // Fast path (the common case on putv/getv): ready at once, no wait token needed.
         if let Some(v) = ready(&mut self.state.lock()) {

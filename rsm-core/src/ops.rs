@@ -78,12 +78,14 @@ fn for_each_handle_run<R>(plan: &Plan<R>, mut f: impl FnMut((u16, u32), u32)) {
     }
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// Validate `sg` and take references on everything it touches (one table-lock hold).
     /// Returns `None` while the exported segment is being rebound (the caller waits).
     fn acquire(
         &self,
-        st: &mut crate::node::State<P, L, E, I>,
+        st: &mut crate::node::State<P, L, E, I, F>,
         sg: &ScatGath<'_, P::Region>,
         dir: Direction,
         plan: &mut Plan<P::Region>,

@@ -121,11 +121,13 @@ pub struct ImportInfo {
     pub perm: Permission,
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// The slot of a live export handle, else `RSMERR_BAD_SEG_HNDL`.
     pub(crate) fn export_slot(
         &self,
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         h: ExportHandle,
     ) -> RsmResult<(u16, u32)> {
         let (i, g) = self
@@ -140,7 +142,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// The slot of a live import handle, else `RSMERR_BAD_SEG_HNDL`.
     pub(crate) fn import_slot(
         &self,
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         h: ImportHandle,
     ) -> RsmResult<(u16, u32)> {
         let (i, g) = self
@@ -298,7 +300,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             return Err(RsmError::ReservedSegid);
         }
         let acl = check_acl(acl, ctrl, self.config.node_id)?;
-        let in_use = |st: &State<P, L, E, I>, id: SegmentId| {
+        let in_use = |st: &State<P, L, E, I, F>, id: SegmentId| {
             st.exports
                 .iter()
                 .any(|(_, _, e)| e.published.as_ref().is_some_and(|p| p.segid == id))

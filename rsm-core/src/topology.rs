@@ -90,7 +90,9 @@ pub struct Topology<const C: usize = 4, const R: usize = 64> {
     pub controllers: heapless::Vec<ControllerTopology<R>, C>,
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// The peer nodes this node knows, excluding itself: every node the wire engine heard a
     /// hello (or any valid frame) from and has not declared unreachable
     /// ([`Rsm::net_peers`]); none before [`Rsm::net_start`].

@@ -720,7 +720,7 @@ fn topology_capacity_too_small_is_insufficient_mem() {
 fn capi_topology() {
     let n = node();
     assert_eq!(
-        capi::rsm_get_interconnect_topology::<_, 256, 64, 64, 4, 64>(&n, None),
+        capi::rsm_get_interconnect_topology::<_, 256, 64, 64, 1536, 4, 64>(&n, None),
         2
     );
     let mut out: Option<Topology> = None;

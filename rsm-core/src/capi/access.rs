@@ -13,8 +13,8 @@ use rsm_hal::Platform;
 
 /// Checks 1–4 and the buffer length (see [`rsm_memseg_import_get`]), then the byte-level
 /// access.
-fn get_n<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+fn get_n<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>(
+    rsm: &Rsm<P, L, E, I, F>,
     seg: ImportHandle,
     offset: i64,
     datap: Option<&mut [u8]>,
@@ -42,8 +42,8 @@ fn get_n<P: Platform, const L: usize, const E: usize, const I: usize>(
 
 /// Checks 1–4 and the buffer length (see [`rsm_memseg_import_get`]), then the byte-level
 /// access.
-fn put_n<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+fn put_n<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>(
+    rsm: &Rsm<P, L, E, I, F>,
     seg: ImportHandle,
     offset: i64,
     datap: Option<&[u8]>,
@@ -93,8 +93,14 @@ fn items(rep_cnt: u64, size: usize) -> Option<usize> {
 ///
 /// The bytes move through the HAL in one piece, so whole aligned 8-byte words are stored and
 /// loaded atomically (as by [`Rsm::put64`] / [`Rsm::get64`]).
-pub fn rsm_memseg_import_get<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_get<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     dst_addr: Option<&mut [u8]>,
@@ -105,8 +111,14 @@ pub fn rsm_memseg_import_get<P: Platform, const L: usize, const E: usize, const 
 
 /// `rsm_memseg_import_put`: copy `length` bytes of `src_addr` to `offset`; checks as
 /// [`rsm_memseg_import_get`], with WRITE permission needed ([`Rsm::put`]).
-pub fn rsm_memseg_import_put<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_put<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     src_addr: Option<&[u8]>,
@@ -117,8 +129,14 @@ pub fn rsm_memseg_import_put<P: Platform, const L: usize, const E: usize, const 
 
 /// `rsm_memseg_import_get8`: `rep_cnt` bytes into `datap`; checks as
 /// [`rsm_memseg_import_get`], then [`Rsm::get8`]'s.
-pub fn rsm_memseg_import_get8<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_get8<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&mut [u8]>,
@@ -129,8 +147,14 @@ pub fn rsm_memseg_import_get8<P: Platform, const L: usize, const E: usize, const
 
 /// `rsm_memseg_import_get16`: `rep_cnt` native-endian 16-bit items into `datap` (2-aligned);
 /// checks as [`rsm_memseg_import_get`], then [`Rsm::get16`]'s.
-pub fn rsm_memseg_import_get16<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_get16<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&mut [u8]>,
@@ -141,8 +165,14 @@ pub fn rsm_memseg_import_get16<P: Platform, const L: usize, const E: usize, cons
 
 /// `rsm_memseg_import_get32`: `rep_cnt` native-endian 32-bit items into `datap` (4-aligned);
 /// checks as [`rsm_memseg_import_get`], then [`Rsm::get32`]'s.
-pub fn rsm_memseg_import_get32<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_get32<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&mut [u8]>,
@@ -153,8 +183,14 @@ pub fn rsm_memseg_import_get32<P: Platform, const L: usize, const E: usize, cons
 
 /// `rsm_memseg_import_get64`: `rep_cnt` native-endian 64-bit items into `datap` (8-aligned);
 /// checks as [`rsm_memseg_import_get`], then [`Rsm::get64`]'s.
-pub fn rsm_memseg_import_get64<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_get64<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&mut [u8]>,
@@ -165,8 +201,14 @@ pub fn rsm_memseg_import_get64<P: Platform, const L: usize, const E: usize, cons
 
 /// `rsm_memseg_import_put8`: `rep_cnt` bytes from `datap`; checks as
 /// [`rsm_memseg_import_get`], then [`Rsm::put8`]'s.
-pub fn rsm_memseg_import_put8<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_put8<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&[u8]>,
@@ -177,8 +219,14 @@ pub fn rsm_memseg_import_put8<P: Platform, const L: usize, const E: usize, const
 
 /// `rsm_memseg_import_put16`: `rep_cnt` native-endian 16-bit items from `datap` (2-aligned);
 /// checks as [`rsm_memseg_import_get`], then [`Rsm::put16`]'s.
-pub fn rsm_memseg_import_put16<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_put16<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&[u8]>,
@@ -189,8 +237,14 @@ pub fn rsm_memseg_import_put16<P: Platform, const L: usize, const E: usize, cons
 
 /// `rsm_memseg_import_put32`: `rep_cnt` native-endian 32-bit items from `datap` (4-aligned);
 /// checks as [`rsm_memseg_import_get`], then [`Rsm::put32`]'s.
-pub fn rsm_memseg_import_put32<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_put32<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&[u8]>,
@@ -202,8 +256,14 @@ pub fn rsm_memseg_import_put32<P: Platform, const L: usize, const E: usize, cons
 /// `rsm_memseg_import_put64`: `rep_cnt` native-endian 64-bit items from `datap` (8-aligned),
 /// each stored with one 8-byte store; checks as [`rsm_memseg_import_get`], then
 /// [`Rsm::put64`]'s.
-pub fn rsm_memseg_import_put64<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_put64<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
     offset: i64,
     datap: Option<&[u8]>,
@@ -219,8 +279,9 @@ pub fn rsm_memseg_import_init_barrier<
     const L: usize,
     const E: usize,
     const I: usize,
+    const F: usize,
 >(
-    rsm: &Rsm<P, L, E, I>,
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ImportHandle,
     ty: u32,
     barrier: Option<&mut Barrier>,
@@ -249,8 +310,9 @@ pub fn rsm_memseg_import_open_barrier<
     const L: usize,
     const E: usize,
     const I: usize,
+    const F: usize,
 >(
-    rsm: &Rsm<P, L, E, I>,
+    rsm: &Rsm<P, L, E, I, F>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
     with_barrier(barrier, |b| rsm.open_barrier(b))
@@ -263,8 +325,9 @@ pub fn rsm_memseg_import_order_barrier<
     const L: usize,
     const E: usize,
     const I: usize,
+    const F: usize,
 >(
-    rsm: &Rsm<P, L, E, I>,
+    rsm: &Rsm<P, L, E, I, F>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
     with_barrier(barrier, |b| rsm.order_barrier(b))
@@ -277,8 +340,9 @@ pub fn rsm_memseg_import_close_barrier<
     const L: usize,
     const E: usize,
     const I: usize,
+    const F: usize,
 >(
-    rsm: &Rsm<P, L, E, I>,
+    rsm: &Rsm<P, L, E, I, F>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
     with_barrier(barrier, |b| rsm.close_barrier(b))
@@ -291,8 +355,9 @@ pub fn rsm_memseg_import_destroy_barrier<
     const L: usize,
     const E: usize,
     const I: usize,
+    const F: usize,
 >(
-    rsm: &Rsm<P, L, E, I>,
+    rsm: &Rsm<P, L, E, I, F>,
     barrier: Option<&mut Barrier>,
 ) -> i32 {
     with_barrier(barrier, |b| rsm.destroy_barrier(b))
@@ -300,8 +365,14 @@ pub fn rsm_memseg_import_destroy_barrier<
 
 /// `rsm_memseg_import_set_mode`: [`Rsm::set_mode`] (handle, then a mode other than 0/1 →
 /// `RSMERR_BAD_MODE`).
-pub fn rsm_memseg_import_set_mode<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_set_mode<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ImportHandle,
     mode: u32,
 ) -> i32 {
@@ -311,8 +382,14 @@ pub fn rsm_memseg_import_set_mode<P: Platform, const L: usize, const E: usize, c
 /// `rsm_memseg_import_get_mode`: NULL handle (`RSMERR_BAD_SEG_HNDL`) → NULL `mode`
 /// (`RSMERR_BAD_ADDR`; our choice, illumos does not check it) → [`Rsm::get_mode`]; the mode is
 /// stored through `mode` on success.
-pub fn rsm_memseg_import_get_mode<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_get_mode<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ImportHandle,
     mode: Option<&mut BarrierMode>,
 ) -> i32 {

@@ -14,8 +14,14 @@ use super::{code, store};
 
 /// `rsm_intr_signal_post`: [`Rsm::intr_signal_post`] on the raw handle `memseg` (NULL →
 /// `RSMERR_BAD_SEG_HNDL`); unknown `flags` bits are ignored.
-pub fn rsm_intr_signal_post<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_intr_signal_post<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: u64,
     flags: u32,
 ) -> i32 {
@@ -27,8 +33,14 @@ pub fn rsm_intr_signal_post<P: Platform, const L: usize, const E: usize, const I
 
 /// `rsm_intr_signal_wait`: [`Rsm::intr_signal_wait`] on the raw handle `memseg` (NULL →
 /// `RSMERR_BAD_SEG_HNDL`); `timeout` in ms, −1 = forever, 0 = poll.
-pub fn rsm_intr_signal_wait<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_intr_signal_wait<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: u64,
     timeout: i32,
 ) -> i32 {
@@ -38,8 +50,14 @@ pub fn rsm_intr_signal_wait<P: Platform, const L: usize, const E: usize, const I
 /// `rsm_memseg_get_pollfd`: NULL `memseg` → `RSMERR_BAD_SEG_HNDL` first, then NULL `fd` →
 /// `RSMERR_BAD_ADDR` (our choice; illumos dereferences it), then [`Rsm::get_pollfd`]; on
 /// success the descriptor is stored through `fd` (which is left untouched on failure).
-pub fn rsm_memseg_get_pollfd<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_get_pollfd<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: u64,
     fd: Option<&mut PollFd>,
 ) -> i32 {
@@ -54,8 +72,14 @@ pub fn rsm_memseg_get_pollfd<P: Platform, const L: usize, const E: usize, const 
 
 /// `rsm_memseg_release_pollfd`: [`Rsm::release_pollfd`] on the raw handle `memseg` (NULL →
 /// `RSMERR_BAD_SEG_HNDL`).
-pub fn rsm_memseg_release_pollfd<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_release_pollfd<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: u64,
 ) -> i32 {
     code(rsm.release_pollfd(SegmentRef::from_raw(memseg)))
@@ -70,8 +94,14 @@ pub fn rsm_memseg_release_pollfd<P: Platform, const L: usize, const E: usize, co
 /// the array given (C would read past it; poll's `EINVAL` for a bad `nfds`) →
 /// `RSMERR_BAD_ARGS_ERRORS`. NULL `fds` with `nfds == 0` just waits out the timeout
 /// (`RSMERR_TIMEOUT`), like poll(2). Nothing ready by the deadline → `RSMERR_TIMEOUT`.
-pub fn rsm_intr_signal_wait_pollfd<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_intr_signal_wait_pollfd<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     fds: Option<&mut [PollFd]>,
     nfds: u64,
     timeout: i32,

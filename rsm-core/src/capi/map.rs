@@ -20,8 +20,14 @@ use rsm_hal::Platform;
 /// `RSMERR_MAP_FAILED`. `perm` is taken raw, so that values above 0600 give
 /// `RSMERR_BAD_PERMS`.
 #[allow(clippy::too_many_arguments)] // the C signature, plus the node and C's `*address` input
-pub fn rsm_memseg_import_map<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_map<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     seg: ImportHandle,
     address: Option<&mut Option<P::Region>>,
     attr: u32,
@@ -49,8 +55,14 @@ pub fn rsm_memseg_import_map<P: Platform, const L: usize, const E: usize, const 
 }
 
 /// `rsm_memseg_import_unmap`: [`Rsm::import_unmap`].
-pub fn rsm_memseg_import_unmap<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_unmap<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     seg: ImportHandle,
 ) -> i32 {
     code(rsm.import_unmap(seg))
@@ -64,10 +76,11 @@ pub fn rsm_get_interconnect_topology<
     const L: usize,
     const E: usize,
     const I: usize,
+    const F: usize,
     const C: usize,
     const R: usize,
 >(
-    rsm: &Rsm<P, L, E, I>,
+    rsm: &Rsm<P, L, E, I, F>,
     topology_data: Option<&mut Option<Topology<C, R>>>,
 ) -> i32 {
     let Some(out) = topology_data else {

@@ -41,8 +41,14 @@ pub(crate) fn store<T>(r: Result<T, RsmError>, out: &mut T) -> i32 {
 }
 
 /// `rsm_get_controller`: NULL `controller` → `RSMERR_BAD_CTLR_HNDL`, then [`Rsm::get_controller`].
-pub fn rsm_get_controller<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_get_controller<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     name: Option<&str>,
     controller: Option<&mut ControllerHandle>,
 ) -> i32 {
@@ -54,8 +60,14 @@ pub fn rsm_get_controller<P: Platform, const L: usize, const E: usize, const I: 
 
 /// `rsm_get_controller_attr`: NULL handle → `RSMERR_BAD_CTLR_HNDL`; NULL `attr` →
 /// `RSMERR_BAD_ADDR`; then [`Rsm::get_controller_attr`].
-pub fn rsm_get_controller_attr<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_get_controller_attr<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     chdl: ControllerHandle,
     attr: Option<&mut ControllerAttr>,
 ) -> i32 {
@@ -69,8 +81,14 @@ pub fn rsm_get_controller_attr<P: Platform, const L: usize, const E: usize, cons
 }
 
 /// `rsm_release_controller`: [`Rsm::release_controller`].
-pub fn rsm_release_controller<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_release_controller<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     chdl: ControllerHandle,
 ) -> i32 {
     code(rsm.release_controller(chdl))
@@ -83,8 +101,9 @@ pub fn rsm_create_localmemory_handle<
     const L: usize,
     const E: usize,
     const I: usize,
+    const F: usize,
 >(
-    rsm: &Rsm<P, L, E, I>,
+    rsm: &Rsm<P, L, E, I, F>,
     handle: ControllerHandle,
     l_handle: Option<&mut LocalMemHandle>,
     local: P::Region,
@@ -102,8 +121,14 @@ pub fn rsm_create_localmemory_handle<
 }
 
 /// `rsm_free_localmemory_handle`: [`Rsm::free_localmemory_handle`].
-pub fn rsm_free_localmemory_handle<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_free_localmemory_handle<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     handle: ControllerHandle,
     l_handle: LocalMemHandle,
 ) -> i32 {
@@ -112,8 +137,14 @@ pub fn rsm_free_localmemory_handle<P: Platform, const L: usize, const E: usize, 
 
 /// `rsm_memseg_export_create`: controller → NULL `memseg` (`RSMERR_BAD_SEG_HNDL`) → the rest
 /// of [`Rsm::export_create`]'s order. `flags` bits other than the two defined are ignored.
-pub fn rsm_memseg_export_create<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_export_create<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     controller: ControllerHandle,
     memseg: Option<&mut ExportHandle>,
     region: P::Region,
@@ -133,16 +164,28 @@ pub fn rsm_memseg_export_create<P: Platform, const L: usize, const E: usize, con
 }
 
 /// `rsm_memseg_export_destroy`: [`Rsm::export_destroy`].
-pub fn rsm_memseg_export_destroy<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_export_destroy<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ExportHandle,
 ) -> i32 {
     code(rsm.export_destroy(memseg))
 }
 
 /// `rsm_memseg_export_rebind`: [`Rsm::export_rebind`] (`off` is unused, as in illumos).
-pub fn rsm_memseg_export_rebind<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_export_rebind<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ExportHandle,
     region: P::Region,
     _off: i64,
@@ -163,8 +206,14 @@ fn acl_arg(acl: Option<&[AccessEntry]>, len: u32) -> Result<&[AccessEntry], RsmE
 /// `rsm_memseg_export_publish`: NULL `segment_id` (`RSMERR_BAD_SEGID`, before the handle!) →
 /// NULL handle → NULL list with a length (`RSMERR_BAD_ACL`) → [`Rsm::export_publish`]. On
 /// success the id is stored through `segment_id`.
-pub fn rsm_memseg_export_publish<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_export_publish<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ExportHandle,
     segment_id: Option<&mut SegmentId>,
     access_list: Option<&[AccessEntry]>,
@@ -185,8 +234,14 @@ pub fn rsm_memseg_export_publish<P: Platform, const L: usize, const E: usize, co
 }
 
 /// `rsm_memseg_export_unpublish`: [`Rsm::export_unpublish`].
-pub fn rsm_memseg_export_unpublish<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_export_unpublish<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ExportHandle,
 ) -> i32 {
     code(rsm.export_unpublish(memseg))
@@ -194,8 +249,14 @@ pub fn rsm_memseg_export_unpublish<P: Platform, const L: usize, const E: usize, 
 
 /// `rsm_memseg_export_republish`: handle → not published → NULL list with a length
 /// (`RSMERR_BAD_ACL`) → [`Rsm::export_republish`].
-pub fn rsm_memseg_export_republish<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_export_republish<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     memseg: ExportHandle,
     access_list: Option<&[AccessEntry]>,
     access_list_length: u32,
@@ -213,8 +274,14 @@ pub fn rsm_memseg_export_republish<P: Platform, const L: usize, const E: usize, 
 
 /// `rsm_memseg_import_connect`: controller → NULL `im_memseg` (`RSMERR_BAD_SEG_HNDL`, spec
 /// §9.11; illumos crashes) → [`Rsm::import_connect`].
-pub fn rsm_memseg_import_connect<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_connect<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     controller: ControllerHandle,
     node_id: NodeId,
     segment_id: SegmentId,
@@ -236,16 +303,28 @@ pub fn rsm_memseg_import_connect<P: Platform, const L: usize, const E: usize, co
 }
 
 /// `rsm_memseg_import_disconnect`: [`Rsm::import_disconnect`].
-pub fn rsm_memseg_import_disconnect<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_disconnect<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     im_memseg: ImportHandle,
 ) -> i32 {
     code(rsm.import_disconnect(im_memseg))
 }
 
 /// `rsm_memseg_import_putv`: NULL `sg_io` → `RSMERR_BAD_SGIO`, then [`Rsm::putv`].
-pub fn rsm_memseg_import_putv<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_putv<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     sg_io: Option<&mut ScatGath<'_, P::Region>>,
 ) -> i32 {
     match sg_io {
@@ -255,8 +334,14 @@ pub fn rsm_memseg_import_putv<P: Platform, const L: usize, const E: usize, const
 }
 
 /// `rsm_memseg_import_getv`: NULL `sg_io` → `RSMERR_BAD_SGIO`, then [`Rsm::getv`].
-pub fn rsm_memseg_import_getv<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_memseg_import_getv<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     sg_io: Option<&mut ScatGath<'_, P::Region>>,
 ) -> i32 {
     match sg_io {
@@ -267,8 +352,14 @@ pub fn rsm_memseg_import_getv<P: Platform, const L: usize, const E: usize, const
 
 /// `rsm_get_segmentid_range`: any NULL argument → `RSMERR_BAD_ADDR`, then
 /// [`Rsm::get_segmentid_range`]; on success `baseid` and `length` are stored.
-pub fn rsm_get_segmentid_range<P: Platform, const L: usize, const E: usize, const I: usize>(
-    rsm: &Rsm<P, L, E, I>,
+pub fn rsm_get_segmentid_range<
+    P: Platform,
+    const L: usize,
+    const E: usize,
+    const I: usize,
+    const F: usize,
+>(
+    rsm: &Rsm<P, L, E, I, F>,
     appid: Option<&str>,
     baseid: Option<&mut SegmentId>,
     length: Option<&mut u32>,

@@ -116,8 +116,17 @@ pub const MAX_PEERS: usize = crate::types::MAX_NODES as usize;
 /// checked after the per-entry checks of [`Rsm::putv`] (so a bad offset is reported first).
 /// Same-node vectors have no such limit.
 pub const MAX_REMOTE_ENTRY: usize = u32::MAX as usize;
-/// Largest frame the engine sends (a standard 1514-byte Ethernet frame fits).
+/// The default of the largest frame a node sends and receives, its `F` parameter
+/// ([`Rsm`]'s last generic): a standard 1514-byte Ethernet frame fits. An embedder chooses
+/// `F` at build time, up to [`MAX_FRAME_LIMIT`]: `Rsm<P, 256, 64, 64, 9018>` for jumbo
+/// frames, `Rsm<P, 256, 64, 64, 65535>` for QEMU's socket netdev or UDP. The frame size in
+/// use is [`NetConfig::max_frame`] (at most `F`), announced in the hello; towards each peer
+/// the engine sends frames of the smaller of both ends' sizes. `F` sizes the node's own
+/// buffers: the reorder frames (8 × `F`) and one frame on the stack of [`Rsm::drive`].
 pub const FRAME_BUF: usize = 1536;
+/// The largest `F` (frame size) a node can be built with: 65 535 bytes, what the hello's
+/// 16-bit frame size and the header's 16-bit body length carry.
+pub const MAX_FRAME_LIMIT: usize = u16::MAX as usize;
 /// Remote importers of this node's segments, over all segments and peers.
 pub const MAX_REMOTE_IMPORTERS: usize = 128;
 /// Remote imports one peer may hold on this node, so that no peer can lock the others out
@@ -136,11 +145,11 @@ pub const CTRL_QUEUE: usize = 4;
 pub const REORDER_SLOTS: usize = 8;
 
 /// A frame kept because it arrived ahead of a missing one.
-pub(crate) struct Early {
+pub(crate) struct Early<const F: usize> {
     pub(crate) ix: u8,
     pub(crate) seq: u32,
     pub(crate) len: u16,
-    pub(crate) buf: [u8; FRAME_BUF],
+    pub(crate) buf: [u8; F],
 }
 
 /// Network configuration of a node, given to [`Rsm::net_start`].
@@ -150,7 +159,7 @@ pub struct NetConfig {
     /// (0 is taken as 1).
     pub incarnation: u64,
     /// The largest frame this node receives (its link's MTU plus the Ethernet header); at
-    /// most [`FRAME_BUF`] is used.
+    /// most the node's `F` ([`FRAME_BUF`] by default) is used.
     pub max_frame: usize,
 }
 
@@ -425,7 +434,7 @@ pub(crate) struct ConnectOp {
 }
 
 /// The engine's state, one per node, inside the node's table lock.
-pub(crate) struct Engine {
+pub(crate) struct Engine<const F: usize> {
     pub(crate) on: bool,
     pub(crate) node: NodeId,
     pub(crate) inc: u64,
@@ -435,7 +444,7 @@ pub(crate) struct Engine {
     pub(crate) peer_ix: [u8; MAX_PEERS],
     pub(crate) jobs: heapless::Vec<GetJob, MAX_GET_JOBS>,
     pub(crate) importers: heapless::Vec<RemoteImporter, MAX_REMOTE_IMPORTERS>,
-    pub(crate) early: heapless::Vec<Early, REORDER_SLOTS>,
+    pub(crate) early: heapless::Vec<Early<F>, REORDER_SLOTS>,
     pub(crate) next_hello: Instant,
     /// Next heartbeat check ([`HEARTBEAT_INTERVAL_NS`]).
     pub(crate) next_heartbeat: Instant,
@@ -449,13 +458,22 @@ pub(crate) struct Engine {
     pub(crate) clock: Instant,
 }
 
-impl Engine {
+impl<const F: usize> Engine<F> {
+    /// `F` is checked here, at compile time: a frame of at least a hello and at most what
+    /// the 16-bit length fields carry.
+    const FRAME_OK: () = assert!(
+        F >= crate::wire::MIN_MAX_FRAME as usize && F <= MAX_FRAME_LIMIT,
+        "the frame size F must be in MIN_MAX_FRAME..=MAX_FRAME_LIMIT"
+    );
+
     pub(crate) const fn new(node: NodeId) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FRAME_OK;
         Engine {
             on: false,
             node,
             inc: 0,
-            max_frame: FRAME_BUF,
+            max_frame: F,
             peers: heapless::Vec::new(),
             peer_ix: [u8::MAX; MAX_PEERS],
             jobs: heapless::Vec::new(),
@@ -549,11 +567,13 @@ impl Engine {
 
     /// The frame size to use towards `peer`.
     pub(crate) fn frame_for(&self, peer: &Peer) -> usize {
-        self.max_frame.min(peer.max_frame).min(FRAME_BUF)
+        self.max_frame.min(peer.max_frame).min(F)
     }
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// Start the engine of `rsmnet0` at `now` (the first hello goes out at once). Calling it
     /// again changes nothing but the frame size. Without it, remote connects fail with
     /// `RSMERR_REMOTE_NODE_UNREACHABLE` and frames are ignored.
@@ -562,7 +582,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         let net = &mut st.net;
         net.max_frame = cfg
             .max_frame
-            .clamp(usize::from(crate::wire::MIN_MAX_FRAME), FRAME_BUF);
+            .clamp(usize::from(crate::wire::MIN_MAX_FRAME), F);
         net.clock = net.clock.max(now);
         if !net.on {
             net.on = true;
@@ -619,7 +639,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     ///
     /// # Errors
     /// `RSMERR_BAD_LENGTH` if `buf` is shorter than the node's frame size (the
-    /// [`NetConfig::max_frame`] in use, at most [`FRAME_BUF`]); nothing is consumed then, so
+    /// [`NetConfig::max_frame`] in use, at most the node's `F`); nothing is consumed then, so
     /// a call with a large enough buffer sends the same frame.
     pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> RsmResult<Option<usize>> {
         let (n, wake) = {
@@ -674,7 +694,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// whether any frame moved. A frame the link refuses to send is dropped (the channel
     /// retransmits it).
     pub fn drive<K: Link + ?Sized>(&self, link: &mut K, now: Instant) -> bool {
-        let mut buf = [0u8; FRAME_BUF];
+        let mut buf = [0u8; F];
         let mut moved = false;
         while let Ok(Some(n)) = link.receive(&mut buf) {
             moved = true;
@@ -770,8 +790,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 pub(crate) fn engine_sizes() -> (usize, usize, usize) {
     use core::mem::size_of;
     (
-        size_of::<Engine>(),
+        size_of::<Engine<FRAME_BUF>>(),
         size_of::<heapless::Vec<Peer, MAX_PEERS>>(),
-        size_of::<heapless::Vec<Early, REORDER_SLOTS>>(),
+        size_of::<heapless::Vec<Early<FRAME_BUF>, REORDER_SLOTS>>(),
     )
 }

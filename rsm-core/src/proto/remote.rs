@@ -33,13 +33,15 @@ impl<R: rsm_hal::Region> RemoteOp<R> {
     }
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// Complete remote operation `(i, g)` with `result`: drop its references, record the
     /// completion (residual = count − completed prefix). A vector with an implicit sigpost
     /// that succeeded rings its bell first and completes with the exporter's answer to it.
     pub(crate) fn finish_op(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         (i, g): (u16, u32),
         result: RsmResult<()>,
     ) {
@@ -99,7 +101,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// force-disconnected: the exporter drops their data without an answer).
     pub(crate) fn fail_import_ops(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         import: (u16, u32),
         e: RsmError,
     ) {
@@ -117,7 +119,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// Hand a remote import to the engine to say NOT_IMPORTING and free it (or free it at
     /// once when there is nobody to tell).
-    pub(crate) fn close_remote_import(&self, st: &mut State<P, L, E, I>, (i, g): (u16, u32)) {
+    pub(crate) fn close_remote_import(&self, st: &mut State<P, L, E, I, F>, (i, g): (u16, u32)) {
         let tell = st.net.on
             && st.imports.get(i, g).is_some_and(|im| {
                 st.net
@@ -144,7 +146,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// connected imports are aborted, and closing ones are freed.
     fn sweep_peer(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         node: NodeId,
         op_error: RsmError,
         connects_retry: bool,
@@ -205,7 +207,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// Peer `ix` came back with a new incarnation: forget everything about its old one.
-    pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I>, ix: usize) {
+    pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I, F>, ix: usize) {
         let node = st.net.peers[ix].node;
         self.sweep_peer(st, node, RsmError::ConnAborted, true);
         st.net.importers.retain(|r| r.node != node);
@@ -217,7 +219,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// Peer `ix` is unreachable: its operations fail, its imports are aborted.
-    fn declare_unreachable(&self, st: &mut State<P, L, E, I>, ix: usize, now: Instant) {
+    fn declare_unreachable(&self, st: &mut State<P, L, E, I, F>, ix: usize, now: Instant) {
         let peer = &mut st.net.peers[ix];
         peer.unreachable = true;
         peer.last_progress = now;
@@ -231,7 +233,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// The heartbeat ([`HEARTBEAT_INTERVAL_NS`]): for every known peer an import connects
     /// this node with, declare it unreachable after [`UNREACHABLE_AFTER_NS`] of silence, or
     /// else send it a unicast hello if this node has sent it nothing for an interval.
-    fn heartbeat(&self, st: &mut State<P, L, E, I>, now: Instant) {
+    fn heartbeat(&self, st: &mut State<P, L, E, I, F>, now: Instant) {
         // Node ids are below MAX_NODES = 64: one bit each.
         let mut related = 0u64;
         for (_, _, im) in st.imports.iter() {
@@ -260,7 +262,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// Timers at `now`: retransmissions, unreachability, connect timeouts, probes, the
     /// heartbeat.
-    pub(crate) fn timers(&self, st: &mut State<P, L, E, I>, now: Instant) {
+    pub(crate) fn timers(&self, st: &mut State<P, L, E, I, F>, now: Instant) {
         for ix in 0..st.net.peers.len() {
             let peer = &mut st.net.peers[ix];
             if peer.rto_at.is_some_and(|t| now >= t) {
@@ -402,7 +404,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// The engine's notion of now when an API call starts something: the latest time the
     /// driver gave it (timers are measured in the driver's time).
-    fn net_now(&self, st: &State<P, L, E, I>) -> Instant {
+    fn net_now(&self, st: &State<P, L, E, I, F>) -> Instant {
         st.net.clock
     }
 
@@ -418,8 +420,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Register remote operation `op` (already validated) or its failure.
     fn insert_op(
         &self,
-        st: &mut State<P, L, E, I>,
-        build: impl FnOnce(&mut State<P, L, E, I>) -> Result<RemoteOp<P::Region>, RsmError>,
+        st: &mut State<P, L, E, I, F>,
+        build: impl FnOnce(&mut State<P, L, E, I, F>) -> Result<RemoteOp<P::Region>, RsmError>,
         count: u64,
     ) -> RsmResult<OpId> {
         let (i, g) = st
@@ -452,7 +454,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// references.
     fn remote_vector(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         sg: &ScatGath<'_, P::Region>,
         dir: Direction,
     ) -> Result<RemoteOp<P::Region>, RsmError> {
@@ -544,7 +546,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             Direction::Get
         };
         let mut st = self.state.lock();
-        let build = |st: &mut State<P, L, E, I>| {
+        let build = |st: &mut State<P, L, E, I, F>| {
             let (ii, ig) = self.import_slot(st, seg)?;
             let im = st.imports.get_mut(ii, ig).ok_or(RsmError::BadSegHndl)?;
             let need = match dir {
@@ -688,14 +690,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// Whether import `import` has a bell waiting to be sent.
-    fn bell_due(st: &State<P, L, E, I>, import: (u16, u32)) -> bool {
+    fn bell_due(st: &State<P, L, E, I, F>, import: (u16, u32)) -> bool {
         st.ops.iter().any(|(_, _, op)| {
             matches!(op, OpSlot::Remote(o) if o.import == import && o.bell == BellState::Due)
         })
     }
 
     /// An operation that is already complete with `c`.
-    fn insert_done(&self, st: &mut State<P, L, E, I>, c: Completion) -> RsmResult<OpId> {
+    fn insert_done(&self, st: &mut State<P, L, E, I, F>, c: Completion) -> RsmResult<OpId> {
         let (i, g) = st
             .ops
             .insert(OpSlot::Done(c))
@@ -714,7 +716,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// sent completes at once (the target would drop it: the earlier bell is pending there).
     pub(crate) fn post_remote(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         (i, g): (u16, u32),
         coalesce: bool,
     ) -> RsmResult<OpId> {
@@ -736,7 +738,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 },
             );
         }
-        let build = |st: &mut State<P, L, E, I>| {
+        let build = |st: &mut State<P, L, E, I, F>| {
             let im = st.imports.get_mut(i, g).ok_or(RsmError::BadSegHndl)?;
             im.busy += 1;
             Ok(RemoteOp {
@@ -766,7 +768,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Post one bell to every remote importer of export `(i, g)`.
     pub(crate) fn post_remote_importers(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         (i, g): (u16, u32),
         coalesce: bool,
     ) {

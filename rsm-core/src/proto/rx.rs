@@ -2,9 +2,7 @@
 //! delivery of each message to the exporter or importer side.
 
 use super::channel::Arrival;
-use super::{
-    BellState, Early, GetJob, Msg, RemoteImporter, RemoteState, Src, FRAME_BUF, REORDER_SLOTS,
-};
+use super::{BellState, Early, GetJob, Msg, RemoteImporter, RemoteState, Src, REORDER_SLOTS};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
@@ -38,8 +36,10 @@ pub(crate) fn error_of(status: u16) -> RsmError {
     RsmError::from_code(i32::from(status)).unwrap_or(RsmError::InternalError)
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
-    pub(crate) fn rx_frame(&self, st: &mut State<P, L, E, I>, now: Instant, frame: &[u8]) {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
+    pub(crate) fn rx_frame(&self, st: &mut State<P, L, E, I, F>, now: Instant, frame: &[u8]) {
         let f = match Frame::parse_with(frame, &self.platform) {
             Ok(f) => f,
             Err(_) => {
@@ -139,12 +139,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
                 let mine = st.net.early.iter().filter(|e| usize::from(e.ix) == p);
                 let (kept, held) = mine.fold((false, 0), |(k, n), e| (k || e.seq == h.seq, n + 1));
                 // No peer may take more than half the slots.
-                if !kept && held < REORDER_SLOTS / 2 && frame.len() <= FRAME_BUF {
+                if !kept && held < REORDER_SLOTS / 2 && frame.len() <= F {
                     let mut e = Early {
                         ix: p as u8,
                         seq: h.seq,
                         len: frame.len() as u16,
-                        buf: [0; FRAME_BUF],
+                        buf: [0; F],
                     };
                     e.buf[..frame.len()].copy_from_slice(frame);
                     // Full: dropped; it comes again with the retransmission.
@@ -161,7 +161,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Deliver the next in-order message of peer `p`; `true` if it was consumed.
     fn deliver_in_order(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         p: usize,
         src: NodeId,
         m: &Message<'_>,
@@ -186,7 +186,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// Deliver the kept frames of peer `p` that are now in order; drop kept duplicates.
-    fn deliver_early(&self, st: &mut State<P, L, E, I>, p: usize, src: NodeId) {
+    fn deliver_early(&self, st: &mut State<P, L, E, I, F>, p: usize, src: NodeId) {
         loop {
             let expected = st.net.peers[p].expected;
             st.net
@@ -218,7 +218,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     fn deliver(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         ix: usize,
         src: NodeId,
         m: &Message<'_>,
@@ -264,7 +264,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     /// The connected remote import `import_id` of segment `segid` on node `src`.
     fn remote_import_of(
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         src: NodeId,
         import_id: u32,
         segid: SegmentId,
@@ -282,7 +282,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// The exporter's record of (node, import id) for `segid`, if its segment is still the
     /// one it connected to (same epoch, published).
     fn importer_of(
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         src: NodeId,
         import_id: u32,
         segid: SegmentId,
@@ -298,7 +298,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// (`RSMERR_PERM_DENIED`), and `offset .. offset + len` lies in the segment
     /// (`RSMERR_BAD_OFFSET`). Returns the offset.
     fn check_access(
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         rec: &RemoteImporter,
         need: Permission,
         offset: u64,
@@ -319,7 +319,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     fn rx_connect_request(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         ix: usize,
         src: NodeId,
         r: &ConnectRequest,
@@ -392,7 +392,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     fn rx_connect_reply(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         src: NodeId,
         r: &ConnectReply,
     ) -> Verdict {
@@ -437,7 +437,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// A bell. One to the exporter is answered ([`wire::BELL_ACK_ENTRY`]): delivered, or
     /// `RSMERR_CONN_ABORTED` when this node has no live import by that importer (the
     /// segment was unpublished or destroyed, or the import is unknown).
-    fn rx_bell(&self, st: &mut State<P, L, E, I>, ix: usize, src: NodeId, b: &Bell) -> Verdict {
+    fn rx_bell(&self, st: &mut State<P, L, E, I, F>, ix: usize, src: NodeId, b: &Bell) -> Verdict {
         let coalesce = b.flags & wire::BELL_NO_ACCUMULATE != 0;
         if b.flags & wire::BELL_TO_EXPORTER != 0 {
             if st.net.peers[ix].ctrl.is_full() {
@@ -480,7 +480,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     fn rx_put(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         ix: usize,
         src: NodeId,
         d: &PutData<'_>,
@@ -552,7 +552,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         verdict
     }
 
-    fn rx_get_request(&self, st: &mut State<P, L, E, I>, src: NodeId, r: &GetRequest) -> Verdict {
+    fn rx_get_request(
+        &self,
+        st: &mut State<P, L, E, I, F>,
+        src: NodeId,
+        r: &GetRequest,
+    ) -> Verdict {
         let mine = st.net.jobs.iter().filter(|j| j.node == src).count();
         if st.net.jobs.is_full() || mine >= super::MAX_GET_JOBS_PER_PEER {
             return Verdict::Defer;
@@ -612,7 +617,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// the verdict when there is nothing more to do.
     fn answer_to(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         src: NodeId,
         op_id: u32,
         dir: Direction,
@@ -635,7 +640,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         Ok((i, g))
     }
 
-    fn rx_get_data(&self, st: &mut State<P, L, E, I>, src: NodeId, d: &GetData<'_>) -> Verdict {
+    fn rx_get_data(&self, st: &mut State<P, L, E, I, F>, src: NodeId, d: &GetData<'_>) -> Verdict {
         let (i, g) = match self.answer_to(st, src, d.op_id, Direction::Get, d.entry, d.status) {
             Ok(op) => op,
             Err(v) => return v,
@@ -681,7 +686,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         Verdict::Accept
     }
 
-    fn rx_ack(&self, st: &mut State<P, L, E, I>, src: NodeId, a: &Ack) -> Verdict {
+    fn rx_ack(&self, st: &mut State<P, L, E, I, F>, src: NodeId, a: &Ack) -> Verdict {
         if a.entry == wire::BELL_ACK_ENTRY {
             // The exporter's answer to a bell: the post completes with it.
             let Some((i, g)) = st.ops.find_wire(a.op_id) else {

@@ -1,7 +1,7 @@
 //! Sending: which message goes out next, and rendering a message descriptor into a frame
 //! straight in the caller's buffer (again for every retransmission).
 
-use super::{BellState, Msg, RemoteState, Src, FRAME_BUF, HELLO_INTERVAL_NS};
+use super::{BellState, Msg, RemoteState, Src, HELLO_INTERVAL_NS, MAX_FRAME_LIMIT};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
@@ -16,7 +16,7 @@ use crate::wire::{
 use rsm_hal::{Error as _, Instant, Platform};
 
 /// Placeholder data for put/get data frames: the real bytes are read straight into the frame.
-static ZEROS: [u8; FRAME_BUF] = [0; FRAME_BUF];
+static ZEROS: [u8; MAX_FRAME_LIMIT] = [0; MAX_FRAME_LIMIT];
 
 /// Add `flags` to an emitted pure acknowledgement, put the selective-acknowledgement bitmap
 /// in its `seq`, and reseal it.
@@ -29,11 +29,13 @@ fn set_flags_seq<C: rsm_hal::Checksum>(frame: &mut [u8], flags: u16, seq: u32, c
     }
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I> {
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
+    Rsm<P, L, E, I, F>
+{
     /// The next frame of any peer (round robin), then the broadcast hello.
     pub(crate) fn tx_next(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         now: Instant,
         buf: &mut [u8],
     ) -> Option<usize> {
@@ -55,7 +57,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     fn emit_hello(
         &self,
-        st: &State<P, L, E, I>,
+        st: &State<P, L, E, I, F>,
         dst: u8,
         peer_inc: u64,
         ack: Option<u32>,
@@ -84,7 +86,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
 
     fn tx_peer(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         ix: usize,
         now: Instant,
         buf: &mut [u8],
@@ -182,7 +184,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     /// Write message `msg` with sequence number `seq` to peer `ix` into `buf`.
     fn render(
         &self,
-        st: &mut State<P, L, E, I>,
+        st: &mut State<P, L, E, I, F>,
         ix: usize,
         seq: u32,
         msg: &Msg,
@@ -360,7 +362,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
     }
 
     /// Pick (and account for) the next new message for peer `ix`; `buf_len` bounds the frame.
-    fn next_message(&self, st: &mut State<P, L, E, I>, ix: usize, buf_len: usize) -> Option<Msg> {
+    fn next_message(
+        &self,
+        st: &mut State<P, L, E, I, F>,
+        ix: usize,
+        buf_len: usize,
+    ) -> Option<Msg> {
         let peer = st.net.peers.get(ix)?;
         let node = peer.node;
         let limit = st.net.frame_for(peer).min(buf_len);
@@ -431,7 +438,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         Self::next_op_message(st, node, limit)
     }
 
-    fn next_bell(st: &mut State<P, L, E, I>, node: NodeId) -> Option<Bell> {
+    fn next_bell(st: &mut State<P, L, E, I, F>, node: NodeId) -> Option<Bell> {
         let take = |q: &mut super::BellQueue, base: u16| -> Option<u16> {
             q.take().map(|na| {
                 if na {
@@ -484,10 +491,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         }
     }
 
-    fn next_get_data(st: &mut State<P, L, E, I>, node: NodeId, limit: usize) -> Option<Msg> {
+    fn next_get_data(st: &mut State<P, L, E, I, F>, node: NodeId, limit: usize) -> Option<Msg> {
         let k = st.net.jobs.iter().position(|j| j.node == node)?;
         let job = st.net.jobs[k];
-        let cap = wire::get_data_capacity(limit).min(FRAME_BUF);
+        let cap = wire::get_data_capacity(limit).min(F);
         let chunk = (job.len - job.sent).min(cap);
         if job.status == 0 && chunk == 0 && job.len > job.sent {
             return None;
@@ -515,7 +522,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
         Some(m)
     }
 
-    fn next_op_message(st: &mut State<P, L, E, I>, node: NodeId, limit: usize) -> Option<Msg> {
+    fn next_op_message(st: &mut State<P, L, E, I, F>, node: NodeId, limit: usize) -> Option<Msg> {
         let (seq, i, g) = st
             .ops
             .iter()
@@ -559,7 +566,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize> Rsm<P, L, E, I
             }
             Direction::Put => {
                 let frag = op.next_frag;
-                let cap = wire::put_data_capacity(limit).min(FRAME_BUF);
+                let cap = wire::put_data_capacity(limit).min(F);
                 let chunk = (len - frag).min(cap);
                 if chunk == 0 && len > 0 {
                     return None;
