@@ -257,10 +257,10 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
 /// 1536 by default, at most [`crate::proto::MAX_FRAME_LIMIT`]; see there).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// is 153 800 bytes (pinned by a test): the RSM tables take 61 024 (local handles 12 312,
+/// is 153 880 bytes (pinned by a test): the RSM tables take 61 024 (local handles 12 312,
 /// exports 8 728 — each keeps its access list as 66 bytes of decisions —, imports 8 216,
-/// the 32 operation slots 31 768) and the wire engine 92 512 (the 64 peers 71 176, mostly their windows of messages in
-/// flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
+/// the 32 operation slots 31 768) and the wire engine 92 584 (the 64 peers 71 176, mostly
+/// their windows of messages in flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
 /// not in a small stack frame.
 pub struct Rsm<
     P: Platform,
@@ -694,7 +694,7 @@ mod size_tests {
             (locals, exports, imports, ops),
             (12_312, 8_728, 8_216, 31_768)
         );
-        assert_eq!((engine, peers, reorder), (92_512, 71_176, 12_360));
+        assert_eq!((engine, peers, reorder), (92_584, 71_176, 12_360));
         assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 512);
     }
 }

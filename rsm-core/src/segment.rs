@@ -241,6 +241,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
             if ex.busy == 0 && !ex.quiesced {
                 let ex = st.exports.remove(i, g).ok_or(RsmError::BadSegHndl)?;
+                // Its remote importers are told (forced disconnect).
+                st.net.poke_all();
                 let waiters = st.waiters > 0;
                 drop(st);
                 self.wake_if(waiters);
@@ -252,6 +254,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             ex.dying = true;
             ex.published = None;
             ex.epoch = ex.epoch.wrapping_add(1);
+            st.net.poke_all();
             (i, g)
         };
         self.platform.wake();
@@ -343,6 +346,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 return Err(RsmError::SegNotPublished);
             }
             ex.epoch = ex.epoch.wrapping_add(1);
+            st.net.poke_all();
             (i, g)
         };
         self.platform.wake();

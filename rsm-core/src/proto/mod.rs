@@ -448,6 +448,13 @@ pub(crate) struct Engine<const F: usize> {
     pub(crate) next_hello: Instant,
     /// Next heartbeat check ([`HEARTBEAT_INTERVAL_NS`]).
     pub(crate) next_heartbeat: Instant,
+    /// One bit per node id: a connect request, forced disconnect, closing import or bell
+    /// may be waiting to go to that node ([`Engine::poke`]); the sender scans its tables for
+    /// them only then, so a frame costs O(1) in the table sizes otherwise. Every heartbeat
+    /// tick sets all bits (a safety net: a missed poke costs at most 250 ms).
+    pub(crate) ctrl_work: u64,
+    /// Per node id: the index in `importers` of its last record used (a hint, checked).
+    pub(crate) importer_hint: [u8; MAX_PEERS],
     pub(crate) stats: NetStats,
     pub(crate) op_seq: u64,
     /// Round-robin start for [`Rsm::poll_transmit`].
@@ -481,6 +488,8 @@ impl<const F: usize> Engine<F> {
             early: heapless::Vec::new(),
             next_hello: Instant(0),
             next_heartbeat: Instant(0),
+            ctrl_work: 0,
+            importer_hint: [0; MAX_PEERS],
             stats: NetStats {
                 frames_sent: 0,
                 frames_received: 0,
@@ -504,6 +513,16 @@ impl<const F: usize> Engine<F> {
             wake: false,
             clock: Instant(0),
         }
+    }
+
+    /// Control work for `node` may be waiting (see [`Engine::ctrl_work`]).
+    pub(crate) fn poke(&mut self, node: NodeId) {
+        self.ctrl_work |= 1u64.checked_shl(node).unwrap_or(0);
+    }
+
+    /// Control work may be waiting for any node.
+    pub(crate) fn poke_all(&mut self) {
+        self.ctrl_work = u64::MAX;
     }
 
     /// The index of peer `node` in `peers`.

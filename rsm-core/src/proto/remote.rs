@@ -53,6 +53,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             if !(coalesce && Self::bell_due(st, op.import)) {
                 if let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) {
                     op.bell = BellState::Due;
+                    let node = op.node;
+                    st.net.poke(node);
                 }
                 return;
             }
@@ -132,6 +134,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 if let Some(r) = im.remote.as_mut() {
                     r.state = RemoteState::Closing;
                 }
+                let node = im.node;
+                st.net.poke(node);
             }
             Some(_) => {
                 st.imports.remove(i, g);
@@ -173,6 +177,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 if let Some(OpSlot::Connect(c)) = st.ops.get_mut(i, g) {
                     c.sent = false;
                 }
+                st.net.poke(node);
                 continue;
             }
             let import = match st.ops.get(i, g) {
@@ -216,6 +221,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let peer = &mut st.net.peers[ix];
         peer.reset();
         peer.hello_due = true;
+        st.net.poke(node);
     }
 
     /// Peer `ix` is unreachable: its operations fail, its imports are aborted.
@@ -281,6 +287,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
         if now >= st.net.next_heartbeat {
             st.net.next_heartbeat = now.add_nanos(HEARTBEAT_INTERVAL_NS);
+            st.net.poke_all();
             self.heartbeat(st, now);
         }
         let mut expired: heapless::Vec<(u16, u32, (u16, u32), bool), { crate::MAX_PENDING_OPS }> =
@@ -388,6 +395,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             started: self.net_now(&st),
             sent: false,
         };
+        st.net.poke(node);
         match st.ops.insert(OpSlot::Connect(op)) {
             Ok((i, g)) => Ok(OpId::from_raw(crate::handle::encode(
                 self.instance(),
@@ -762,6 +770,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 recv: 0,
             })
         };
+        st.net.poke(node);
         self.insert_op(st, build, 0)
     }
 
@@ -778,6 +787,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         for r in st.net.importers.iter_mut() {
             if r.export == (i, g) && r.epoch == epoch {
                 r.bells.post(coalesce);
+                st.net.ctrl_work |= 1u64.checked_shl(r.node).unwrap_or(0);
             }
         }
     }

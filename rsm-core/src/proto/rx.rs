@@ -282,15 +282,23 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// The exporter's record of (node, import id) for `segid`, if its segment is still the
     /// one it connected to (same epoch, published).
     fn importer_of(
-        st: &State<P, L, E, I, F>,
+        st: &mut State<P, L, E, I, F>,
         src: NodeId,
         import_id: u32,
         segid: SegmentId,
     ) -> Option<usize> {
-        st.net
-            .importers
-            .iter()
-            .position(|r| r.node == src && r.import_id == import_id && r.segid == segid)
+        let is = |r: &RemoteImporter| r.node == src && r.import_id == import_id && r.segid == segid;
+        // A stream of frames names the same record: try the peer's last one first (O(1)).
+        let hint = usize::try_from(src).ok()?;
+        let last = usize::from(*st.net.importer_hint.get(hint)?);
+        if st.net.importers.get(last).is_some_and(is) {
+            return Some(last);
+        }
+        let k = st.net.importers.iter().position(is)?;
+        if let (Some(h), Ok(k8)) = (st.net.importer_hint.get_mut(hint), u8::try_from(k)) {
+            *h = k8;
+        }
+        Some(k)
     }
 
     /// What the exporter checks for every put or get of a remote importer: its segment is

@@ -377,6 +377,25 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             st.net.peers[ix].room_again();
             return Some(m);
         }
+        // b–e only where something may be waiting (O(1) per frame otherwise).
+        let bit = 1u64.checked_shl(node).unwrap_or(0);
+        if st.net.ctrl_work & bit != 0 {
+            if let Some(m) = self.next_control(st, node) {
+                return Some(m);
+            }
+            st.net.ctrl_work &= !bit;
+        }
+        // f. Answers to get requests, in the order they came.
+        if let Some(m) = Self::next_get_data(st, node, limit) {
+            return Some(m);
+        }
+        // g. Put data and get requests of the oldest operation with something to send.
+        Self::next_op_message(st, node, limit)
+    }
+
+    /// The next control message to `node` (b–e of [`Self::next_message`]), found by scanning
+    /// the tables: only called while [`super::Engine::ctrl_work`] has its bit.
+    fn next_control(&self, st: &mut State<P, L, E, I, F>, node: NodeId) -> Option<Msg> {
         // b. Connect requests.
         let connect = st.ops.iter().find_map(|(i, g, op)| match op {
             OpSlot::Connect(c) if c.node == node && !c.sent => Some((i, g, *c)),
@@ -427,15 +446,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }));
         }
         // e. Bells, importer → exporter, then exporter → importers.
-        if let Some(b) = Self::next_bell(st, node) {
-            return Some(Msg::Bell(b));
-        }
-        // f. Answers to get requests, in the order they came.
-        if let Some(m) = Self::next_get_data(st, node, limit) {
-            return Some(m);
-        }
-        // g. Put data and get requests of the oldest operation with something to send.
-        Self::next_op_message(st, node, limit)
+        Self::next_bell(st, node).map(Msg::Bell)
     }
 
     fn next_bell(st: &mut State<P, L, E, I, F>, node: NodeId) -> Option<Bell> {
