@@ -34,13 +34,7 @@ pub(crate) const NET_CONTROLLER: &str = "rsmnet0";
 /// The controllers the topology lists: every controller but `loopback` (spec §3.6).
 const LISTED_CONTROLLERS: [&str; 1] = [NET_CONTROLLER];
 
-/// A node's MAC address: locally administered, derived from its id, `52:54:00:52:53:<id>`
-/// (DESIGN §4a). Node ids are 0..=63, so the id fits the last byte; only its low 8 bits are
-/// used.
-#[must_use]
-pub const fn node_mac(node: NodeId) -> [u8; 6] {
-    [0x52, 0x54, 0x00, 0x52, 0x53, node as u8]
-}
+pub use crate::wire::node_mac;
 
 /// A MAC address as an `rsm_addr_t` (`u64`): the six bytes in network order in the low 48
 /// bits, so `52:54:00:52:53:05` is `0x5254_0052_5305`.

@@ -16,11 +16,12 @@ pub const MAC_BROADCAST: [u8; 6] = [0xff; 6];
 /// [`super::Frame::emit`], and [`super::Frame::parse`] accepts such padding.
 pub const ETHERNET_MIN_FRAME: usize = 60;
 
-/// The MAC address of a node (DESIGN §4a): `52:54:00:52:53:<id>`. Same as
-/// [`crate::topology::node_mac`].
+/// A node's MAC address: locally administered, derived from its id, `52:54:00:52:53:<id>`
+/// (DESIGN §4a). Node ids are 0..=63, so the id fits the last byte; only its low 8 bits are
+/// used. (It lives with the wire format; `crate::topology` re-exports it.)
 #[must_use]
 pub const fn node_mac(node: NodeId) -> [u8; 6] {
-    crate::topology::node_mac(node)
+    [0x52, 0x54, 0x00, 0x52, 0x53, node as u8]
 }
 
 /// The node id a MAC address of the form `52:54:00:52:53:<id>` belongs to, if it has that form
