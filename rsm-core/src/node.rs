@@ -241,6 +241,15 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
     pub(crate) next_barrier_id: u32,
     /// The wire protocol engine of `rsmnet0` (DESIGN §4).
     pub(crate) net: crate::proto::Engine<F>,
+    /// A put fragment checked and accounted for, to be written into the exported memory by
+    /// [`Rsm::handle_frame`] after it released this lock (then its acknowledgement is queued).
+    pub(crate) rx_write: Option<crate::proto::RxWrite<P::Region>>,
+    /// The message being delivered is the frame [`Rsm::handle_frame`] holds (not one from
+    /// the reorder buffer), so its data can be copied after the lock is released.
+    pub(crate) rx_direct: bool,
+    /// A get answer rendered without its data, to be read from the exported memory into the
+    /// frame by [`Rsm::poll_transmit`] after it released this lock (then sealed).
+    pub(crate) tx_read: Option<crate::proto::TxRead<P::Region>>,
 }
 
 /// One node's RSMAPI: the handle tables and the platform they run on.
@@ -280,6 +289,9 @@ pub struct Rsm<
     /// every blocking call while it waits. Locked only by whoever drives, never while the
     /// table lock is held by the same caller (order: link, then table).
     pub(crate) link: spin::Mutex<Option<&'static mut (dyn rsm_hal::AnyLink + Send)>>,
+    /// Serialises [`Rsm::handle_frame`] calls (frames are applied one at a time, in order,
+    /// also while a put's bytes are copied outside the table lock). API calls never take it.
+    pub(crate) rx_lock: spin::Mutex<()>,
 }
 
 /// Map a HAL pinning error to the RSMERR code of spec §4.3 / §5.2.
@@ -338,7 +350,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 waiters: 0,
                 next_barrier_id: 1,
                 net: crate::proto::Engine::new(config.node_id),
+                rx_write: None,
+                rx_direct: false,
+                tx_read: None,
             }),
+            rx_lock: spin::Mutex::new(()),
             link: spin::Mutex::new(None),
         }
     }

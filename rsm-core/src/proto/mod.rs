@@ -144,6 +144,40 @@ pub const CTRL_QUEUE: usize = 4;
 /// the retransmission.
 pub const REORDER_SLOTS: usize = 8;
 
+/// A put fragment to write into an exported segment outside the table lock (see
+/// [`Rsm::handle_frame`]): the export is held busy until it is done.
+pub(crate) struct RxWrite<R> {
+    pub(crate) region: R,
+    /// Offset in `region`.
+    pub(crate) off: usize,
+    /// Where the bytes are in the frame, and how many.
+    pub(crate) at: usize,
+    pub(crate) len: usize,
+    pub(crate) export: (u16, u32),
+    /// Peer index and the record's identity, for the acknowledgement (or the failure).
+    pub(crate) ix: usize,
+    pub(crate) src: NodeId,
+    pub(crate) import_id: u32,
+    pub(crate) segid: SegmentId,
+    /// The acknowledgement to queue once written (the last fragment of an entry), and the
+    /// failure answer's fields.
+    pub(crate) ack: Option<Ack>,
+    pub(crate) op_id: u32,
+    pub(crate) entry: u16,
+    pub(crate) frag_offset: u32,
+}
+
+/// A get answer's bytes to read from an exported segment into the frame outside the table
+/// lock (see [`Rsm::poll_transmit`]): the export is held busy until it is done.
+pub(crate) struct TxRead<R> {
+    pub(crate) region: R,
+    pub(crate) off: usize,
+    /// Where the bytes go in the frame, and how many.
+    pub(crate) at: usize,
+    pub(crate) len: usize,
+    pub(crate) export: (u16, u32),
+}
+
 /// A frame kept because it arrived ahead of a missing one.
 pub(crate) struct Early<const F: usize> {
     pub(crate) ix: u8,
@@ -638,8 +672,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// Process one received frame at `now`. Never fails and never panics: malformed, stale,
     /// spoofed, out-of-window or unauthorised frames are dropped and counted in
     /// [`Rsm::net_stats`]. Call [`Rsm::poll_transmit`] afterwards.
+    ///
+    /// A put's bytes are written into the exported memory after the table lock is released
+    /// (the export is held busy meanwhile), so no memory copy runs under the node's spin
+    /// lock — except for frames that waited in the reorder buffer, applied in order right
+    /// after the one that filled the gap. Calls are serialised (frames apply in order).
     pub fn handle_frame(&self, now: Instant, frame: &[u8]) {
-        let wake = {
+        let _one_at_a_time = self.rx_lock.lock();
+        let (wake, write) = {
             let mut st = self.state.lock();
             if !st.net.on {
                 return;
@@ -647,7 +687,16 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             st.net.stats.frames_received += 1;
             st.net.clock = st.net.clock.max(now);
             self.rx_frame(&mut st, now, frame);
-            core::mem::take(&mut st.net.wake)
+            (core::mem::take(&mut st.net.wake), st.rx_write.take())
+        };
+        let wake = match write {
+            Some(w) => {
+                let r = self.write_rx(&w, frame);
+                let mut st = self.state.lock();
+                self.finish_rx_write(&mut st, w, r);
+                wake | core::mem::take(&mut st.net.wake)
+            }
+            None => wake,
         };
         self.wake_if(wake);
     }
@@ -661,7 +710,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// [`NetConfig::max_frame`] in use, at most the node's `F`); nothing is consumed then, so
     /// a call with a large enough buffer sends the same frame.
     pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> RsmResult<Option<usize>> {
-        let (n, wake) = {
+        let (n, wake, read) = {
             let mut st = self.state.lock();
             if !st.net.on {
                 return Ok(None);
@@ -675,7 +724,28 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             if n.is_some() {
                 st.net.stats.frames_sent += 1;
             }
-            (n, core::mem::take(&mut st.net.wake))
+            (n, core::mem::take(&mut st.net.wake), st.tx_read.take())
+        };
+        // A get answer's bytes are read from the exported memory here, outside the lock.
+        let (n, wake) = match read {
+            Some(t) => {
+                let len = n
+                    .and_then(|len| buf.get_mut(..len))
+                    .map_or(0, |f| self.read_tx(&t, f));
+                let mut st = self.state.lock();
+                if let Some(ex) = st.exports.get_mut(t.export.0, t.export.1) {
+                    ex.busy = ex.busy.saturating_sub(1);
+                    let draining = ex.dying || ex.quiesced || ex.published.is_none();
+                    if ex.busy == 0 && draining && st.waiters > 0 {
+                        st.net.wake = true;
+                    }
+                }
+                (
+                    (len > 0).then_some(len),
+                    wake | core::mem::take(&mut st.net.wake),
+                )
+            }
+            None => (n, wake),
         };
         self.wake_if(wake);
         Ok(n)

@@ -3,7 +3,7 @@
 
 use super::channel::Arrival;
 use super::{BellState, Early, GetJob, Msg, RemoteImporter, RemoteState, Src, REORDER_SLOTS};
-use crate::error::RsmError;
+use crate::error::{RsmError, RsmResult};
 use crate::node::{Rsm, State};
 use crate::ops::OpSlot;
 use crate::sg::{copy_error, Direction};
@@ -126,7 +126,19 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
         match peer.classify(h.seq) {
             Arrival::InOrder => {
-                if self.deliver_in_order(st, p, src, &f.message) {
+                st.rx_direct = true;
+                let consumed = self.deliver_in_order(st, p, src, &f.message);
+                st.rx_direct = false;
+                if consumed {
+                    let more = st.net.early.iter().any(|e| usize::from(e.ix) == p);
+                    if more {
+                        // Kept frames follow at once: this put's bytes go first, under the
+                        // lock (the rare path, recovering from a loss).
+                        if let Some(w) = st.rx_write.take() {
+                            let r = self.write_rx(&w, frame);
+                            self.finish_rx_write(st, w, r);
+                        }
+                    }
                     self.deliver_early(st, p, src);
                 }
             }
@@ -281,6 +293,53 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
 
     /// The exporter's record of (node, import id) for `segid`, if its segment is still the
     /// one it connected to (same epoch, published).
+    /// Copy a deferred put fragment from `frame` into the exported memory (no lock needed:
+    /// the export is held busy).
+    pub(crate) fn write_rx(&self, w: &super::RxWrite<P::Region>, frame: &[u8]) -> RsmResult<()> {
+        let data = frame
+            .get(w.at..w.at + w.len)
+            .ok_or(RsmError::InternalError)?;
+        self.platform
+            .write(&w.region, w.off, data)
+            .map_err(|e| copy_error(e.kind()))
+    }
+
+    /// After [`Self::write_rx`]: release the export, queue the acknowledgement (or, if the
+    /// write failed, the failure: the importer's later entries are dropped).
+    pub(crate) fn finish_rx_write(
+        &self,
+        st: &mut State<P, L, E, I, F>,
+        w: super::RxWrite<P::Region>,
+        result: RsmResult<()>,
+    ) {
+        if let Some(ex) = st.exports.get_mut(w.export.0, w.export.1) {
+            ex.busy = ex.busy.saturating_sub(1);
+            // Someone may wait for the export to drain: a destroy, rebind or unpublish.
+            let draining = ex.dying || ex.quiesced || ex.published.is_none();
+            if ex.busy == 0 && draining {
+                st.net.wake |= st.waiters > 0;
+            }
+        }
+        let ack = match result {
+            Ok(()) => w.ack,
+            Err(e) => {
+                if let Some(k) = Self::importer_of(st, w.src, w.import_id, w.segid) {
+                    st.net.importers[k].failed_op = Some(w.op_id);
+                }
+                Some(Ack {
+                    op_id: w.op_id,
+                    entry: w.entry,
+                    status: status_of(Err(e)),
+                    done_len: w.frag_offset,
+                })
+            }
+        };
+        if let (Some(a), Some(peer)) = (ack, st.net.peers.get_mut(w.ix)) {
+            // Room was checked when the fragment arrived; only senders took from it since.
+            let _ = peer.ctrl.push_back(Msg::Ack(a));
+        }
+    }
+
     fn importer_of(
         st: &mut State<P, L, E, I, F>,
         src: NodeId,
@@ -519,6 +578,36 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             return Verdict::Defer;
         }
         let frag = d.frag_offset as usize;
+        let last = frag + d.data.len() == d.total_len as usize;
+        // The frame handle_frame holds: copy its bytes after the table lock is released,
+        // holding the export busy meanwhile (issue 9 §2: no HAL copy under the spin lock).
+        if let (true, false, Ok(roff)) = (st.rx_direct, d.data.is_empty(), &checked) {
+            if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {
+                ex.busy += 1;
+                let region = ex.region.clone();
+                st.rx_write = Some(super::RxWrite {
+                    region,
+                    off: roff + frag,
+                    at: wire::FRAME_OVERHEAD + wire::PUT_DATA_FIXED_LEN,
+                    len: d.data.len(),
+                    export: rec.export,
+                    ix,
+                    src,
+                    import_id: d.import_id,
+                    segid: d.segment_id,
+                    ack: last.then_some(Ack {
+                        op_id: d.op_id,
+                        entry: d.entry,
+                        status: 0,
+                        done_len: d.total_len,
+                    }),
+                    op_id: d.op_id,
+                    entry: d.entry,
+                    frag_offset: d.frag_offset,
+                });
+                return Verdict::Accept;
+            }
+        }
         let result = checked.and_then(|roff| {
             if d.data.is_empty() {
                 return Ok(());
@@ -531,7 +620,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 .write(&ex.region, roff + frag, d.data)
                 .map_err(|e| copy_error(e.kind()))
         });
-        let last = frag + d.data.len() == d.total_len as usize;
         let mut verdict = Verdict::Accept;
         let ack = match result {
             Ok(()) if !last => None,

@@ -32,6 +32,49 @@ fn set_flags_seq<C: rsm_hal::Checksum>(frame: &mut [u8], flags: u16, seq: u32, c
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
+    /// Read a get answer's bytes (rendered without them) into `frame` and seal it; outside
+    /// the table lock. If the read fails (it cannot for a checked range) the frame becomes
+    /// an error answer for that entry instead — never stale bytes. Returns the length.
+    pub(crate) fn read_tx(&self, t: &super::TxRead<P::Region>, frame: &mut [u8]) -> usize {
+        let len = frame.len();
+        let ok = frame
+            .get_mut(t.at..t.at + t.len)
+            .is_some_and(|dst| self.platform.read(&t.region, t.off, dst).is_ok());
+        if ok {
+            wire::seal_with(frame, &self.platform);
+            return len;
+        }
+        // Rebuild as an error answer from the fields already in the frame.
+        let Some(rest) = frame.get(ETHERNET_HEADER_LEN..) else {
+            return 0;
+        };
+        let h = Header::new_unchecked(rest);
+        let header = HeaderRepr {
+            flags: h.flags(),
+            src_node: h.src_node(),
+            dst_node: h.dst_node(),
+            incarnation: h.incarnation(),
+            peer_incarnation: h.peer_incarnation(),
+            seq: h.seq(),
+            ack: h.ack(),
+        };
+        let body = h.payload();
+        let (Some(op), Some(en)) = (body.get(0..4), body.get(4..6)) else {
+            return 0;
+        };
+        let m = Message::GetData(GetData {
+            op_id: u32::from_be_bytes([op[0], op[1], op[2], op[3]]),
+            entry: u16::from_be_bytes([en[0], en[1]]),
+            status: RsmError::BadAddr.code() as u16,
+            frag_offset: 0,
+            total_len: 0,
+            data: &[],
+        });
+        Frame { header, message: m }
+            .emit_with(frame, &self.platform)
+            .unwrap_or(0)
+    }
+
     /// The next frame of any peer (round robin), then the broadcast hello.
     pub(crate) fn tx_next(
         &self,
@@ -337,22 +380,18 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                         .ok();
                 };
                 if let (Some(r), true) = (region, n > 0) {
-                    let start = FRAME_OVERHEAD + GET_DATA_FIXED_LEN;
-                    let dst = out.get_mut(start..start + n)?;
-                    if self.platform.read(&r, base + frag as usize, dst).is_err() {
-                        // Cannot happen for a checked range; never send stale bytes.
-                        dst.fill(0);
-                        let m = Message::GetData(GetData {
-                            op_id,
-                            entry,
-                            status: RsmError::BadAddr.code() as u16,
-                            frag_offset: 0,
-                            total_len: 0,
-                            data: &[],
+                    // The bytes are read into the frame after the table lock is released
+                    // (poll_transmit), the export held busy meanwhile; it seals the frame.
+                    if let Some(ex) = st.exports.get_mut(export.0, export.1) {
+                        ex.busy += 1;
+                        st.tx_read = Some(super::TxRead {
+                            region: r,
+                            off: base + frag as usize,
+                            at: FRAME_OVERHEAD + GET_DATA_FIXED_LEN,
+                            len: n,
+                            export,
                         });
-                        return Frame { header, message: m }
-                            .emit_with(out, &self.platform)
-                            .ok();
+                        return Some(len);
                     }
                 }
                 wire::seal_with(&mut out[..len], &self.platform);
