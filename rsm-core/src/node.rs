@@ -252,6 +252,23 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
     pub(crate) tx_read: Option<crate::proto::TxRead<P::Region>>,
 }
 
+impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
+    State<P, L, E, I, F>
+{
+    /// A transfer outside the table lock is done with export `export`: drop its busy count,
+    /// and if that drained an export someone waits on (a destroy, rebind or unpublish), have
+    /// the sleepers woken.
+    pub(crate) fn release_export(&mut self, export: (u16, u32)) {
+        if let Some(ex) = self.exports.get_mut(export.0, export.1) {
+            ex.busy = ex.busy.saturating_sub(1);
+            let draining = ex.dying || ex.quiesced || ex.published.is_none();
+            if ex.busy == 0 && draining && self.waiters > 0 {
+                self.net.wake = true;
+            }
+        }
+    }
+}
+
 /// One node's RSMAPI: the handle tables and the platform they run on.
 ///
 /// Capacities are chosen by the embedder: `L` local memory handles (default 256), `E` export

@@ -144,6 +144,15 @@ pub const CTRL_QUEUE: usize = 4;
 /// the retransmission.
 pub const REORDER_SLOTS: usize = 8;
 
+/// `node`'s bit in a 64-bit node set (node ids are below [`crate::types::MAX_NODES`] = 64;
+/// 0 for anything else).
+pub(crate) const fn node_bit(node: NodeId) -> u64 {
+    match 1u64.checked_shl(node) {
+        Some(b) => b,
+        None => 0,
+    }
+}
+
 /// A put fragment to write into an exported segment outside the table lock (see
 /// [`Rsm::handle_frame`]): the export is held busy until it is done.
 pub(crate) struct RxWrite<R> {
@@ -551,7 +560,7 @@ impl<const F: usize> Engine<F> {
 
     /// Control work for `node` may be waiting (see [`Engine::ctrl_work`]).
     pub(crate) fn poke(&mut self, node: NodeId) {
-        self.ctrl_work |= 1u64.checked_shl(node).unwrap_or(0);
+        self.ctrl_work |= node_bit(node);
     }
 
     /// Control work may be waiting for any node.
@@ -733,13 +742,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     .and_then(|len| buf.get_mut(..len))
                     .map_or(0, |f| self.read_tx(&t, f));
                 let mut st = self.state.lock();
-                if let Some(ex) = st.exports.get_mut(t.export.0, t.export.1) {
-                    ex.busy = ex.busy.saturating_sub(1);
-                    let draining = ex.dying || ex.quiesced || ex.published.is_none();
-                    if ex.busy == 0 && draining && st.waiters > 0 {
-                        st.net.wake = true;
-                    }
-                }
+                st.release_export(t.export);
                 (
                     (len > 0).then_some(len),
                     wake | core::mem::take(&mut st.net.wake),

@@ -244,18 +244,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let mut related = 0u64;
         for (_, _, im) in st.imports.iter() {
             if im.remote.is_some_and(|r| r.state == RemoteState::Connected) && !im.aborted {
-                related |= 1u64.checked_shl(im.node).unwrap_or(0);
+                related |= super::node_bit(im.node);
             }
         }
         for r in st.net.importers.iter() {
-            related |= 1u64.checked_shl(r.node).unwrap_or(0);
+            related |= super::node_bit(r.node);
         }
         for ix in 0..st.net.peers.len() {
             let peer = &mut st.net.peers[ix];
-            if peer.inc == 0
-                || peer.unreachable
-                || related & 1u64.checked_shl(peer.node).unwrap_or(0) == 0
-            {
+            if peer.inc == 0 || peer.unreachable || related & super::node_bit(peer.node) == 0 {
                 continue;
             }
             if now.nanos_since(peer.last_heard) >= UNREACHABLE_AFTER_NS {
@@ -787,7 +784,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         for r in st.net.importers.iter_mut() {
             if r.export == (i, g) && r.epoch == epoch {
                 r.bells.post(coalesce);
-                st.net.ctrl_work |= 1u64.checked_shl(r.node).unwrap_or(0);
+                st.net.ctrl_work |= super::node_bit(r.node);
             }
         }
     }

@@ -312,14 +312,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         w: super::RxWrite<P::Region>,
         result: RsmResult<()>,
     ) {
-        if let Some(ex) = st.exports.get_mut(w.export.0, w.export.1) {
-            ex.busy = ex.busy.saturating_sub(1);
-            // Someone may wait for the export to drain: a destroy, rebind or unpublish.
-            let draining = ex.dying || ex.quiesced || ex.published.is_none();
-            if ex.busy == 0 && draining {
-                st.net.wake |= st.waiters > 0;
-            }
-        }
+        st.release_export(w.export);
         let ack = match result {
             Ok(()) => w.ack,
             Err(e) => {

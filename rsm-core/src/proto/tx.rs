@@ -417,7 +417,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             return Some(m);
         }
         // b–e only where something may be waiting (O(1) per frame otherwise).
-        let bit = 1u64.checked_shl(node).unwrap_or(0);
+        let bit = super::node_bit(node);
         if st.net.ctrl_work & bit != 0 {
             if let Some(m) = self.next_control(st, node) {
                 return Some(m);
