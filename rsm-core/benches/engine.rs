@@ -86,7 +86,10 @@ fn fill_tables(imp_node: &Node, exp_node: &Node, now: Instant, buf: &mut [u8]) {
     }
     // Local memory handles, and finished operations nobody collected (two slots stay free).
     let small = imp_node.platform().alloc(4096);
-    while imp_node.create_localmemory_handle(c0, small).is_ok() {}
+    while imp_node
+        .create_localmemory_handle(c0, small.clone())
+        .is_ok()
+    {}
     let local = local.expect("a same-node import");
     let iov = [IoVec::va(&small, 0, 0, 8)];
     for _ in 0..(rsm_core::MAX_PENDING_OPS - 2) {

@@ -16,7 +16,7 @@
 //! let ctrl = node.get_controller(None)?; // loopback
 //! // Export and publish one page, and connect to it (same node).
 //! let page = node.platform().alloc(4096);
-//! let seg = node.export_create(ctrl, page, CreateFlags::empty())?;
+//! let seg = node.export_create(ctrl, page.clone(), CreateFlags::empty())?;
 //! let id = node.export_publish(seg, 0, &[])?;
 //! let imp = node.import_connect(ctrl, node.node_id(), id, Permission::RDWR)?;
 //! // Pin a local buffer and put it into the segment with a scatter-gather vector.

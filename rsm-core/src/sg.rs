@@ -17,7 +17,10 @@ use crate::types::{NodeId, SgFlags, RSM_HANDLE_TYPE, RSM_MAX_SGIOREQS, RSM_VA_TY
 use rsm_hal::{ErrorKind, Memory, Region};
 
 /// The local side of an iovec entry (the C union `local`).
-#[derive(Debug, Clone, Copy)]
+///
+/// `Copy` for any region type (it holds only a reference), so vectors can be built with
+/// `[entry; 16]` even over regions that are not `Copy` themselves.
+#[derive(Debug)]
 pub enum LocalRef<'a, R> {
     /// A local memory handle (with `io_type` = [`RSM_HANDLE_TYPE`]).
     Handle(LocalMemHandle),
@@ -26,13 +29,25 @@ pub enum LocalRef<'a, R> {
     Va(&'a R),
 }
 
+impl<R> Clone for LocalRef<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for LocalRef<'_, R> {}
+
 /// One scatter-gather entry (`rsm_iovec_t`, spec §3.1).
 ///
 /// `io_type` is kept as the raw C value so that a C caller's vector maps one-to-one: an entry
 /// is valid only as `RSM_HANDLE_TYPE` with [`LocalRef::Handle`] or `RSM_VA_TYPE` with
 /// [`LocalRef::Va`]; anything else is `RSMERR_BAD_SGIO` (spec §9.19). Use [`IoVec::handle`] and
 /// [`IoVec::va`] to build consistent entries.
-#[derive(Debug, Clone, Copy)]
+///
+/// An `RSM_VA_TYPE` entry borrows its region only for the call: the RSM layer keeps a clone
+/// of the region (not the borrow) for as long as a transfer needs the memory, so a region
+/// type that owns or shares its memory (e.g. `rsm_host::MemRegion`) keeps it alive past the
+/// call, and dropping the application's copy mid-transfer is harmless.
+#[derive(Debug)]
 pub struct IoVec<'a, R> {
     /// `RSM_HANDLE_TYPE` (1) or `RSM_VA_TYPE` (2).
     pub io_type: i32,
@@ -45,6 +60,13 @@ pub struct IoVec<'a, R> {
     /// Bytes to move (0 is allowed: a no-op entry that is still validated).
     pub transfer_length: usize,
 }
+
+impl<R> Clone for IoVec<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for IoVec<'_, R> {}
 
 impl<'a, R> IoVec<'a, R> {
     /// An `RSM_HANDLE_TYPE` entry.
@@ -80,8 +102,8 @@ impl<'a, R> IoVec<'a, R> {
     }
 }
 
-/// A scatter-gather request (`rsm_scat_gath_t`, spec §3.2).
-#[derive(Debug, Clone, Copy)]
+/// A scatter-gather request (`rsm_scat_gath_t`, spec §3.2). `Copy` for any region type.
+#[derive(Debug)]
 pub struct ScatGath<'a, R> {
     /// Informational; ignored (as in illumos).
     pub local_nodeid: NodeId,
@@ -98,6 +120,13 @@ pub struct ScatGath<'a, R> {
     /// `io_request_count` are used; a shorter slice is `RSMERR_BAD_SGIO`.
     pub iovec: Option<&'a [IoVec<'a, R>]>,
 }
+
+impl<R> Clone for ScatGath<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for ScatGath<'_, R> {}
 
 impl<'a, R> ScatGath<'a, R> {
     /// A request over all of `iovec` (count = its length), no flags, residual 0.
@@ -325,7 +354,7 @@ mod tests {
         let bogus = FakeRegion::raw(0x4242_0000, 8);
         let steps = [
             Step {
-                local: a,
+                local: a.clone(),
                 local_off: 0,
                 remote_off: 0,
                 len: 8,

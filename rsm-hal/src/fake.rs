@@ -5,7 +5,15 @@
 //! misuse that only a bug in `rsm-core` can cause:
 //! * unpinning pages that are not pinned (double unpin / unbalanced pin counts);
 //! * a copy whose range leaves the region it was given (a missed bounds check);
-//! * a copy that touches memory that was freed with [`FakePlatform::free`] (use after free).
+//! * a copy that touches freed memory (use after free).
+//!
+//! # Ownership
+//! Like `rsm_host::MemRegion` over a `PinnedBuf`, a region from [`FakePlatform::alloc`] *shares
+//! ownership* of its allocation with its clones and sub-regions: the memory is freed when the
+//! last of them drops — so a region the RSM layer keeps (in a handle, a pending transfer)
+//! keeps the memory alive after the test dropped its own copy. [`FakePlatform::live`] tells
+//! whether an allocation still lives. [`FakePlatform::free`] instead frees at once, whoever
+//! still names the memory, as C's `free` does: the detector then catches any later access.
 //!
 //! Pinning memory that was never allocated returns [`ErrorKind::BadAddress`], and pinning beyond
 //! the configured quota returns [`ErrorKind::QuotaExceeded`], like a real target. The clock is
@@ -14,7 +22,7 @@
 
 use crate::{Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken, PAGE_SIZE};
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::vec::Vec;
 
 /// Where the simulated address space starts (page aligned, never 0).
@@ -22,18 +30,44 @@ const BASE: usize = 0x1000_0000;
 /// Where reserved (unbacked) allocations start, far above any backed one.
 const RESERVED_BASE: usize = 1 << 44;
 
-/// A region of the fake address space. Construct with [`FakePlatform::alloc`] or, to build
-/// deliberately bad regions for tests, [`FakeRegion::raw`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A region of the fake address space. Construct with [`FakePlatform::alloc`] (owning, see
+/// the module docs) or, to name memory without owning it — including deliberately bad regions
+/// for negative tests — [`FakeRegion::raw`].
+#[derive(Debug, Clone)]
 pub struct FakeRegion {
     addr: usize,
     len: usize,
+    /// The share of the allocation this region keeps alive, if any.
+    owner: Option<Arc<Owner>>,
 }
 
+/// The token whose strong count is the number of owners of one allocation.
+#[derive(Debug)]
+struct Owner;
+
+impl PartialEq for FakeRegion {
+    /// Regions are equal when they name the same bytes (ownership is not compared).
+    fn eq(&self, other: &Self) -> bool {
+        (self.addr, self.len) == (other.addr, other.len)
+    }
+}
+impl Eq for FakeRegion {}
+
 impl FakeRegion {
-    /// Any address/length pair, valid or not (e.g. NULL or misaligned), for negative tests.
+    /// Any address/length pair, valid or not (e.g. NULL or misaligned), naming memory without
+    /// owning it: it keeps nothing alive.
     pub fn raw(addr: usize, len: usize) -> Self {
-        FakeRegion { addr, len }
+        FakeRegion {
+            addr,
+            len,
+            owner: None,
+        }
+    }
+
+    /// This region without its share of the memory (like [`FakeRegion::raw`] of the same
+    /// range): a test keeps one to inspect memory that only the RSM layer still owns.
+    pub fn unowned(&self) -> Self {
+        FakeRegion::raw(self.addr, self.len)
     }
     /// A sub-range of this region (`off..off+len`); panics if it does not fit (test helper).
     pub fn sub(&self, off: usize, len: usize) -> Self {
@@ -44,6 +78,7 @@ impl FakeRegion {
         FakeRegion {
             addr: self.addr + off,
             len,
+            owner: self.owner.clone(),
         }
     }
 }
@@ -57,9 +92,10 @@ impl Region for FakeRegion {
     }
     fn slice(&self, off: usize, len: usize) -> Option<Self> {
         let end = off.checked_add(len)?;
-        (end <= self.len).then_some(FakeRegion {
+        (end <= self.len).then(|| FakeRegion {
             addr: self.addr + off,
             len,
+            owner: self.owner.clone(),
         })
     }
 }
@@ -74,8 +110,8 @@ pub struct FakePin {
 #[derive(Default)]
 struct MemState {
     arena: Vec<u8>,
-    /// start address -> (length, live)
-    allocs: BTreeMap<usize, (usize, bool)>,
+    /// start address -> the allocation
+    allocs: BTreeMap<usize, Alloc>,
     /// Next address for [`FakePlatform::reserve`] (offset from [`RESERVED_BASE`]).
     reserved_next: usize,
     /// page number -> pin count (only pages with count > 0)
@@ -85,12 +121,45 @@ struct MemState {
     copies: u64,
 }
 
+/// One allocation of the fake address space.
+struct Alloc {
+    len: usize,
+    /// Freed at once by [`FakePlatform::free`].
+    freed: bool,
+    /// Alive while any owning region of it is.
+    owners: Weak<Owner>,
+}
+
+impl Alloc {
+    fn live(&self) -> bool {
+        !self.freed && self.owners.strong_count() > 0
+    }
+}
+
 impl MemState {
     /// The allocation containing `[addr, addr+len)`: `Some(live)` or `None` if none does.
     fn containing(&self, addr: usize, len: usize) -> Option<bool> {
-        let (&start, &(alen, live)) = self.allocs.range(..=addr).next_back()?;
+        let (&start, a) = self.allocs.range(..=addr).next_back()?;
         let end = addr.checked_add(len)?;
-        (end <= start + alen).then_some(live)
+        (end <= start + a.len).then(|| a.live())
+    }
+
+    /// Record a new allocation at `addr`; the region returned owns it.
+    fn insert(&mut self, addr: usize, reserve: usize, len: usize) -> FakeRegion {
+        let owner = Arc::new(Owner);
+        self.allocs.insert(
+            addr,
+            Alloc {
+                len: reserve,
+                freed: false,
+                owners: Arc::downgrade(&owner),
+            },
+        );
+        FakeRegion {
+            addr,
+            len,
+            owner: Some(owner),
+        }
     }
 }
 
@@ -160,8 +229,7 @@ impl FakePlatform {
         let addr = BASE + m.arena.len();
         let new_len = m.arena.len() + reserve + PAGE_SIZE; // one guard page between allocations
         m.arena.resize(new_len, 0);
-        m.allocs.insert(addr, (reserve, true));
-        FakeRegion { addr, len }
+        m.insert(addr, reserve, len)
     }
 
     /// Reserve `len` bytes of address space with no memory behind it: the region can be
@@ -172,18 +240,26 @@ impl FakePlatform {
         let reserve = len.div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
         let addr = RESERVED_BASE + m.reserved_next;
         m.reserved_next += reserve + PAGE_SIZE;
-        m.allocs.insert(addr, (reserve, true));
-        FakeRegion { addr, len }
+        m.insert(addr, reserve, len)
     }
 
-    /// Free an allocation made by [`FakePlatform::alloc`]; later copies touching it panic.
+    /// Free the allocation that starts at `region`'s address *now*, whoever still names it
+    /// (C's `free`); later accesses touching it panic. Panics on a double free or an address
+    /// that starts no allocation.
     pub fn free(&self, region: &FakeRegion) {
         let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(entry) = m.allocs.get_mut(&region.addr) else {
             panic!("fake platform: free of an address never allocated");
         };
-        assert!(entry.1, "double free in the fake platform");
-        entry.1 = false;
+        assert!(entry.live(), "double free in the fake platform");
+        entry.freed = true;
+    }
+
+    /// `true` while the allocation containing `region` lives: not [`FakePlatform::free`]d and
+    /// some owning region of it (the test's, or a clone the RSM layer keeps) still exists.
+    pub fn live(&self, region: &FakeRegion) -> bool {
+        let m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
+        m.containing(region.addr, region.len.max(1)) == Some(true)
     }
 
     /// Write bytes into the fake memory (test set-up; bypasses pin checks).

@@ -101,8 +101,8 @@ fn worker(
         dst.fill(0);
 
         // Local handles over both buffers, a fresh connection to the shared segment.
-        let h_src = node.create_localmemory_handle(ctrl, src_r).unwrap();
-        let h_dst = node.create_localmemory_handle(ctrl, dst_r).unwrap();
+        let h_src = node.create_localmemory_handle(ctrl, src_r.clone()).unwrap();
+        let h_dst = node.create_localmemory_handle(ctrl, dst_r.clone()).unwrap();
         let imp = node
             .import_connect(ctrl, node.node_id(), shared_id, Permission::RDWR)
             .unwrap();

@@ -86,7 +86,7 @@ impl Fx {
         let ctrl = n.get_controller(ctrl_name).unwrap();
         let mem = n.platform().alloc(seg_len);
         let seg = n
-            .export_create(ctrl, mem, CreateFlags::ALLOW_REBIND)
+            .export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)
             .unwrap();
         let id = n.export_publish(seg, 0, acl).unwrap();
         let imp = n.import_connect(ctrl, n.node_id(), id, p).unwrap();
@@ -104,7 +104,10 @@ impl Fx {
     fn local(&self, len: usize, seed: u8) -> (FakeRegion, LocalMemHandle) {
         let r = self.n.platform().alloc(len);
         self.n.platform().write(&r, 0, &pat(len, seed));
-        let h = self.n.create_localmemory_handle(self.ctrl, r).unwrap();
+        let h = self
+            .n
+            .create_localmemory_handle(self.ctrl, r.clone())
+            .unwrap();
         (r, h)
     }
 
@@ -356,16 +359,16 @@ fn released_controller_is_bad_ctlr_hndl_everywhere() {
     let buf = n.platform().alloc(PAGE);
     let mut lh = LocalMemHandle::NULL;
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, h, Some(&mut lh), buf),
+        capi::rsm_create_localmemory_handle(&n, h, Some(&mut lh), buf.clone()),
         3
     );
     assert_eq!(
-        n.create_localmemory_handle(h, buf),
+        n.create_localmemory_handle(h, buf.clone()),
         Err(RsmError::BadCtlrHndl)
     );
     let mut eh = ExportHandle::NULL;
     assert_eq!(
-        capi::rsm_memseg_export_create(&n, h, Some(&mut eh), buf, 0),
+        capi::rsm_memseg_export_create(&n, h, Some(&mut eh), buf.clone(), 0),
         3
     );
     assert_eq!(
@@ -430,7 +433,7 @@ fn foreign_or_wrong_kind_controller_handle_is_bad_ctlr_hndl() {
     assert_eq!(capi::rsm_release_controller(&a, hb), 3);
     let buf = a.platform().alloc(PAGE);
     assert_eq!(
-        a.create_localmemory_handle(hb, buf),
+        a.create_localmemory_handle(hb, buf.clone()),
         Err(RsmError::BadCtlrHndl)
     );
     // Wrong kind: an export handle's raw value used as a controller handle.
@@ -461,7 +464,7 @@ fn create_local_unaligned_vaddr_is_bad_addr() {
         let r = mem.sub(off, 100);
         let mut h = LocalMemHandle::NULL;
         assert_eq!(
-            capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), r),
+            capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), r.clone()),
             16
         );
         assert!(h.is_null());
@@ -479,7 +482,7 @@ fn create_local_null_vaddr_is_bad_addr() {
     let mut h = LocalMemHandle::NULL;
     let null = FakeRegion::raw(0, PAGE);
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), null),
+        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), null.clone()),
         16
     );
     assert_eq!(n.create_localmemory_handle(c, null), Err(RsmError::BadAddr));
@@ -492,7 +495,7 @@ fn create_local_null_controller_is_bad_ctlr_hndl() {
     let r = n.platform().alloc(PAGE);
     let mut h = LocalMemHandle::NULL;
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, ControllerHandle::NULL, Some(&mut h), r),
+        capi::rsm_create_localmemory_handle(&n, ControllerHandle::NULL, Some(&mut h), r.clone()),
         3
     );
     assert_eq!(
@@ -520,7 +523,7 @@ fn create_local_length_zero_is_bad_length() {
     let r = n.platform().alloc(0);
     let mut h = LocalMemHandle::NULL;
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), r),
+        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), r.clone()),
         20
     );
     assert_eq!(n.create_localmemory_handle(c, r), Err(RsmError::BadLength));
@@ -635,7 +638,7 @@ fn free_local_double_free_is_bad_localmem_hndl() {
     let n = node();
     let c = n.get_controller(None).unwrap();
     let r = n.platform().alloc(PAGE);
-    let h = n.create_localmemory_handle(c, r).unwrap();
+    let h = n.create_localmemory_handle(c, r.clone()).unwrap();
     assert_eq!(n.platform().pinned_pages(), 1);
     assert_eq!(capi::rsm_free_localmemory_handle(&n, c, h), 0);
     assert_eq!(n.platform().pinned_pages(), 0);
@@ -660,7 +663,7 @@ fn free_local_through_other_controller_is_bad_localmem_hndl() {
     let lo = n.get_controller(None).unwrap();
     let net = n.get_controller(Some("rsmnet0")).unwrap();
     let r = n.platform().alloc(PAGE);
-    let a = n.create_localmemory_handle(lo, r).unwrap();
+    let a = n.create_localmemory_handle(lo, r.clone()).unwrap();
     let b = n.create_localmemory_handle(net, r).unwrap();
     assert_eq!(capi::rsm_free_localmemory_handle(&n, net, a), 15);
     assert_eq!(capi::rsm_free_localmemory_handle(&n, lo, b), 15);
@@ -716,7 +719,7 @@ fn create_local_pin_quota_exhausted_is_insufficient_mem() {
     let big = n.platform().alloc(3 * PAGE);
     let mut h = LocalMemHandle::NULL;
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), big),
+        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), big.clone()),
         32
     );
     assert_eq!(
@@ -728,10 +731,10 @@ fn create_local_pin_quota_exhausted_is_insufficient_mem() {
     let seg_mem = n.platform().alloc(PAGE);
     let seg = n.export_create(c, seg_mem, CreateFlags::empty()).unwrap();
     let one = n.platform().alloc(PAGE);
-    let a = n.create_localmemory_handle(c, one).unwrap();
+    let a = n.create_localmemory_handle(c, one.clone()).unwrap();
     let more = n.platform().alloc(PAGE);
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), more),
+        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), more.clone()),
         32
     );
     // Pinning an already pinned page costs nothing.
@@ -789,15 +792,15 @@ fn create_local_table_full_is_insufficient_resources() {
     let n = small_node();
     let c = n.get_controller(None).unwrap();
     let bufs: Vec<FakeRegion> = (0..3).map(|_| n.platform().alloc(PAGE)).collect();
-    let a = n.create_localmemory_handle(c, bufs[0]).unwrap();
-    let b = n.create_localmemory_handle(c, bufs[1]).unwrap();
+    let a = n.create_localmemory_handle(c, bufs[0].clone()).unwrap();
+    let b = n.create_localmemory_handle(c, bufs[1].clone()).unwrap();
     let mut h = LocalMemHandle::NULL;
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), bufs[2]),
+        capi::rsm_create_localmemory_handle(&n, c, Some(&mut h), bufs[2].clone()),
         31
     );
     assert_eq!(
-        n.create_localmemory_handle(c, bufs[2]),
+        n.create_localmemory_handle(c, bufs[2].clone()),
         Err(RsmError::InsufficientResources)
     );
     assert_eq!(
@@ -806,7 +809,7 @@ fn create_local_table_full_is_insufficient_resources() {
         "the failed create left no pin"
     );
     n.free_localmemory_handle(c, a).unwrap();
-    let c3 = n.create_localmemory_handle(c, bufs[2]).unwrap();
+    let c3 = n.create_localmemory_handle(c, bufs[2].clone()).unwrap();
     n.free_localmemory_handle(c, b).unwrap();
     n.free_localmemory_handle(c, c3).unwrap();
     assert_eq!(n.platform().pinned_pages(), 0);
@@ -828,7 +831,7 @@ fn create_local_check_order() {
     let nc = ControllerHandle::NULL;
     // misaligned + NULL controller → BAD_ADDR (not BAD_CTLR_HNDL)
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, nc, Some(&mut h), misaligned),
+        capi::rsm_create_localmemory_handle(&n, nc, Some(&mut h), misaligned.clone()),
         16
     );
     assert_eq!(
@@ -848,15 +851,18 @@ fn create_local_check_order() {
     );
     // NULL controller + length 0 → BAD_CTLR_HNDL
     assert_eq!(
-        capi::rsm_create_localmemory_handle(&n, nc, Some(&mut h), empty),
+        capi::rsm_create_localmemory_handle(&n, nc, Some(&mut h), empty.clone()),
         3
     );
     assert_eq!(
-        n.create_localmemory_handle(nc, empty),
+        n.create_localmemory_handle(nc, empty.clone()),
         Err(RsmError::BadCtlrHndl)
     );
     // NULL out-pointer + length 0 → BAD_LOCALMEM_HNDL
-    assert_eq!(capi::rsm_create_localmemory_handle(&n, c, None, empty), 15);
+    assert_eq!(
+        capi::rsm_create_localmemory_handle(&n, c, None, empty.clone()),
+        15
+    );
     // length 0 + quota exhausted → BAD_LENGTH
     n.platform().set_pin_quota(0);
     assert_eq!(
@@ -900,7 +906,7 @@ fn export_create_unaligned_vaddr_or_length_is_bad_mem_alignment() {
         mem.sub(0, 100),
     ] {
         assert_eq!(
-            capi::rsm_memseg_export_create(&n, c, Some(&mut eh), r, 0),
+            capi::rsm_memseg_export_create(&n, c, Some(&mut eh), r.clone(), 0),
             17
         );
         assert_eq!(
@@ -920,7 +926,7 @@ fn export_create_length_zero_is_bad_length() {
     let r = n.platform().alloc(0);
     let mut eh = ExportHandle::NULL;
     assert_eq!(
-        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), r, 0),
+        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), r.clone(), 0),
         20
     );
     assert_eq!(
@@ -943,14 +949,17 @@ fn export_create_argument_errors() {
     let garbage = ExportHandle::from_raw(0x1234);
     let mut eh = garbage;
     assert_eq!(
-        capi::rsm_memseg_export_create(&n, ControllerHandle::NULL, Some(&mut eh), ok, 0),
+        capi::rsm_memseg_export_create(&n, ControllerHandle::NULL, Some(&mut eh), ok.clone(), 0),
         3
     );
     assert_eq!(
         eh, garbage,
         "out-pointer untouched before the controller check"
     );
-    assert_eq!(capi::rsm_memseg_export_create(&n, c, None, ok, 0), 5);
+    assert_eq!(
+        capi::rsm_memseg_export_create(&n, c, None, ok.clone(), 0),
+        5
+    );
     assert_eq!(
         capi::rsm_memseg_export_create(&n, c, Some(&mut eh), FakeRegion::raw(0, PAGE), 0),
         16
@@ -989,7 +998,7 @@ fn export_create_quota_and_table_exhaustion() {
     let big = n.platform().alloc(3 * PAGE);
     let mut eh = ExportHandle::NULL;
     assert_eq!(
-        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), big, 0),
+        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), big.clone(), 0),
         32
     );
     assert_eq!(
@@ -997,21 +1006,27 @@ fn export_create_quota_and_table_exhaustion() {
         Err(RsmError::InsufficientMem)
     );
     let m: Vec<FakeRegion> = (0..3).map(|_| n.platform().alloc(PAGE)).collect();
-    let a = n.export_create(c, m[0], CreateFlags::empty()).unwrap();
-    let b = n.export_create(c, m[1], CreateFlags::empty()).unwrap();
+    let a = n
+        .export_create(c, m[0].clone(), CreateFlags::empty())
+        .unwrap();
+    let b = n
+        .export_create(c, m[1].clone(), CreateFlags::empty())
+        .unwrap();
     // Table full and quota exhausted: the table check comes before pinning (§4.3: no
     // descriptor → INSUFFICIENT_RESOURCES before the KA bind).
     assert_eq!(
-        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), m[2], 0),
+        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), m[2].clone(), 0),
         31
     );
     assert_eq!(
-        n.export_create(c, m[2], CreateFlags::empty()),
+        n.export_create(c, m[2].clone(), CreateFlags::empty()),
         Err(RsmError::InsufficientResources)
     );
     assert_eq!(n.platform().pinned_pages(), 2);
     n.export_destroy(a).unwrap();
-    let c3 = n.export_create(c, m[2], CreateFlags::empty()).unwrap();
+    let c3 = n
+        .export_create(c, m[2].clone(), CreateFlags::empty())
+        .unwrap();
     n.export_destroy(b).unwrap();
     n.export_destroy(c3).unwrap();
     assert_eq!(n.platform().pinned_pages(), 0);
@@ -1034,13 +1049,19 @@ fn export_create_check_order() {
     let mut eh = ExportHandle::NULL;
     let null = FakeRegion::raw(0, 0);
     // NULL controller + NULL memseg → 3
-    assert_eq!(capi::rsm_memseg_export_create(&n, nc, None, null, 0), 3);
     assert_eq!(
-        n.export_create(nc, null, CreateFlags::empty()),
+        capi::rsm_memseg_export_create(&n, nc, None, null.clone(), 0),
+        3
+    );
+    assert_eq!(
+        n.export_create(nc, null.clone(), CreateFlags::empty()),
         Err(RsmError::BadCtlrHndl)
     );
     // NULL memseg + NULL vaddr → 5
-    assert_eq!(capi::rsm_memseg_export_create(&n, c, None, null, 0), 5);
+    assert_eq!(
+        capi::rsm_memseg_export_create(&n, c, None, null.clone(), 0),
+        5
+    );
     // NULL vaddr + length 0 → 16
     assert_eq!(
         capi::rsm_memseg_export_create(&n, c, Some(&mut eh), null, 0),
@@ -1055,7 +1076,7 @@ fn export_create_check_order() {
     // misaligned + too long → 17
     let long_misaligned = mem.sub(1, 3 * PAGE);
     assert_eq!(
-        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), long_misaligned, 0),
+        capi::rsm_memseg_export_create(&n, c, Some(&mut eh), long_misaligned.clone(), 0),
         17
     );
     assert_eq!(
@@ -1549,11 +1570,17 @@ fn rebind_without_allow_rebind_is_rebind_not_allowed() {
     let c = n.get_controller(None).unwrap();
     let m = n.platform().alloc(PAGE);
     let m2 = n.platform().alloc(PAGE);
-    let seg = n.export_create(c, m, CreateFlags::empty()).unwrap();
-    assert_eq!(capi::rsm_memseg_export_rebind(&n, seg, m2, 0), 30);
-    assert_eq!(n.export_rebind(seg, m2), Err(RsmError::RebindNotAllowed));
+    let seg = n.export_create(c, m.clone(), CreateFlags::empty()).unwrap();
+    assert_eq!(capi::rsm_memseg_export_rebind(&n, seg, m2.clone(), 0), 30);
+    assert_eq!(
+        n.export_rebind(seg, m2.clone()),
+        Err(RsmError::RebindNotAllowed)
+    );
     // Even rebinding to the same address is refused.
-    assert_eq!(n.export_rebind(seg, m), Err(RsmError::RebindNotAllowed));
+    assert_eq!(
+        n.export_rebind(seg, m.clone()),
+        Err(RsmError::RebindNotAllowed)
+    );
     let dontwait = n
         .export_create(c, m2, CreateFlags::CREATE_SEG_DONTWAIT)
         .unwrap();
@@ -1569,7 +1596,9 @@ fn rebind_different_length_is_bad_length() {
     let n = node();
     let c = n.get_controller(None).unwrap();
     let m = n.platform().alloc(2 * PAGE);
-    let seg = n.export_create(c, m, CreateFlags::ALLOW_REBIND).unwrap();
+    let seg = n
+        .export_create(c, m.clone(), CreateFlags::ALLOW_REBIND)
+        .unwrap();
     for len in [PAGE, 3 * PAGE, 2 * PAGE + 1, 2 * PAGE - 1] {
         let r = n.platform().alloc(len);
         assert_eq!(capi::rsm_memseg_export_rebind(&n, seg, r, 0), 20, "{len}");
@@ -1605,7 +1634,10 @@ fn rebind_to_new_buffer_importer_sees_new_bytes() {
     let iov = [IoVec::va(&dst, 0, 0, 2 * PAGE)];
     assert_eq!(fx.getv(fx.imp, &iov), (0, 0));
     assert_eq!(fx.bytes(&dst), pat(2 * PAGE, 1));
-    assert_eq!(capi::rsm_memseg_export_rebind(&fx.n, fx.seg, newbuf, 0), 0);
+    assert_eq!(
+        capi::rsm_memseg_export_rebind(&fx.n, fx.seg, newbuf.clone(), 0),
+        0
+    );
     assert_eq!(
         fx.n.platform().pinned_pages(),
         2,
@@ -1619,7 +1651,7 @@ fn rebind_to_new_buffer_importer_sees_new_bytes() {
     assert_eq!(fx.n.platform().read(&newbuf, 10, 64), pat(64, 9));
     assert_eq!(fx.seg_bytes(), pat(2 * PAGE, 1), "old buffer untouched");
     // Rebinding back works too.
-    assert_eq!(fx.n.export_rebind(fx.seg, fx.mem), Ok(()));
+    assert_eq!(fx.n.export_rebind(fx.seg, fx.mem.clone()), Ok(()));
     let iov = [IoVec::va(&dst, 0, 0, 2 * PAGE)];
     assert_eq!(fx.getv(fx.imp, &iov), (0, 0));
     assert_eq!(fx.bytes(&dst), pat(2 * PAGE, 1));
@@ -1641,11 +1673,17 @@ fn rebind_errors_and_check_order() {
     let misaligned = n.platform().alloc(2 * PAGE).sub(8, PAGE);
     let other_len = n.platform().alloc(2 * PAGE);
     assert_eq!(
-        capi::rsm_memseg_export_rebind(n, ExportHandle::NULL, null, 0),
+        capi::rsm_memseg_export_rebind(n, ExportHandle::NULL, null.clone(), 0),
         5
     );
-    assert_eq!(capi::rsm_memseg_export_rebind(n, fx.seg, null, 0), 16);
-    assert_eq!(capi::rsm_memseg_export_rebind(n, fx.seg, misaligned, 0), 16);
+    assert_eq!(
+        capi::rsm_memseg_export_rebind(n, fx.seg, null.clone(), 0),
+        16
+    );
+    assert_eq!(
+        capi::rsm_memseg_export_rebind(n, fx.seg, misaligned.clone(), 0),
+        16
+    );
     assert_eq!(
         capi::rsm_memseg_export_rebind(n, fx.seg, FakeRegion::raw(UNMAPPED, PAGE), 0),
         16
@@ -1654,7 +1692,7 @@ fn rebind_errors_and_check_order() {
     assert_eq!(capi::rsm_memseg_export_rebind(n, norebind, null, 0), 16);
     // no ALLOW_REBIND + different length → 30
     assert_eq!(
-        capi::rsm_memseg_export_rebind(n, norebind, other_len, 0),
+        capi::rsm_memseg_export_rebind(n, norebind, other_len.clone(), 0),
         30
     );
     // no ALLOW_REBIND + misaligned → 30
@@ -2434,7 +2472,9 @@ fn putv_getv_mixed_handle_and_va_round_trip() {
         assert_eq!(rd(100, 50), vec![0; 50], "nothing between the entries");
         // getv scatters it back into a handle and a VA buffer.
         let cbuf = fx.n.platform().alloc(200);
-        let ch = fx.n.create_localmemory_handle(fx.ctrl, cbuf).unwrap();
+        let ch =
+            fx.n.create_localmemory_handle(fx.ctrl, cbuf.clone())
+                .unwrap();
         let dbuf = fx.n.platform().alloc(400);
         let back = [
             IoVec::handle(ch, 0, 0, 100),

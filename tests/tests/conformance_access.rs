@@ -110,7 +110,7 @@ impl Fx {
         let mem = n.platform().alloc(len);
         n.platform().write(&mem, 0, &pat(len, 0x40));
         let seg = n
-            .export_create(ctrl, mem, CreateFlags::ALLOW_REBIND)
+            .export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)
             .unwrap();
         let id = n.export_publish(seg, 0, &[]).unwrap();
         let imp = n.import_connect(ctrl, n.node_id(), id, p).unwrap();
@@ -1155,7 +1155,7 @@ fn put_get_follow_a_rebind() {
     let (fx, _b) = Fx::ready(PAGE, Permission::RDWR);
     fx.n.put(fx.imp, 0, b"old").unwrap();
     let new = fx.n.platform().alloc(PAGE);
-    fx.n.export_rebind(fx.seg, new).unwrap();
+    fx.n.export_rebind(fx.seg, new.clone()).unwrap();
     fx.n.put(fx.imp, 0, b"new").unwrap();
     assert_eq!(fx.n.platform().read(&new, 0, 3), b"new");
     assert_eq!(fx.n.platform().read(&fx.mem, 0, 3), b"old");

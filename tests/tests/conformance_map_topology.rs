@@ -61,7 +61,7 @@ impl Fx {
         let mem = n.platform().alloc(SEG_LEN);
         n.platform().write(&mem, 0, &pat(SEG_LEN, 7));
         let seg = n
-            .export_create(ctrl, mem, CreateFlags::ALLOW_REBIND)
+            .export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)
             .unwrap();
         let id = n.export_publish(seg, 0, &[]).unwrap();
         let imp = n.import_connect(ctrl, n.node_id(), id, p).unwrap();
@@ -144,7 +144,10 @@ fn map_returns_window_over_exported_pages() {
         pins_before + 1,
         "the map pins"
     );
-    assert_eq!(fx.n.import_mapping(fx.imp), Ok(Some((w, Permission::RDWR))));
+    assert_eq!(
+        fx.n.import_mapping(fx.imp),
+        Ok(Some((w.clone(), Permission::RDWR)))
+    );
     // The window shows the segment's bytes.
     assert_eq!(
         fx.n.platform().read(&w, 0, 2 * PAGE),
@@ -181,7 +184,7 @@ fn capi_map_stores_window_and_fixed_at_window_succeeds() {
     let fx = Fx::rdwr();
     let (code, w) = fx.cmap(fx.imp, RSM_MAP_NONE, RSM_PERM_RDWR, 0, SEG_LEN, 0);
     assert_eq!(code, 0);
-    assert_eq!(w, Some(fx.mem));
+    assert_eq!(w, Some(fx.mem.clone()));
     assert_eq!(capi::rsm_memseg_import_unmap(&fx.n, fx.imp), 0);
     let at = fx.mem.addr() + 2 * PAGE;
     let (code, w) = fx.cmap(
@@ -573,7 +576,7 @@ fn rebind_while_mapped_aborts_the_mapped_importer_only() {
             .unwrap();
     let w = fx.map(RSM_PERM_RDWR, 0, 2 * PAGE).unwrap();
     let new_mem = fx.n.platform().alloc(SEG_LEN);
-    assert_eq!(rc(fx.n.export_rebind(fx.seg, new_mem)), 0);
+    assert_eq!(rc(fx.n.export_rebind(fx.seg, new_mem.clone())), 0);
     // New pages (4) plus the window's old pages (2).
     assert_eq!(fx.pinned(), SEG_PAGES + 2);
     let src = fx.n.platform().alloc(4);
@@ -606,7 +609,7 @@ fn rebind_while_mapped_aborts_the_mapped_importer_only() {
 fn map_races_rebind_with_balanced_pins() {
     let fx = Fx::rdwr();
     let other = fx.n.platform().alloc(SEG_LEN);
-    let regions = [fx.mem, other];
+    let regions = [fx.mem.clone(), other];
     let done = AtomicBool::new(false);
     let start = std::sync::Barrier::new(2);
     let (mut maps, mut aborts) = (0, 0);
@@ -614,7 +617,10 @@ fn map_races_rebind_with_balanced_pins() {
         s.spawn(|| {
             start.wait();
             for k in 0..2000 {
-                assert_eq!(rc(fx.n.export_rebind(fx.seg, regions[(k + 1) % 2])), 0);
+                assert_eq!(
+                    rc(fx.n.export_rebind(fx.seg, regions[(k + 1) % 2].clone())),
+                    0
+                );
             }
             done.store(true, Ordering::SeqCst);
         });

@@ -35,7 +35,9 @@ fn export(p: &Pumped, acl: &[AccessEntry]) -> (ExportHandle, FakeRegion) {
     let n = p.node(1);
     let ctrl = n.get_controller(Some("rsmnet0")).unwrap();
     let mem = n.platform().alloc(LEN);
-    let seg = n.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    let seg = n
+        .export_create(ctrl, mem.clone(), CreateFlags::empty())
+        .unwrap();
     n.export_publish(seg, SEG, acl).unwrap();
     (seg, mem)
 }
@@ -90,7 +92,7 @@ fn blocking_put_get_every_width_and_vectors() {
         let src = n0.platform().alloc(8192);
         let data: Vec<u8> = (0..8192).map(|i| (i % 199) as u8).collect();
         n0.platform().write(&src, 0, &data);
-        let lh = n0.create_localmemory_handle(ctrl, src).unwrap();
+        let lh = n0.create_localmemory_handle(ctrl, src.clone()).unwrap();
         let iov = [
             IoVec::handle(lh, 0, 0, 5000),
             IoVec::va(&src, 5000, 6000, 3000),

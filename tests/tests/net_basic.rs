@@ -202,7 +202,9 @@ fn unpublish_mid_vector_gives_the_exact_residual() {
     let ex = c.node(1);
     let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
     let mem = ex.platform().alloc(65536);
-    let seg = ex.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    let seg = ex
+        .export_create(ctrl, mem.clone(), CreateFlags::empty())
+        .unwrap();
     ex.export_publish(seg, SEG, &[]).unwrap();
     let im = c.node(0);
     let ctrl0 = im.get_controller(Some("rsmnet0")).unwrap();

@@ -117,7 +117,7 @@ fn shrink_frames_mid_transfer(put: bool, shrink: u32) {
     };
     let mut c = Cluster::new(2, 7, faults);
     let seg_mem = c.node(1).platform().alloc(65536);
-    let (imp, _seg) = connect(&mut c, seg_mem);
+    let (imp, _seg) = connect(&mut c, seg_mem.clone());
     let src = c.node(0).platform().alloc(65536);
     let data: Vec<u8> = (0..65536).map(|i| (i * 13 % 251) as u8).collect();
     c.node(0).platform().write(&src, 0, &data);
@@ -313,7 +313,9 @@ fn every_node_id_reaches_one_exporter_in_a_64_node_cluster() {
     let mem = c.node(0).platform().alloc(4096);
     let ex = c.node(0);
     let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
-    let seg = ex.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    let seg = ex
+        .export_create(ctrl, mem.clone(), CreateFlags::empty())
+        .unwrap();
     ex.export_publish(seg, SEG, &[]).unwrap();
     // Let every hello go round first (each node then knows all 63 others).
     c.run_for(2 * SEC);
@@ -480,7 +482,7 @@ fn an_idle_import_on_a_lossy_link_stays_connected() {
     };
     let mut c = Cluster::new(2, 22, faults);
     let mem = c.node(1).platform().alloc(4096);
-    let (imp, _seg) = connect(&mut c, mem);
+    let (imp, _seg) = connect(&mut c, mem.clone());
     let sent_before = c.node(0).net_stats().frames_sent;
     c.run_for(60 * SEC);
     for k in 0..2 {
@@ -573,7 +575,7 @@ fn an_implicit_sigpost_failure_replaces_the_vector_success() {
     use rsm_core::SgFlags;
     let mut c = Cluster::new(2, 25, FaultConfig::default());
     let mem = c.node(1).platform().alloc(4096);
-    let (imp, seg) = connect(&mut c, mem);
+    let (imp, seg) = connect(&mut c, mem.clone());
     let local = c.node(0).platform().alloc(4096);
     c.node(0).platform().write(&local, 0, b"implicit sigpost");
     let lh = {

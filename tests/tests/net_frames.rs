@@ -74,7 +74,9 @@ fn transfer<const A: usize, const B: usize>(
 ) -> (u64, u64) {
     let ctrl = ex.get_controller(Some("rsmnet0")).unwrap();
     let mem = ex.platform().alloc(MIB);
-    let seg = ex.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    let seg = ex
+        .export_create(ctrl, mem.clone(), CreateFlags::empty())
+        .unwrap();
     ex.export_publish(seg, SEG, &[]).unwrap();
     assert!(run(net, [(im, l0), (ex, l1)], || im.net_peers().len() == 1));
     let c0 = im.get_controller(Some("rsmnet0")).unwrap();

@@ -111,7 +111,9 @@ impl Grid {
             let mem = n.platform().alloc(SEG_LEN);
             let init: Vec<u8> = (0..SEG_LEN).map(|i| (i % 253) as u8).collect();
             n.platform().write(&mem, 0, &init);
-            let seg = n.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+            let seg = n
+                .export_create(ctrl, mem.clone(), CreateFlags::empty())
+                .unwrap();
             n.export_publish(seg, segid, &[]).unwrap();
             exports[node as usize] = Some(seg);
             mems[node as usize] = Some(mem);
@@ -131,7 +133,7 @@ impl Grid {
             let ctrl = n.get_controller(Some("rsmnet0")).unwrap();
             let src = n.platform().alloc(LOCAL_LEN);
             let dst = n.platform().alloc(LOCAL_LEN);
-            let src_h = n.create_localmemory_handle(ctrl, src).unwrap();
+            let src_h = n.create_localmemory_handle(ctrl, src.clone()).unwrap();
             links.push(Link {
                 importer,
                 exporter,
@@ -178,7 +180,7 @@ impl Grid {
             .write(&self.links[k].src, 0, &fill);
         let (src, src_h, dst) = {
             let l = &self.links[k];
-            (l.src, l.src_h, l.dst)
+            (l.src.clone(), l.src_h, l.dst.clone())
         };
         let mut dst_next = 0usize;
         let nops = 1 + self.rng.below(4);
@@ -396,7 +398,7 @@ impl Grid {
     }
 
     fn exporter_bytes(&self, node: u32) -> Vec<u8> {
-        let region = self.mems[node as usize].unwrap();
+        let region = self.mems[node as usize].clone().unwrap();
         self.c.node(node).platform().read(&region, 0, SEG_LEN)
     }
 

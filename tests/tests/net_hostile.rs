@@ -248,7 +248,7 @@ impl World {
             let bytes: Vec<u8> = (0..LEN[k]).map(|i| pattern(k, i)).collect();
             n1.platform().write(&region, 0, &bytes);
             let ex = n1
-                .export_create(ctrl, region, CreateFlags::empty())
+                .export_create(ctrl, region.clone(), CreateFlags::empty())
                 .unwrap();
             n1.export_publish(ex, segids[k], &acls[k]).unwrap();
             mem.push(region);
@@ -297,7 +297,12 @@ impl World {
         let mut w = World {
             c,
             imp0,
-            mem: [mem[0], mem[1], mem[2], mem[3]],
+            mem: [
+                mem[0].clone(),
+                mem[1].clone(),
+                mem[2].clone(),
+                mem[3].clone(),
+            ],
             expect: [
                 expect[0].clone(),
                 expect[1].clone(),

@@ -56,7 +56,9 @@ fn export(c: &Cluster, node: u32) -> (ExportHandle, FakeRegion) {
     let n = c.node(node);
     let ctrl = n.get_controller(Some("rsmnet0")).unwrap();
     let mem = n.platform().alloc(SEG_LEN);
-    let seg = n.export_create(ctrl, mem, CreateFlags::empty()).unwrap();
+    let seg = n
+        .export_create(ctrl, mem.clone(), CreateFlags::empty())
+        .unwrap();
     n.export_publish(seg, SEG, &[]).unwrap();
     (seg, mem)
 }

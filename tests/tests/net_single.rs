@@ -35,7 +35,9 @@ fn every_blocking_call_progresses_on_one_thread() {
         let (n0, n1, n2) = (c.node(0), c.node(1), c.node(2));
         let ctrl1 = n1.get_controller(Some("rsmnet0")).unwrap();
         let mem = n1.platform().alloc(LEN);
-        let seg = n1.export_create(ctrl1, mem, CreateFlags::empty()).unwrap();
+        let seg = n1
+            .export_create(ctrl1, mem.clone(), CreateFlags::empty())
+            .unwrap();
         n1.export_publish(seg, SEG, &[]).unwrap();
         // Connect (waits for the exporter's reply), from two nodes.
         let ctrl0 = n0.get_controller(Some("rsmnet0")).unwrap();
@@ -68,7 +70,7 @@ fn every_blocking_call_progresses_on_one_thread() {
         let src = n0.platform().alloc(8192);
         let data: Vec<u8> = (0..8192).map(|i| (i % 197) as u8).collect();
         n0.platform().write(&src, 0, &data);
-        let lh = n0.create_localmemory_handle(ctrl0, src).unwrap();
+        let lh = n0.create_localmemory_handle(ctrl0, src.clone()).unwrap();
         let iov = [
             IoVec::handle(lh, 0, 0, 5000),
             IoVec::va(&src, 5000, 6000, 3000),

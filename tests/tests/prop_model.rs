@@ -1463,7 +1463,7 @@ fn foreign() -> Foreign {
     let node = Node::new(FakePlatform::new(), Config::default());
     let ctrl = node.get_controller(None).unwrap();
     let buf = node.platform().alloc(PAGE_SIZE);
-    let local = node.create_localmemory_handle(ctrl, buf).unwrap();
+    let local = node.create_localmemory_handle(ctrl, buf.clone()).unwrap();
     let export = node
         .export_create(ctrl, buf, CreateFlags::ALLOW_REBIND)
         .unwrap();
@@ -1674,7 +1674,7 @@ impl Harness {
                 misalign,
                 len,
             } => {
-                let b = pool[usize::from(buf) % pool.len()];
+                let b = pool[usize::from(buf) % pool.len()].clone();
                 let pages = b.len() / PAGE_SIZE;
                 let off = usize::from(page) % pages * PAGE_SIZE + usize::from(misalign);
                 let avail = b.len() - off;
@@ -1689,7 +1689,7 @@ impl Harness {
             RegionSpec::Null(n) => FakeRegion::raw(0, n.into()),
             RegionSpec::Unmapped(n) => FakeRegion::raw(UNMAPPED, n.into()),
             RegionSpec::Overlong(buf) => {
-                let b = pool[usize::from(buf) % pool.len()];
+                let b = pool[usize::from(buf) % pool.len()].clone();
                 FakeRegion::raw(b.addr(), b.len() + PAGE_SIZE)
             }
         }
@@ -1742,14 +1742,14 @@ impl Harness {
                     .filter(|im| im.live && im.map.is_some())
                     .map(|im| &self.m.exports[im.export])
                     .filter(|e| e.live)
-                    .map(|e| (e.h.into_raw(), e.region))
+                    .map(|e| (e.h.into_raw(), e.region.clone()))
                     .collect();
                 let (raw, old) = match mapped.len() {
                     0 => (
                         self.pick(Kind::Export, Pick::Live(usize::from(*i))),
                         FakeRegion::raw(0, PAGE_SIZE),
                     ),
-                    n => mapped[usize::from(*i) % n],
+                    n => mapped[usize::from(*i) % n].clone(),
                 };
                 // Another place of the same length in the pool (page aligned).
                 let mut places = Vec::new();
@@ -1894,7 +1894,7 @@ impl Harness {
             }
             Ok(c)
         })();
-        let r = self.node.create_localmemory_handle(ctrl, region);
+        let r = self.node.create_localmemory_handle(ctrl, region.clone());
         self.outcome(Call::CreateLocal, &r)?;
         match (exp, r) {
             (Ok(c), Ok(h)) => {
@@ -1936,7 +1936,7 @@ impl Harness {
         self.outcome(Call::FreeLocal, &r)?;
         prop_assert_eq!(r, exp.map(|_| ()), "free_localmemory_handle (§9.7)");
         if let Ok(li) = exp {
-            let region = self.m.locals[li].region;
+            let region = self.m.locals[li].region.clone();
             self.m.unpin(&region);
             self.m.locals[li].live = false;
         }
@@ -1969,7 +1969,7 @@ impl Harness {
         })();
         let r = self
             .node
-            .export_create(ctrl, region, CreateFlags::from_bits_retain(flags));
+            .export_create(ctrl, region.clone(), CreateFlags::from_bits_retain(flags));
         self.outcome(Call::ExportCreate, &r)?;
         match (exp, r) {
             (Ok(c), Ok(h)) => {
@@ -2019,7 +2019,7 @@ impl Harness {
         self.outcome(Call::ExportDestroy, &r)?;
         prop_assert_eq!(r, exp.map(|_| ()));
         if let Ok(ei) = exp {
-            let region = self.m.exports[ei].region;
+            let region = self.m.exports[ei].region.clone();
             self.m.unpin(&region);
             let ex = &mut self.m.exports[ei];
             ex.live = false;
@@ -2155,11 +2155,11 @@ impl Harness {
             self.m.pin_check(&region)?;
             Ok(Some(ei))
         })();
-        let r = self.node.export_rebind(h, region);
+        let r = self.node.export_rebind(h, region.clone());
         self.outcome(Call::Rebind, &r)?;
         prop_assert_eq!(r, exp.map(|_| ()), "export_rebind({:?})", region);
         if let Ok(Some(ei)) = exp {
-            let old = self.m.exports[ei].region;
+            let old = self.m.exports[ei].region.clone();
             self.m.pin(&region);
             self.m.unpin(&old);
             self.m.exports[ei].region = region;
@@ -2311,16 +2311,16 @@ impl Harness {
         if !im.info.perm.contains(need) {
             return pre(PermDenied);
         }
-        let seg = ex.region;
+        let seg = ex.region.clone();
         let mut steps = Vec::new();
         for e in entries {
             let local = match (e.io_type, &e.local) {
                 (RSM_HANDLE_TYPE, LocalRef::Handle(h)) => match self.m.live_local(h.into_raw()) {
-                    Some(li) => self.m.locals[li].region,
+                    Some(li) => self.m.locals[li].region.clone(),
                     None => return pre(BadSgio),
                 },
                 (RSM_VA_TYPE, LocalRef::Va(r)) if r.addr() == 0 => return pre(BadAddr),
-                (RSM_VA_TYPE, LocalRef::Va(r)) => **r,
+                (RSM_VA_TYPE, LocalRef::Va(r)) => (*r).clone(),
                 _ => return pre(BadSgio),
             };
             let len = e.transfer_length;
@@ -2389,7 +2389,7 @@ impl Harness {
                 }
                 LocalSpec::Va(rs) => {
                     let r = self.region(rs);
-                    (None, r, r.len())
+                    (None, r.clone(), r.len())
                 }
             };
             let (lo, ro, len) = resolve(s.shape, s.a, s.b, s.c, local_len, seg_len);
@@ -3247,7 +3247,7 @@ impl Harness {
         self.outcome(Call::Map, &r)?;
         prop_assert_eq!(
             r,
-            exp.map(|(_, w)| w),
+            exp.clone().map(|(_, w)| w),
             "import_map({:?}, perm {:o}, offset {}, length {}, fixed {:?})",
             attr,
             perm,
@@ -3366,12 +3366,13 @@ impl Harness {
         let exp = self.m.live_import(raw).ok_or(BadSegHndl).and_then(|ii| {
             self.m.imports[ii]
                 .map
+                .clone()
                 .map(|(w, _)| (ii, w))
                 .ok_or(SegNotMapped)
         });
         let r = self.node.import_unmap(ImportHandle::from_raw(raw));
         self.outcome(Call::Unmap, &r)?;
-        prop_assert_eq!(r, exp.map(|_| ()), "import_unmap");
+        prop_assert_eq!(r, exp.clone().map(|_| ()), "import_unmap");
         if let Ok((ii, w)) = exp {
             self.m.unpin(&w);
             self.m.imports[ii].map = None;
@@ -3386,7 +3387,7 @@ impl Harness {
         let Some(ii) = self.m.live_import(raw) else {
             return Ok(());
         };
-        let Some((w, _)) = self.m.imports[ii].map else {
+        let Some((w, _)) = self.m.imports[ii].map.clone() else {
             return Ok(());
         };
         let off = usize::from(a) % w.len();
@@ -3439,7 +3440,11 @@ impl Harness {
         }
         for im in self.m.imports.iter().filter(|i| i.live) {
             prop_assert_eq!(self.node.import_info(im.h), Ok(im.info));
-            prop_assert_eq!(self.node.import_mapping(im.h), Ok(im.map), "import_mapping");
+            prop_assert_eq!(
+                self.node.import_mapping(im.h),
+                Ok(im.map.clone()),
+                "import_mapping"
+            );
             let mode = if im.implicit {
                 BarrierMode::Implicit
             } else {
@@ -3527,7 +3532,7 @@ impl Harness {
             let ctrl = self.m.ctrls[c].cur.unwrap();
             let h = self.m.locals[li].h;
             prop_assert_eq!(self.node.free_localmemory_handle(ctrl, h), Ok(()));
-            let region = self.m.locals[li].region;
+            let region = self.m.locals[li].region.clone();
             self.m.unpin(&region);
             self.m.locals[li].live = false;
         }
@@ -3846,7 +3851,9 @@ impl Rig {
         let ctrl = node.get_controller(None).unwrap();
         let seg = node.platform().alloc(seg_pages * PAGE_SIZE);
         node.platform().write(&seg, 0, &fill(seed, seg.len()));
-        let export = node.export_create(ctrl, seg, CreateFlags::empty()).unwrap();
+        let export = node
+            .export_create(ctrl, seg.clone(), CreateFlags::empty())
+            .unwrap();
         let id = node.export_publish(export, 0, &[]).unwrap();
         let imp = node
             .import_connect(ctrl, node.node_id(), id, Permission::RDWR)
@@ -3858,7 +3865,7 @@ impl Rig {
                 let r = node.platform().alloc(len);
                 node.platform()
                     .write(&r, 0, &fill(seed.wrapping_add(i as u64 + 1), len));
-                (r, node.create_localmemory_handle(ctrl, r).unwrap())
+                (r.clone(), node.create_localmemory_handle(ctrl, r).unwrap())
             })
             .collect();
         Rig {
@@ -3959,7 +3966,7 @@ proptest! {
             .iter()
             .map(|&(s, _, _, _, _)| {
                 let r = rig.node.platform().alloc(lens[s]);
-                (r, rig.node.create_localmemory_handle(rig.ctrl, r).unwrap())
+                (r.clone(), rig.node.create_localmemory_handle(rig.ctrl, r).unwrap())
             })
             .collect();
         let iov2: Vec<IoVec<'_, FakeRegion>> = entries

@@ -136,7 +136,7 @@ impl Local {
         let region = buf.region();
         let handle = node
             .rsm
-            .create_localmemory_handle(node.ctrl, region)
+            .create_localmemory_handle(node.ctrl, region.clone())
             .unwrap();
         Local {
             buf,
@@ -404,9 +404,12 @@ fn local_handle_over_the_exported_buffer_has_memmove_semantics() {
         .unwrap();
     let h_whole = node
         .rsm
-        .create_localmemory_handle(node.ctrl, whole)
+        .create_localmemory_handle(node.ctrl, whole.clone())
         .unwrap();
-    let h_tail = node.rsm.create_localmemory_handle(node.ctrl, tail).unwrap();
+    let h_tail = node
+        .rsm
+        .create_localmemory_handle(node.ctrl, tail.clone())
+        .unwrap();
 
     // (handle or VA, local region's base in the segment, local_off, remote_off, len)
     // Local and remote ranges overlap in memory; each entry is run once as putv and once as

@@ -83,7 +83,7 @@ fn table_group(c: &mut Criterion, report: Option<&Report>, buf: &PinnedBuf, page
     let node = Node::new(HostPlatform::without_mlock());
     let platform = HostPlatform::without_mlock();
 
-    let create_free = || node.create_free(black_box(region));
+    let create_free = || node.create_free(black_box(region.clone()));
     let pin_unpin = || platform.unpin(platform.pin(black_box(&region)).expect("pin"));
 
     let mut g = c.benchmark_group(&name);
@@ -118,7 +118,7 @@ fn mlock_group(c: &mut Criterion, report: Option<&Report>, buf: &PinnedBuf, page
     let region = buf.subregion(0, pages * PAGE).expect("region");
     let node = Node::new(HostPlatform::new());
 
-    let create_free = || node.create_free(black_box(region));
+    let create_free = || node.create_free(black_box(region.clone()));
     let bare = || mlock_munlock(black_box(&region));
 
     let mut g = c.benchmark_group(&name);

@@ -366,7 +366,7 @@ fn main() {
 
     // ---------------------------------------------------------------------------------------
     r.section("6. Error cases (RSMERR name and code)");
-    let unaligned = src.subregion(1, 100).unwrap_or(src_r);
+    let unaligned = src.subregion(1, 100).unwrap_or_else(|| src_r.clone());
     r.expect_err(
         "create_localmemory_handle(unaligned address) -> 16",
         node.create_localmemory_handle(ctrl, unaligned),

@@ -176,6 +176,7 @@ impl<V: Count, const CAP: usize> IntervalMap<V, CAP> {
     }
 
     /// The intervals that share at least one page with `r`, in ascending order.
+    #[cfg(test)]
     pub(crate) fn overlapping(&self, r: Range<usize>) -> impl Iterator<Item = &Interval<V>> {
         // An interval shares a page with `r` if it ends after `r.start` (at `r.start + 1` or
         // later; page numbers are far below `usize::MAX`) and starts before `r.end`.

@@ -38,6 +38,7 @@ mod intervals;
 mod pages;
 mod platform;
 mod region;
+mod shared;
 
 pub use error::HostError;
 pub use platform::{HostPin, HostPlatform};
@@ -63,6 +64,9 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<HostPlatform>();
     send_sync::<MemRegion>();
+    // Three words (pointer, length, share of the memory's origin), as the fake's region: the
+    // node sizes pinned in rsm-core's tests hold for the host too.
+    assert!(core::mem::size_of::<MemRegion>() == 3 * core::mem::size_of::<usize>());
     send_sync::<PinnedBuf>();
     send_sync::<HostError>();
 };

@@ -133,7 +133,8 @@ impl PinTable {
         self.shared.get(page).map(|s| (s.pins, s.locks))
     }
 
-    /// The intervals of pinned pages (by any platform) that share a page with `r`.
+    /// The intervals of pinned pages (by any platform) that share a page with `r` (tests only).
+    #[cfg(test)]
     pub(crate) fn range(&self, r: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
         self.shared.overlapping(r).map(|iv| iv.range())
     }

@@ -3,8 +3,8 @@
 use crate::error::HostError;
 use crate::pages::{self, lock, PinError, GLOBAL};
 use crate::region::MemRegion;
+use crate::shared;
 use core::fmt;
-use core::ptr;
 use rsm_hal::{Checksum, Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -63,8 +63,11 @@ impl HostPin {
 /// NULL and wrap-around, and the memory is not locked.
 ///
 /// # Copies
-/// [`Memory::copy`] takes no lock and has memmove semantics; it relies on the [`MemRegion`]
-/// contract for the validity of the memory.
+/// [`Memory::copy`], [`Memory::write`] and [`Memory::read`] take no lock; they access region
+/// memory with relaxed atomic loads and stores only (whole aligned 8-byte words with one
+/// access each), so transfers racing with each other or with the application's
+/// [`MemRegion`]/[`PinnedBuf`](crate::PinnedBuf) accessors are not data races. `copy` has
+/// memmove semantics. They rely on the [`MemRegion`] contract for the validity of the memory.
 pub struct HostPlatform {
     id: u64,
     mlock: bool,
@@ -222,84 +225,25 @@ impl Memory for HostPlatform {
         src_off: usize,
         len: usize,
     ) -> Result<(), HostError> {
-        let fits = |r: &MemRegion, off: usize| off.checked_add(len).is_some_and(|e| e <= r.len());
-        if !fits(dst, dst_off) || !fits(src, src_off) {
-            return Err(HostError::new(ErrorKind::OutOfRange));
-        }
-        if len == 0 {
-            return Ok(());
-        }
-        if dst.addr() == 0 || src.addr() == 0 {
-            return Err(HostError::new(ErrorKind::BadAddress));
-        }
-        // SAFETY: by the MemRegion contract (`from_raw_parts`, or a live PinnedBuf) both regions
-        // are valid for reads and writes of their whole length while handles made from them
-        // live, and nobody holds references into them; both ranges were checked to lie inside
-        // their regions. `ptr::copy` allows the ranges to overlap (memmove).
-        unsafe { ptr::copy(src.as_ptr().add(src_off), dst.as_ptr().add(dst_off), len) };
+        let (d, s) = (dst.target(dst_off, len)?, src.target(src_off, len)?);
+        let (Some(d), Some(s)) = (d, s) else {
+            return Ok(()); // nothing to copy
+        };
+        // SAFETY: both ranges were checked to lie inside their regions, which are valid for
+        // reads and writes by the MemRegion contract (a live or shared PinnedBuf allocation,
+        // static memory, or the `from_raw_parts` promise) and lie in their spans; all accesses
+        // to region memory are atomic on the span's grid. `shared::copy` has memmove semantics.
+        unsafe { shared::copy(dst.span(), d, src.span(), s, len) };
         Ok(())
     }
 
     fn write(&self, dst: &MemRegion, dst_off: usize, src: &[u8]) -> Result<(), HostError> {
-        let at = checked_target(dst, dst_off, src.len())?;
-        if at.is_null() {
-            return Ok(());
-        }
-        if (at as usize) % 8 == 0 && src.len() % 8 == 0 {
-            for (i, word) in src.chunks_exact(8).enumerate() {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(word);
-                // SAFETY: `checked_target` proved `at .. at + src.len()` lies inside `dst`, which
-                // the MemRegion contract makes valid for writes; `at` is 8-aligned and `i * 8 + 8
-                // <= src.len()`, so this is an aligned in-bounds u64 store. Volatile keeps it one
-                // 8-byte store (word atomicity for concurrent readers, rsm-hal `Memory::write`).
-                unsafe { ptr::write_volatile(at.add(i * 8).cast::<u64>(), u64::from_ne_bytes(w)) };
-            }
-        } else {
-            // SAFETY: the range lies inside `dst` (checked above) and is valid for writes by the
-            // MemRegion contract; `ptr::copy` tolerates overlap should `src` alias the region.
-            unsafe { ptr::copy(src.as_ptr(), at, src.len()) };
-        }
-        Ok(())
+        dst.write(dst_off, src)
     }
 
     fn read(&self, src: &MemRegion, src_off: usize, dst: &mut [u8]) -> Result<(), HostError> {
-        let at = checked_target(src, src_off, dst.len())?;
-        if at.is_null() {
-            return Ok(());
-        }
-        if (at as usize) % 8 == 0 && dst.len() % 8 == 0 {
-            for (i, word) in dst.chunks_exact_mut(8).enumerate() {
-                // SAFETY: `at .. at + dst.len()` lies inside `src` (checked), valid for reads by
-                // the MemRegion contract; `at` is 8-aligned, so this is an aligned in-bounds u64
-                // load, kept as one load by `read_volatile` (word atomicity).
-                let w = unsafe { ptr::read_volatile(at.add(i * 8).cast::<u64>()) };
-                word.copy_from_slice(&w.to_ne_bytes());
-            }
-        } else {
-            // SAFETY: the range lies inside `src` (checked above) and is valid for reads by the
-            // MemRegion contract; `ptr::copy` tolerates overlap should `dst` alias the region.
-            unsafe { ptr::copy(at.cast_const(), dst.as_mut_ptr(), dst.len()) };
-        }
-        Ok(())
+        src.read(src_off, dst)
     }
-}
-
-/// The address of `off` in `r` after checking that `len` bytes from there lie inside `r`
-/// (`OutOfRange`) and that a non-empty access does not go through NULL (`BadAddress`). Returns
-/// NULL for an empty access (nothing to do).
-fn checked_target(r: &MemRegion, off: usize, len: usize) -> Result<*mut u8, HostError> {
-    if off.checked_add(len).is_none_or(|e| e > r.len()) {
-        return Err(HostError::new(ErrorKind::OutOfRange));
-    }
-    if len == 0 {
-        return Ok(ptr::null_mut());
-    }
-    if r.addr() == 0 {
-        return Err(HostError::new(ErrorKind::BadAddress));
-    }
-    // `wrapping_add` computes the address without dereferencing; it is in bounds (checked).
-    Ok(r.as_ptr().wrapping_add(off))
 }
 
 /// The frame checksum on the host: the `crc32c` crate, which uses the SSE4.2 `crc32`

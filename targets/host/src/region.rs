@@ -2,30 +2,79 @@
 //! safely.
 
 use crate::error::HostError;
-use crate::pages::{self, lock, GLOBAL};
+use crate::pages;
+use crate::shared::{self, Span};
 use core::fmt;
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 use rsm_hal::{ErrorKind, Region, PAGE_SIZE};
 use std::alloc::{self, Layout};
+use std::sync::Arc;
 
-/// A range of process memory that the RSM layer may pin, read and write: a `(pointer, length)`
-/// pair implementing [`rsm_hal::Region`].
+/// A range of memory that the RSM layer may pin, read and write: implements
+/// [`rsm_hal::Region`].
 ///
-/// Make one safely from a [`PinnedBuf`] ([`PinnedBuf::region`], [`PinnedBuf::subregion`]) or,
-/// for memory the program manages itself (as a C program would pass a pointer), with the
-/// `unsafe` [`MemRegion::from_raw_parts`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// # Ownership
+/// A region made from a [`PinnedBuf`] ([`PinnedBuf::region`], [`PinnedBuf::subregion`])
+/// *shares ownership* of the buffer's memory: the memory is freed only when the buffer and
+/// every region, sub-region and clone of one are gone. The RSM layer keeps a clone for every
+/// export segment, local memory handle and pending transfer that names the memory, so dropping
+/// the buffer early never leaves the RSM layer writing freed memory — the memory simply lives
+/// until the last handle is freed or the last transfer completes. (Shared ownership rather than
+/// a borrowing region because handles outlive any one call: the RSMAPI frees them by explicit
+/// calls, in any order, from any thread.)
+///
+/// Two other constructors cover memory the program manages itself:
+/// [`MemRegion::from_static`] (safe: it takes the only reference to memory that lives forever,
+/// as a unikernel's static buffers do) and the `unsafe` [`MemRegion::from_raw_parts`] (a
+/// pointer and a length, as a C program passes them).
+///
+/// # Access
+/// The memory may be written by RSM transfers at any time, so [`MemRegion::read`],
+/// [`MemRegion::write`] and [`MemRegion::to_vec`] copy with relaxed atomic accesses (never
+/// creating references into it): a concurrent transfer is not a data race, and bytes read
+/// while one writes the same range may mix old and new data. Order accesses with the RSMAPI's
+/// barriers and signals, as a C program must.
+///
+/// ```
+/// use rsm_host::{MemRegion, PinnedBuf};
+///
+/// let buf = PinnedBuf::new(4096)?;
+/// let region: MemRegion = buf.subregion(100, 8).unwrap();
+/// drop(buf); // the region keeps the memory alive
+/// region.write(0, b"still ok")?;
+/// assert_eq!(region.to_vec(), b"still ok");
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
+#[derive(Clone)]
 pub struct MemRegion {
     ptr: *mut u8,
     len: usize,
+    /// The memory this region is part of, shared by all regions of it.
+    origin: Arc<Origin>,
 }
 
-// SAFETY: a MemRegion is only an address and a length. Whoever constructed it vouched (see
-// `from_raw_parts`, or `PinnedBuf`, which is itself Send + Sync) that the memory is valid for
-// reads and writes from any thread while handles made from it live; the backend accesses it
-// only through `ptr::copy` with memmove semantics, as C threads share memory.
+/// The memory a region is part of: its span (the grid of atomic accesses, see `shared`) and,
+/// for a [`PinnedBuf`], the allocation, freed when the buffer and its last region are gone.
+/// (One shared block keeps a region at three words: pointer, length and this.)
+struct Origin {
+    span: Span,
+    alloc: Option<Alloc>,
+}
+
+/// A region's bytes without its ownership: what the accessors work on.
+#[derive(Clone, Copy)]
+struct Bytes {
+    ptr: *mut u8,
+    len: usize,
+    span: Span,
+}
+
+// SAFETY: a MemRegion is an address, a length and a share of an `Origin` (Send + Sync). Whoever constructed it vouched that the memory is valid from any thread while the
+// region lives (`from_raw_parts`), or the region keeps it alive (`PinnedBuf`) or it lives
+// forever (`from_static`); every access through it is atomic (module `shared`), so accesses
+// from several threads do not race.
 unsafe impl Send for MemRegion {}
-// SAFETY: as for Send: `&MemRegion` gives access to nothing but the address and the length.
+// SAFETY: as for Send: `&MemRegion` gives nothing but atomic access to the memory.
 unsafe impl Sync for MemRegion {}
 
 impl MemRegion {
@@ -35,14 +84,79 @@ impl MemRegion {
     /// error code the RSMAPI specifies (e.g. `RSMERR_BAD_ADDR`, `RSMERR_BAD_MEM_ALIGNMENT`).
     ///
     /// # Safety
-    /// Unless `addr` is NULL (or `len` is 0), the memory `[addr, addr+len)` must be valid for
-    /// reads and writes of `len` bytes, from any thread, for as long as any RSM handle (export
-    /// segment, local memory handle, pending transfer) made from this region or a copy of it
-    /// lives. While a transfer can run, the caller must not hold Rust references (`&[u8]`,
-    /// `&mut [u8]`) to that memory, because the RSM layer may write it at any time; read and
-    /// write it through raw pointers or accessors that copy (as [`PinnedBuf`]'s do).
+    /// Unless `addr` is NULL (or `len` is 0):
+    /// * the memory `[addr, addr+len)` must be valid for reads and writes of `len` bytes, from
+    ///   any thread, for as long as this region or any clone or sub-region of it lives — the
+    ///   RSM layer keeps clones in export segments, local memory handles and pending
+    ///   transfers, so until the last of those is freed or completed;
+    /// * while a transfer can run, the memory must not be accessed through Rust references
+    ///   (`&[u8]`, `&mut [u8]`) or other non-atomic accesses from Rust: use this region's
+    ///   accessors. (C code sharing the memory follows C's rules, as with any shared memory.)
+    ///
+    /// The C layer (`librsm`) is the one intended user; Rust code has [`PinnedBuf`] and
+    /// [`MemRegion::from_static`].
+    ///
+    /// ```
+    /// use rsm_host::MemRegion;
+    ///
+    /// let mem: &'static mut [u8] = Box::leak(vec![0u8; 64].into_boxed_slice());
+    /// let ptr = mem.as_mut_ptr();
+    /// // SAFETY: the leaked memory is valid forever, and only used through the region.
+    /// let r = unsafe { MemRegion::from_raw_parts(ptr, 64) };
+    /// r.write(0, b"abc")?;
+    /// assert_eq!(&r.to_vec()[..3], b"abc");
+    /// # Ok::<(), rsm_host::HostError>(())
+    /// ```
     pub unsafe fn from_raw_parts(addr: *mut u8, len: usize) -> MemRegion {
-        MemRegion { ptr: addr, len }
+        let lo = addr as usize;
+        MemRegion::unowned(addr, len, lo.saturating_add(len))
+    }
+
+    /// A region that does not own its memory, spanning `ptr .. hi`.
+    fn unowned(ptr: *mut u8, len: usize, hi: usize) -> MemRegion {
+        MemRegion {
+            ptr,
+            len,
+            origin: Arc::new(Origin {
+                span: Span {
+                    lo: ptr as usize,
+                    hi,
+                },
+                alloc: None,
+            }),
+        }
+    }
+
+    /// A region over memory that lives for the rest of the program (a `static` buffer, or a
+    /// leaked allocation) — the unikernel's way, with no heap. Safe: taking the only
+    /// (`&'static mut`) reference to the memory means nothing else can touch it except through
+    /// this region and its clones.
+    ///
+    /// Export segments and local memory handles need page-aligned memory
+    /// (`RSMERR_BAD_MEM_ALIGNMENT` otherwise): align the static, e.g.
+    /// `#[repr(align(4096))] struct Pages([u8; 8192]);`.
+    ///
+    /// ```
+    /// use rsm_host::MemRegion;
+    ///
+    /// #[repr(align(4096))]
+    /// struct Pages([u8; 8192]);
+    /// let pages: &'static mut Pages = Box::leak(Box::new(Pages([0; 8192])));
+    /// let r = MemRegion::from_static(&mut pages.0);
+    /// assert_eq!(r.as_ptr() as usize % 4096, 0);
+    /// ```
+    ///
+    /// Memory that does not live forever is refused at compile time:
+    /// ```compile_fail,E0597
+    /// use rsm_host::MemRegion;
+    ///
+    /// let mut local = [0u8; 64];
+    /// let r = MemRegion::from_static(&mut local); // error: `local` does not live long enough
+    /// # drop(r);
+    /// ```
+    pub fn from_static(mem: &'static mut [u8]) -> MemRegion {
+        let ptr = mem.as_mut_ptr();
+        MemRegion::unowned(ptr, mem.len(), ptr as usize + mem.len())
     }
 
     /// The first byte's address as a raw pointer.
@@ -50,7 +164,8 @@ impl MemRegion {
         self.ptr
     }
 
-    /// The sub-range `off..off+len` of this region, or `None` if it does not fit.
+    /// The sub-range `off..off+len` of this region, or `None` if it does not fit. The
+    /// sub-region shares the ownership of the memory like a clone.
     ///
     /// Safe: a sub-range of a region inherits the region's guarantee.
     pub fn subregion(&self, off: usize, len: usize) -> Option<MemRegion> {
@@ -62,7 +177,112 @@ impl MemRegion {
             // wrapping_add: no pointer arithmetic UB even for a NULL/invalid region.
             ptr: self.ptr.wrapping_add(off),
             len,
+            origin: self.origin.clone(),
         })
+    }
+
+    /// How many owners share this region's memory: the [`PinnedBuf`] (while it lives) plus
+    /// every region of it alive anywhere — including the clones the RSM layer holds for
+    /// handles and pending transfers. 0 for memory the region does not own
+    /// ([`MemRegion::from_static`], [`MemRegion::from_raw_parts`]).
+    pub fn owners(&self) -> usize {
+        match self.origin.alloc {
+            Some(_) => Arc::strong_count(&self.origin),
+            None => 0,
+        }
+    }
+
+    /// The grid span of the memory (for the platform's atomic copies).
+    pub(crate) fn span(&self) -> Span {
+        self.origin.span
+    }
+
+    fn bytes(&self) -> Bytes {
+        Bytes {
+            ptr: self.ptr,
+            len: self.len,
+            span: self.origin.span,
+        }
+    }
+
+    /// The address of `off` after checking that `n` bytes from there lie inside the region
+    /// (`OutOfRange`) and that a non-empty access does not go through NULL (`BadAddress`).
+    /// `None` for an empty access (nothing to do).
+    pub(crate) fn target(&self, off: usize, n: usize) -> Result<Option<*mut u8>, HostError> {
+        self.bytes().target(off, n)
+    }
+
+    /// Copy `out.len()` bytes from offset `off` into `out` (atomically, see the type's docs).
+    /// [`ErrorKind::OutOfRange`] (and no copy) if the range leaves the region;
+    /// [`ErrorKind::BadAddress`] for a NULL region.
+    pub fn read(&self, off: usize, out: &mut [u8]) -> Result<(), HostError> {
+        self.bytes().read(off, out)
+    }
+
+    /// Copy `data` into the region at offset `off` (atomically, see the type's docs; whole
+    /// aligned 8-byte words with one store each). Errors as for [`MemRegion::read`].
+    pub fn write(&self, off: usize, data: &[u8]) -> Result<(), HostError> {
+        self.bytes().write(off, data)
+    }
+
+    /// A copy of the region's bytes (empty for a NULL region).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.bytes().to_vec()
+    }
+}
+
+impl Bytes {
+    /// See [`MemRegion::target`].
+    fn target(&self, off: usize, n: usize) -> Result<Option<*mut u8>, HostError> {
+        if off.checked_add(n).is_none_or(|e| e > self.len) {
+            return Err(HostError::new(ErrorKind::OutOfRange));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.ptr.is_null() {
+            return Err(HostError::new(ErrorKind::BadAddress));
+        }
+        // `wrapping_add` computes the address without dereferencing; it is in bounds (checked).
+        Ok(Some(self.ptr.wrapping_add(off)))
+    }
+
+    fn read(&self, off: usize, out: &mut [u8]) -> Result<(), HostError> {
+        if let Some(at) = self.target(off, out.len())? {
+            // SAFETY: the range lies inside the region (checked), which is valid for reads by
+            // its construction (see the type's docs) and lies in its span; all accesses to the
+            // memory are atomic on the span's grid.
+            unsafe { shared::load(self.span, at, out) };
+        }
+        Ok(())
+    }
+
+    fn write(&self, off: usize, data: &[u8]) -> Result<(), HostError> {
+        if let Some(at) = self.target(off, data.len())? {
+            // SAFETY: as in `read`, for writes. `data` is an ordinary slice; should it alias
+            // the region, the RSM memory is only ever accessed atomically, and `data` is read
+            // before each store of the same bytes.
+            unsafe { shared::store(self.span, at, data) };
+        }
+        Ok(())
+    }
+
+    fn to_vec(self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len];
+        if self.read(0, &mut v).is_err() {
+            v.clear();
+        }
+        v
+    }
+}
+
+impl fmt::Debug for MemRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemRegion")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .field("owning", &self.origin.alloc.is_some())
+            .finish()
     }
 }
 
@@ -84,6 +304,27 @@ fn buf_align() -> usize {
     PAGE_SIZE.max(pages::page_size())
 }
 
+/// The allocation behind a [`PinnedBuf`], shared by the buffer and its regions; freed when the
+/// last of them drops.
+struct Alloc {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: Alloc owns its allocation (no thread-local state); the bytes are only accessed
+// atomically (module `shared`) or through a unique `&mut` (`PinnedBuf::as_mut_slice`).
+unsafe impl Send for Alloc {}
+// SAFETY: as for Send: `&Alloc` exposes nothing but the pointer, used atomically.
+unsafe impl Sync for Alloc {}
+
+impl Drop for Alloc {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` was returned by `alloc_zeroed(self.layout)` and is freed only here, when
+        // the buffer and every region sharing it are gone.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
 /// An owned, page-aligned, zero-initialised heap buffer for RSM export segments and local
 /// memory handles.
 ///
@@ -91,33 +332,43 @@ fn buf_align() -> usize {
 /// with other data. It is not locked by itself: a
 /// [`HostPlatform`](crate::HostPlatform) `mlock`s its pages while an RSM handle pins them.
 ///
-/// # Concurrent access
-/// Once a [`region`](PinnedBuf::region) of the buffer is handed to the RSM layer, remote puts
-/// and local transfers may write it at any time, concurrently with the application — like
-/// shared memory in C. The accessors therefore never create long-lived references into the
-/// buffer: [`read`](PinnedBuf::read), [`write`](PinnedBuf::write), [`fill`](PinnedBuf::fill)
-/// and [`to_vec`](PinnedBuf::to_vec) copy with `ptr::copy` (memmove semantics) and take `&self`.
-/// Bytes read while a transfer writes the same range may be a mix of old and new data; use the
-/// RSMAPI's barriers and signals to order accesses, as a C program must.
+/// # Ownership
+/// The buffer and every [`MemRegion`] made from it share the memory: dropping the buffer while
+/// regions (or RSM handles or pending transfers made from them) live keeps the memory until
+/// the last of them is gone, then frees it. Nothing the RSM layer holds can outlive the memory.
 ///
-/// # Drop
-/// Dropping frees the memory — unless some pages are still pinned by a platform (an RSM handle
-/// over the buffer is still alive). Then the memory is leaked instead, so the RSM layer never
-/// writes freed memory. Using a [`MemRegion`] of a dropped buffer to create new handles is a
-/// bug that this check cannot catch: keep the buffer alive as long as its regions are in use.
+/// # Concurrent access
+/// Once a region of the buffer is handed to the RSM layer, remote puts and local transfers may
+/// write it at any time, concurrently with the application — like shared memory in C. The
+/// accessors [`read`](PinnedBuf::read), [`write`](PinnedBuf::write), [`fill`](PinnedBuf::fill)
+/// and [`to_vec`](PinnedBuf::to_vec) therefore take `&self` and copy with relaxed atomic
+/// accesses, as the RSM layer's copies do: concurrent use is never a data race. Bytes read
+/// while a transfer writes the same range may be a mix of old and new data; use the RSMAPI's
+/// barriers and signals to order accesses, as a C program must.
+///
+/// A plain `&mut [u8]` of the bytes ([`PinnedBuf::as_mut_slice`]) exists only while no region
+/// of the buffer does, and no region can be made while it is borrowed:
+/// ```
+/// let mut buf = rsm_host::PinnedBuf::new(16)?;
+/// buf.as_mut_slice().unwrap()[0] = 7;
+/// let r = buf.region();
+/// assert!(buf.as_mut_slice().is_none()); // a region shares the memory now
+/// drop(r);
+/// assert_eq!(buf.as_mut_slice().unwrap()[0], 7);
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
+/// ```compile_fail,E0502
+/// let mut buf = rsm_host::PinnedBuf::new(16)?;
+/// let bytes = buf.as_mut_slice().unwrap();
+/// let r = buf.region(); // error: `buf` is borrowed mutably by `bytes`
+/// bytes[0] = 7;
+/// # drop(r);
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
 pub struct PinnedBuf {
-    ptr: NonNull<u8>,
+    origin: Arc<Origin>,
     len: usize,
-    layout: Layout,
 }
-
-// SAFETY: PinnedBuf owns its allocation (no thread-local state); moving it to another thread
-// moves the ownership.
-unsafe impl Send for PinnedBuf {}
-// SAFETY: every `&self` access copies bytes with raw-pointer `ptr::copy`/`write_bytes` and
-// creates no references into the buffer; concurrent accesses have the semantics of C shared
-// memory (see the type's documentation), as do the RSM transfers that may run at any time.
-unsafe impl Sync for PinnedBuf {}
 
 impl PinnedBuf {
     /// A zeroed buffer of `len` bytes, page aligned, occupying whole pages (at least one).
@@ -131,7 +382,17 @@ impl PinnedBuf {
         // SAFETY: `layout` has a non-zero size (at least one page).
         let raw = unsafe { alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).ok_or(oom)?;
-        Ok(PinnedBuf { ptr, len, layout })
+        let lo = ptr.as_ptr() as usize;
+        Ok(PinnedBuf {
+            origin: Arc::new(Origin {
+                span: Span {
+                    lo,
+                    hi: lo + layout.size(),
+                },
+                alloc: Some(Alloc { ptr, layout }),
+            }),
+            len,
+        })
     }
 
     /// The usable length in bytes (as requested).
@@ -146,25 +407,63 @@ impl PinnedBuf {
 
     /// The allocated size: `len()` rounded up to whole pages, at least one page.
     pub fn capacity(&self) -> usize {
-        self.layout.size()
+        let span = self.origin.span;
+        span.hi - span.lo
+    }
+
+    /// The first byte.
+    fn base(&self) -> *mut u8 {
+        // A buffer always has its allocation.
+        self.origin
+            .alloc
+            .as_ref()
+            .map_or(core::ptr::null_mut(), |a| a.ptr.as_ptr())
     }
 
     /// The first byte, for raw access (as in C). See the type's notes on concurrent access.
     pub fn as_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
+        self.base()
     }
 
-    /// The first byte as a mutable raw pointer, for raw access (as in C). Writing through it
-    /// races with RSM transfers exactly as [`PinnedBuf::write`] does.
+    /// The first byte as a mutable raw pointer, for raw access (as in C). Accesses through it
+    /// must not race with RSM transfers (use the accessors while transfers may run).
     pub fn as_mut_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.base()
     }
 
-    /// A region over the whole buffer (`len()` bytes), to hand to the RSM layer.
+    /// How many regions of this buffer are alive (the application's and the RSM layer's
+    /// clones for handles and pending transfers); [`PinnedBuf::as_mut_slice`] needs 0.
+    pub fn regions(&self) -> usize {
+        Arc::strong_count(&self.origin) - 1
+    }
+
+    /// The bytes as a plain mutable slice — only while no region of the buffer exists (so no
+    /// RSM handle or transfer can touch them): `None` otherwise.
+    pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        let alloc = Arc::get_mut(&mut self.origin)?.alloc.as_mut()?;
+        // SAFETY: `get_mut` proved this buffer holds the only reference to the allocation (no
+        // region, hence no RSM handle or transfer, shares it), and the returned borrow of
+        // `self` keeps it so; the first `len <= capacity` bytes are allocated and initialised.
+        Some(unsafe { core::slice::from_raw_parts_mut(alloc.ptr.as_ptr(), self.len) })
+    }
+
+    /// A region over the whole buffer (`len()` bytes), to hand to the RSM layer; it shares the
+    /// ownership of the memory (see the type's docs).
     pub fn region(&self) -> MemRegion {
         MemRegion {
-            ptr: self.ptr.as_ptr(),
+            ptr: self.base(),
             len: self.len,
+            origin: self.origin.clone(),
+        }
+    }
+
+    /// The buffer's bytes for the accessors: valid while `&self` is borrowed, and cheaper than
+    /// [`PinnedBuf::region`] (no reference count to touch).
+    fn view(&self) -> Bytes {
+        Bytes {
+            ptr: self.base(),
+            len: self.len,
+            span: self.origin.span,
         }
     }
 
@@ -173,85 +472,51 @@ impl PinnedBuf {
         self.region().subregion(off, len)
     }
 
-    /// Check that `off..off+n` lies inside the buffer.
-    fn check(&self, off: usize, n: usize) -> Result<(), HostError> {
-        match off.checked_add(n) {
-            Some(end) if end <= self.len => Ok(()),
-            _ => Err(HostError::new(ErrorKind::OutOfRange)),
-        }
-    }
-
     /// Copy `out.len()` bytes from offset `off` into `out`; [`ErrorKind::OutOfRange`] (and no
     /// copy) if the range leaves the buffer.
     pub fn read(&self, off: usize, out: &mut [u8]) -> Result<(), HostError> {
-        self.check(off, out.len())?;
-        // SAFETY: `off + out.len() <= len <= capacity`, so the source lies in our allocation;
-        // `out` is a distinct exclusive borrow, valid for `out.len()` bytes of writes.
-        unsafe { ptr::copy(self.ptr.as_ptr().add(off), out.as_mut_ptr(), out.len()) };
-        Ok(())
+        self.view().read(off, out)
     }
 
     /// Copy `data` into the buffer at offset `off`; [`ErrorKind::OutOfRange`] (and no copy) if
     /// the range leaves the buffer.
     pub fn write(&self, off: usize, data: &[u8]) -> Result<(), HostError> {
-        self.check(off, data.len())?;
-        // SAFETY: `off + data.len() <= len <= capacity`, so the destination lies in our
-        // allocation, which is written only through raw pointers (no references exist into it);
-        // `data` is valid for reads of `data.len()` bytes. ptr::copy tolerates overlap, should
-        // `data` point into this buffer.
-        unsafe { ptr::copy(data.as_ptr(), self.ptr.as_ptr().add(off), data.len()) };
-        Ok(())
+        self.view().write(off, data)
     }
 
     /// Set every one of the `len()` bytes to `byte`.
     pub fn fill(&self, byte: u8) {
-        // SAFETY: the first `len <= capacity` bytes are in our allocation, and no references
-        // exist into it.
-        unsafe { ptr::write_bytes(self.ptr.as_ptr(), byte, self.len) };
+        let r = self.view();
+        let chunk = [byte; 4096];
+        let mut off = 0;
+        while off < self.len {
+            let n = chunk.len().min(self.len - off);
+            // In range by construction, so this cannot fail.
+            let _ = r.write(off, &chunk[..n]);
+            off += n;
+        }
     }
 
     /// A copy of the `len()` bytes.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = vec![0u8; self.len];
-        // SAFETY: the first `len` bytes are in our allocation; `v` is a fresh vector of `len`.
-        unsafe { ptr::copy(self.ptr.as_ptr(), v.as_mut_ptr(), self.len) };
-        v
+        self.view().to_vec()
     }
 }
 
 impl fmt::Debug for PinnedBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PinnedBuf")
-            .field("ptr", &self.ptr)
+            .field("ptr", &self.base())
             .field("len", &self.len)
-            .field("capacity", &self.layout.size())
+            .field("capacity", &self.capacity())
             .finish()
-    }
-}
-
-impl Drop for PinnedBuf {
-    fn drop(&mut self) {
-        let shift = pages::page_shift();
-        let addr = self.ptr.as_ptr() as usize;
-        let first = addr >> shift;
-        let end = (addr + self.layout.size()) >> shift;
-        // Hold the process-wide table while freeing, so that no platform pins these pages
-        // between the check and the free.
-        let global = lock(&GLOBAL);
-        if global.range(first..end).next().is_some() {
-            // Still pinned by an RSM handle: leak rather than let the RSM layer write freed
-            // memory.
-            return;
-        }
-        // SAFETY: `ptr` was returned by `alloc_zeroed(self.layout)` and is freed only here.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) };
-        drop(global);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::ptr;
 
     #[test]
     fn aligned_zeroed_whole_pages() {
@@ -310,8 +575,11 @@ mod tests {
         assert_eq!(b.to_vec(), vec![0xAB; 16]);
         // fill touches only len() bytes.
         let mut tail = [0u8; 1];
-        // SAFETY: the capacity is a whole page, so byte 16 is in the allocation.
-        unsafe { ptr::copy(b.as_ptr().add(16), tail.as_mut_ptr(), 1) };
+        let whole = b.region();
+        // SAFETY: the capacity is a whole page, so byte 16 is in the allocation, which `whole`
+        // keeps alive; it is only accessed through regions.
+        let page = unsafe { MemRegion::from_raw_parts(whole.as_ptr(), b.capacity()) };
+        page.read(16, &mut tail).unwrap();
         assert_eq!(tail, [0]);
     }
 

@@ -249,18 +249,27 @@ fn unpin_on_the_wrong_platform_is_caught() {
 }
 
 #[test]
-fn dropping_a_pinned_buffer_leaks_it() {
+fn a_region_keeps_the_memory_of_a_dropped_buffer() {
     let p = HostPlatform::without_mlock();
     let buf = PinnedBuf::new(64).unwrap();
     buf.write(0, b"still here").unwrap();
     let r = buf.region();
+    let sub = r.subregion(6, 4).unwrap();
+    assert_eq!(r.owners(), 3); // the buffer, `r` and `sub`
     let pin = p.pin(&r).unwrap();
     drop(buf);
-    // The memory was not freed: a transfer through the pinned region is still valid.
+    assert_eq!(r.owners(), 2);
+    // The memory was not freed: a transfer through the region is still valid.
     let other = PinnedBuf::new(64).unwrap();
     p.copy(&other.region(), 0, &r, 0, 10).unwrap();
     assert_eq!(&other.to_vec()[..10], b"still here");
     p.unpin(pin);
+    drop(r);
+    assert_eq!(sub.owners(), 1);
+    assert_eq!(sub.to_vec(), b"here");
+    // A region from memory it does not own counts no owners.
+    let stat = MemRegion::from_static(Box::leak(Box::new([0u8; 8])));
+    assert_eq!(stat.owners(), 0);
 }
 
 #[test]

@@ -1,0 +1,256 @@
+//! Race-free access to memory that RSM transfers may write at any time.
+//!
+//! Memory handed to the RSM layer is shared in the C sense: a remote put arriving on the
+//! driver thread, a same-node putv on another thread and the application's own reads may touch
+//! the same bytes at once. In Rust's memory model two such accesses are a data race (undefined
+//! behaviour) unless both are atomic, so every access to region memory — the platform's
+//! copies, [`crate::PinnedBuf`]'s and [`crate::MemRegion`]'s accessors — goes through the two
+//! functions here, which use relaxed atomic loads and stores only.
+//!
+//! # The word grid
+//! Racing atomic accesses of *different sizes* to the same bytes are not allowed either, so
+//! each byte of a memory span is always accessed with one size: bytes of an aligned 8-byte
+//! word that lies wholly inside the span are always accessed as that whole `AtomicU64` (a
+//! partial write is a compare-and-swap loop that changes only its bytes), and bytes of a word
+//! that straddles an end of the span as single `AtomicU8`s. Every region carries the span of
+//! the memory it came from (the whole allocation of a [`crate::PinnedBuf`], the slice of
+//! [`crate::MemRegion::from_static`], the range of [`crate::MemRegion::from_raw_parts`]) and
+//! its sub-regions inherit it, so all accesses to one memory agree on the grid.
+//!
+//! Written here rather than taken from a crate: `atomic-memcpy` (the kept crate for this)
+//! copies one value of a fixed-size type, not a run of bytes of any length with a grid shared
+//! by all accesses.
+//!
+//! The aligned 8-byte stores of whole words also give `Memory::write` its word atomicity.
+
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+
+/// The addresses `[lo, hi)` of the memory an access belongs to (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// First address of the memory.
+    pub(crate) lo: usize,
+    /// One past its last address.
+    pub(crate) hi: usize,
+}
+
+const W: usize = 8;
+
+impl Span {
+    /// `true` if the aligned word at address `w` lies wholly inside the span.
+    fn holds_word(&self, w: usize) -> bool {
+        w >= self.lo && w.checked_add(W).is_some_and(|e| e <= self.hi)
+    }
+}
+
+/// Copy `out.len()` bytes from `src` into `out` with atomic loads on the grid of `span`.
+///
+/// # Safety
+/// `src .. src + out.len()` lies inside `span`, and the whole of `span` is valid for reads
+/// (and writes) for the duration of the call and is accessed concurrently only through this
+/// module (atomically, on the same grid); `src` carries the provenance of that memory.
+pub(crate) unsafe fn load(span: Span, src: *const u8, out: &mut [u8]) {
+    let a = src as usize;
+    let n = out.len();
+    let mut i = 0;
+    while i < n {
+        let addr = a + i;
+        let w = addr & !(W - 1);
+        let k = addr - w;
+        if span.holds_word(w) {
+            let take = (W - k).min(n - i);
+            // SAFETY: the aligned word at `w` lies inside `span` (checked), valid for reads
+            // by the caller's promise and accessed concurrently only atomically as this same
+            // u64; the pointer is derived from `src` (same memory, in bounds of the span).
+            let word =
+                unsafe { AtomicU64::from_ptr(src.wrapping_sub(k).wrapping_add(i) as *mut u64) };
+            let bytes = word.load(Relaxed).to_ne_bytes();
+            out[i..i + take].copy_from_slice(&bytes[k..k + take]);
+            i += take;
+        } else {
+            // SAFETY: `addr` lies inside `[src, src + n)` ⊂ span, valid for reads; the byte's
+            // word straddles an end of the span, so it is only ever accessed as an AtomicU8.
+            let byte = unsafe { AtomicU8::from_ptr(src.wrapping_add(i).cast_mut()) };
+            out[i] = byte.load(Relaxed);
+            i += 1;
+        }
+    }
+}
+
+/// Copy `data` to `dst` with atomic stores on the grid of `span`; whole aligned words are
+/// stored with one 8-byte store each.
+///
+/// # Safety
+/// As for [`load`], with `dst .. dst + data.len()` inside `span` and valid for writes.
+pub(crate) unsafe fn store(span: Span, dst: *mut u8, data: &[u8]) {
+    let a = dst as usize;
+    let n = data.len();
+    let mut i = 0;
+    while i < n {
+        let addr = a + i;
+        let w = addr & !(W - 1);
+        let k = addr - w;
+        if span.holds_word(w) {
+            let take = (W - k).min(n - i);
+            // SAFETY: as in `load`: an aligned word inside the span, only accessed atomically
+            // as this u64, valid for writes by the caller's promise.
+            let word =
+                unsafe { AtomicU64::from_ptr(dst.wrapping_sub(k).wrapping_add(i).cast::<u64>()) };
+            let part = &data[i..i + take];
+            if take == W {
+                let mut b = [0u8; W];
+                b.copy_from_slice(part);
+                word.store(u64::from_ne_bytes(b), Relaxed);
+            } else {
+                // Only some bytes of the word are ours: change them and keep the others, even
+                // if another thread writes those meanwhile.
+                let _ = word.fetch_update(Relaxed, Relaxed, |old| {
+                    let mut b = old.to_ne_bytes();
+                    b[k..k + take].copy_from_slice(part);
+                    Some(u64::from_ne_bytes(b))
+                });
+            }
+            i += take;
+        } else {
+            // SAFETY: as in `load`'s byte case, for writes.
+            let byte = unsafe { AtomicU8::from_ptr(dst.wrapping_add(i)) };
+            byte.store(data[i], Relaxed);
+            i += 1;
+        }
+    }
+}
+
+/// Bytes moved per step of [`copy`] (through a bounce buffer on the stack).
+const CHUNK: usize = 4096;
+
+/// Copy `len` bytes from `src` (in `src_span`) to `dst` (in `dst_span`) with memmove semantics,
+/// through a bounce buffer: each chunk is loaded whole, then stored, and chunks go in the order
+/// that never overwrites source bytes not yet loaded.
+///
+/// # Safety
+/// As for [`load`] for `src .. src + len` and as for [`store`] for `dst .. dst + len`.
+pub(crate) unsafe fn copy(
+    dst_span: Span,
+    dst: *mut u8,
+    src_span: Span,
+    src: *const u8,
+    len: usize,
+) {
+    let mut bounce = [0u8; CHUNK];
+    let chunks = len.div_ceil(CHUNK);
+    let backward = (dst as usize) > (src as usize);
+    for c in 0..chunks {
+        let c = if backward { chunks - 1 - c } else { c };
+        let off = c * CHUNK;
+        let n = CHUNK.min(len - off);
+        // SAFETY: `off + n <= len`, so both ranges lie inside what the caller vouched for.
+        unsafe {
+            load(src_span, src.wrapping_add(off), &mut bounce[..n]);
+            store(dst_span, dst.wrapping_add(off), &bounce[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Backing memory for the tests, 8-aligned.
+    #[repr(align(8))]
+    struct Mem([u8; 64]);
+
+    fn span_of(m: &mut Mem, lo: usize, hi: usize) -> (Span, *mut u8) {
+        let base = m.0.as_mut_ptr();
+        (
+            Span {
+                lo: base as usize + lo,
+                hi: base as usize + hi,
+            },
+            base,
+        )
+    }
+
+    #[test]
+    fn every_offset_and_length_round_trips_with_any_span() {
+        // Spans that start and end on and off the word grid.
+        for (lo, hi) in [(0, 64), (3, 61), (8, 40), (1, 2)] {
+            for off in lo..hi {
+                for len in 0..=(hi - off) {
+                    let mut m = Mem([0xEE; 64]);
+                    let (span, base) = span_of(&mut m, lo, hi);
+                    let data: Vec<u8> = (0..len as u8).map(|x| x.wrapping_mul(7) ^ 0x55).collect();
+                    let mut back = vec![0u8; len];
+                    // SAFETY: off..off+len lies inside the span, which lies inside `m`, alive
+                    // and accessed only through this module for the duration.
+                    unsafe {
+                        store(span, base.add(off), &data);
+                        load(span, base.add(off), &mut back);
+                    }
+                    assert_eq!(back, data, "span {lo}..{hi} off {off} len {len}");
+                    // Bytes outside the range are unchanged.
+                    for (j, &b) in m.0.iter().enumerate() {
+                        if j < off || j >= off + len {
+                            assert_eq!(b, 0xEE, "byte {j} changed (off {off} len {len})");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_is_memmove_in_both_directions() {
+        // Larger than one chunk, overlapping both ways, at unaligned offsets.
+        let len = 3 * CHUNK + 17;
+        let total = len + 2 * CHUNK;
+        let mut v: Vec<u64> = vec![0; total / 8 + 1];
+        let base = v.as_mut_ptr().cast::<u8>();
+        let span = Span {
+            lo: base as usize,
+            hi: base as usize + total,
+        };
+        for (s, d) in [(5usize, 1000usize), (1000, 5), (3, 3), (0, 4096 + 1)] {
+            let pattern: Vec<u8> = (0..total).map(|x| (x * 31 % 251) as u8).collect();
+            let mut want = pattern.clone();
+            want.copy_within(s..s + len, d);
+            let mut got = vec![0u8; total];
+            // SAFETY: all ranges lie inside `v` (total bytes), accessed only through this module.
+            unsafe {
+                store(span, base, &pattern);
+                copy(span, base.add(d), span, base.add(s), len);
+                load(span, base, &mut got);
+            }
+            assert!(got == want, "copy {s} -> {d}");
+        }
+    }
+
+    #[test]
+    fn partial_word_writes_keep_concurrent_neighbours() {
+        // Two threads write alternate bytes of the same words; neither loses the other's.
+        let mut v = vec![0u64; 16];
+        let base = v.as_mut_ptr().cast::<u8>();
+        let span = Span {
+            lo: base as usize,
+            hi: base as usize + 128,
+        };
+        let addr = base as usize;
+        std::thread::scope(|s| {
+            for t in 0..2usize {
+                s.spawn(move || {
+                    let base = addr as *mut u8;
+                    for round in 0..2000u32 {
+                        for i in (t..128).step_by(2) {
+                            // SAFETY: byte i lies in the span over `v`, which outlives the
+                            // scope; all accesses are through this module.
+                            unsafe { store(span, base.add(i), &[(round as u8) | 1]) };
+                        }
+                    }
+                });
+            }
+        });
+        let mut out = [0u8; 128];
+        // SAFETY: as above; the writers have finished.
+        unsafe { load(span, base, &mut out) };
+        assert!(out.iter().all(|&b| b == ((1999u32 as u8) | 1)), "{out:?}");
+    }
+}
