@@ -146,7 +146,15 @@ impl MemRegion {
     /// assert_eq!(r.as_ptr() as usize % 4096, 0);
     /// ```
     ///
-    /// Memory that does not live forever is refused at compile time:
+    /// Memory that does not live forever is refused at compile time (the first block compiles;
+    /// the second, the same with a stack array, does not):
+    /// ```
+    /// use rsm_host::MemRegion;
+    ///
+    /// let mem: &'static mut [u8; 64] = Box::leak(Box::new([0u8; 64]));
+    /// let r = MemRegion::from_static(mem);
+    /// # drop(r);
+    /// ```
     /// ```compile_fail,E0597
     /// use rsm_host::MemRegion;
     ///
@@ -357,12 +365,65 @@ impl Drop for Alloc {
 /// assert_eq!(buf.as_mut_slice().unwrap()[0], 7);
 /// # Ok::<(), rsm_host::HostError>(())
 /// ```
+///
+/// # What is checked where
+/// Dropping the buffer and then using a region of it, a handle made from one, or a pending
+/// transfer over one *compiles and is safe* — the memory lives until the last of them is gone
+/// (run-time tests: `tests/tests/ownership.rs`, under the fake platform's freed-memory
+/// detector and here with [`MemRegion::owners`]). What would reach freed or racing memory does
+/// not compile; each pair below is the same code, first without the misuse (compiles), then
+/// with it (does not):
+///
+/// A region made while the plain slice is in use:
+/// ```
+/// let mut buf = rsm_host::PinnedBuf::new(16)?;
+/// let bytes = buf.as_mut_slice().unwrap();
+/// bytes[0] = 7;
+/// let r = buf.region();
+/// # drop(r);
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
 /// ```compile_fail,E0502
 /// let mut buf = rsm_host::PinnedBuf::new(16)?;
 /// let bytes = buf.as_mut_slice().unwrap();
 /// let r = buf.region(); // error: `buf` is borrowed mutably by `bytes`
 /// bytes[0] = 7;
 /// # drop(r);
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
+/// The plain slice used after the buffer was dropped:
+/// ```
+/// let mut buf = rsm_host::PinnedBuf::new(16)?;
+/// let bytes = buf.as_mut_slice().unwrap();
+/// bytes[0] = 7;
+/// drop(buf);
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
+/// ```compile_fail,E0505
+/// let mut buf = rsm_host::PinnedBuf::new(16)?;
+/// let bytes = buf.as_mut_slice().unwrap();
+/// drop(buf); // error: cannot move out of `buf` because it is borrowed
+/// bytes[0] = 7;
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
+/// A vector entry that outlives the region it names (the operation then takes its own clone
+/// of the region, so the entry itself is only needed for the call):
+/// ```
+/// use rsm_core::IoVec;
+/// let buf = rsm_host::PinnedBuf::new(16)?;
+/// let r = buf.region();
+/// let iov = [IoVec::va(&r, 0, 0, 8)];
+/// # let _ = iov;
+/// # Ok::<(), rsm_host::HostError>(())
+/// ```
+/// ```compile_fail,E0597
+/// use rsm_core::IoVec;
+/// let buf = rsm_host::PinnedBuf::new(16)?;
+/// let iov = {
+///     let r = buf.region();
+///     [IoVec::va(&r, 0, 0, 8)] // error: `r` does not live long enough
+/// };
+/// # let _ = iov;
 /// # Ok::<(), rsm_host::HostError>(())
 /// ```
 pub struct PinnedBuf {
