@@ -715,6 +715,8 @@ mod size_tests {
         // The fake's region is three words (address, length, a share of the memory's owner),
         // as the host's `MemRegion` is.
         assert_eq!(size_of::<R>(), 24);
+        // A plan step's optional region costs no more than a region.
+        assert_eq!(size_of::<Option<R>>(), 24);
         let locals = size_of::<Table<LocalMem<R, K>, 256>>();
         let exports = size_of::<Table<Export<R, K>, 64>>();
         let imports = size_of::<Table<Import<R, K>, 64>>();
@@ -728,7 +730,7 @@ mod size_tests {
         );
         assert_eq!(
             (locals, exports, imports, ops),
-            (14_360, 9_240, 8_728, 35_864)
+            (14_360, 9_240, 8_216, 35_864)
         );
         assert_eq!((engine, peers, reorder), (92_584, 71_176, 12_360));
         assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 512);

@@ -154,8 +154,11 @@ pub enum Direction {
 /// One validated entry: the local region (resolved from a handle or given), offsets and length.
 #[derive(Debug, Clone)]
 pub struct Step<R> {
-    /// Local memory of the entry.
-    pub local: R,
+    /// Local memory of the entry — or `None` when it is the previous step's memory: a run of
+    /// entries over one handle (or one VA region) shares one clone of the region, so a region
+    /// type that counts its owners (`rsm_host::MemRegion`) pays one count update per run, not
+    /// per entry. [`local_of`] finds a step's region.
+    pub local: Option<R>,
     /// Offset into `local`.
     pub local_off: usize,
     /// Offset into the remote segment.
@@ -168,6 +171,12 @@ pub struct Step<R> {
 
 /// A validated vector, in order.
 pub type Plan<R> = heapless::Vec<Step<R>, RSM_MAX_SGIOREQS>;
+
+/// The local region of step `k` of `plan`: its own, or that of the nearest step before it that
+/// has one (see [`Step::local`]). `None` only for `k` out of range or a malformed plan.
+pub fn local_of<R>(plan: &[Step<R>], k: usize) -> Option<&R> {
+    plan.get(..=k)?.iter().rev().find_map(|s| s.local.as_ref())
+}
 
 /// Header checks after the remote handle (spec §4.6): count 0 or above 16, NULL `iovec`, or
 /// fewer entries than `io_request_count` → `RSMERR_BAD_SGIO`. Returns the entries to process.
@@ -199,7 +208,8 @@ pub fn plan<R: Region>(
 
 /// [`plan`] into a caller-owned vector (cleared first), so that the ~1 KB plan is built in
 /// place instead of being moved through return values. Consecutive entries naming the same
-/// local handle resolve it once.
+/// local handle resolve it once, and consecutive entries over the same memory (the same
+/// handle, or VA regions of the same address and length) share one region clone.
 pub fn plan_into<R: Region>(
     entries: &[IoVec<'_, R>],
     seg_len: usize,
@@ -207,24 +217,34 @@ pub fn plan_into<R: Region>(
     out: &mut Plan<R>,
 ) -> RsmResult<()> {
     out.clear();
-    let mut last: Option<(LocalMemHandle, u16, u32, R)> = None;
+    // The previous step's handle (raw, slot) and its memory (address, length).
+    let mut last_handle: Option<(u64, u16, u32)> = None;
+    let mut last_mem: Option<(usize, usize)> = None;
     for e in entries {
-        let (local, handle) = match (e.io_type, &e.local) {
-            (RSM_HANDLE_TYPE, LocalRef::Handle(h)) => match &last {
-                Some((prev, i, g, r)) if prev.into_raw() == h.into_raw() => {
-                    (r.clone(), Some((*i, *g)))
+        let (local, handle, local_len) = match (e.io_type, &e.local) {
+            (RSM_HANDLE_TYPE, LocalRef::Handle(h)) => match (last_handle, last_mem) {
+                (Some((raw, i, g)), Some((_, len))) if raw == h.into_raw() => {
+                    (None, Some((i, g)), len)
                 }
                 _ => {
                     let (i, g, r) = resolve(*h).ok_or(RsmError::BadSgio)?;
-                    last = Some((*h, i, g, r.clone()));
-                    (r, Some((i, g)))
+                    last_handle = Some((h.into_raw(), i, g));
+                    last_mem = Some((r.addr(), r.len()));
+                    let len = r.len();
+                    (Some(r), Some((i, g)), len)
                 }
             },
             (RSM_VA_TYPE, LocalRef::Va(r)) => {
                 if r.addr() == 0 {
                     return Err(RsmError::BadAddr);
                 }
-                ((*r).clone(), None)
+                last_handle = None;
+                if last_mem == Some((r.addr(), r.len())) {
+                    (None, None, r.len())
+                } else {
+                    last_mem = Some((r.addr(), r.len()));
+                    (Some((*r).clone()), None, r.len())
+                }
             }
             _ => return Err(RsmError::BadSgio),
         };
@@ -233,7 +253,7 @@ pub fn plan_into<R: Region>(
         if !fits(e.remote_offset, seg_len) {
             return Err(RsmError::BadOffset);
         }
-        if !fits(e.local_offset, local.len()) {
+        if !fits(e.local_offset, local_len) {
             return Err(RsmError::BadLength);
         }
         let step = Step {
@@ -267,13 +287,20 @@ pub fn execute<M: Memory>(
     remote: &M::Region,
     dir: Direction,
 ) -> (RsmResult<()>, usize) {
+    let mut local: Option<&M::Region> = None;
     for (k, s) in plan.iter().enumerate() {
+        if let Some(r) = &s.local {
+            local = Some(r);
+        }
         if s.len == 0 {
             continue;
         }
+        let Some(l) = local else {
+            return (Err(RsmError::BadSgio), k); // a malformed plan (no region yet)
+        };
         let r = match dir {
-            Direction::Put => mem.copy(remote, s.remote_off, &s.local, s.local_off, s.len),
-            Direction::Get => mem.copy(&s.local, s.local_off, remote, s.remote_off, s.len),
+            Direction::Put => mem.copy(remote, s.remote_off, l, s.local_off, s.len),
+            Direction::Get => mem.copy(l, s.local_off, remote, s.remote_off, s.len),
         };
         if let Err(e) = r {
             return (Err(copy_error(rsm_hal::Error::kind(&e))), k);
@@ -354,21 +381,21 @@ mod tests {
         let bogus = FakeRegion::raw(0x4242_0000, 8);
         let steps = [
             Step {
-                local: a.clone(),
+                local: Some(a.clone()),
                 local_off: 0,
                 remote_off: 0,
                 len: 8,
                 handle: None,
             },
             Step {
-                local: bogus,
+                local: Some(bogus),
                 local_off: 0,
                 remote_off: 8,
                 len: 8,
                 handle: None,
             },
             Step {
-                local: a,
+                local: Some(a),
                 local_off: 0,
                 remote_off: 16,
                 len: 8,

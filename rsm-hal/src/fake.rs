@@ -37,8 +37,10 @@ const RESERVED_BASE: usize = 1 << 44;
 pub struct FakeRegion {
     addr: usize,
     len: usize,
-    /// The share of the allocation this region keeps alive, if any.
-    owner: Option<Arc<Owner>>,
+    /// The share of the allocation this region keeps alive — for a region that owns nothing,
+    /// a token of its own that no allocation watches. (Never `None`, so that `Option` of a
+    /// region is no larger than the region, as for the host's.)
+    owner: Arc<Owner>,
 }
 
 /// The token whose strong count is the number of owners of one allocation.
@@ -60,7 +62,7 @@ impl FakeRegion {
         FakeRegion {
             addr,
             len,
-            owner: None,
+            owner: Arc::new(Owner),
         }
     }
 
@@ -155,11 +157,7 @@ impl MemState {
                 owners: Arc::downgrade(&owner),
             },
         );
-        FakeRegion {
-            addr,
-            len,
-            owner: Some(owner),
-        }
+        FakeRegion { addr, len, owner }
     }
 }
 

@@ -751,13 +751,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 }
                 None => Err(RsmError::BadLength),
             },
-            Src::Plan(plan) => match plan.get(k) {
-                Some(s) if !d.data.is_empty() => self
+            Src::Plan(plan) => match (plan.get(k), crate::sg::local_of(plan, k)) {
+                (Some(_), _) if d.data.is_empty() => Ok(()),
+                (Some(s), Some(local)) => self
                     .platform
-                    .write(&s.local, s.local_off + frag, d.data)
+                    .write(local, s.local_off + frag, d.data)
                     .map_err(|e| copy_error(e.kind())),
-                Some(_) => Ok(()),
-                None => Err(RsmError::BadSgio),
+                _ => Err(RsmError::BadSgio),
             },
         };
         if let Err(e) = written {

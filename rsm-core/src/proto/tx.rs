@@ -320,13 +320,16 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                             }
                             None => Err(RsmError::BadLength),
                         },
-                        Src::Plan(plan) => match plan.get(usize::from(entry)) {
-                            Some(s) => self
-                                .platform
-                                .read(&s.local, s.local_off + frag, dst)
-                                .map_err(|e| copy_error(e.kind())),
-                            None => Err(RsmError::BadSgio),
-                        },
+                        Src::Plan(plan) => {
+                            let k = usize::from(entry);
+                            match (plan.get(k), crate::sg::local_of(plan, k)) {
+                                (Some(s), Some(local)) => self
+                                    .platform
+                                    .read(local, s.local_off + frag, dst)
+                                    .map_err(|e| copy_error(e.kind())),
+                                _ => Err(RsmError::BadSgio),
+                            }
+                        }
                     },
                     _ => Err(RsmError::BadSgio),
                 };

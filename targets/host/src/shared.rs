@@ -43,6 +43,17 @@ impl Span {
     }
 }
 
+/// The atomic word at `p`.
+///
+/// # Safety
+/// `p` is 8-aligned, valid for reads and writes of 8 bytes for `'a`, and those bytes are only
+/// accessed atomically as this same word meanwhile.
+#[inline(always)]
+unsafe fn word<'a>(p: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: forwarded to the caller.
+    unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }
+}
+
 /// Copy `out.len()` bytes from `src` into `out` with atomic loads on the grid of `span`.
 ///
 /// # Safety
@@ -50,6 +61,37 @@ impl Span {
 /// (and writes) for the duration of the call and is accessed concurrently only through this
 /// module (atomically, on the same grid); `src` carries the provenance of that memory.
 pub(crate) unsafe fn load(span: Span, src: *const u8, out: &mut [u8]) {
+    let a = src as usize;
+    let n = out.len();
+    let first = a.next_multiple_of(W) - a; // bytes before the first aligned word
+    if first + W > n {
+        // No whole word inside the range.
+        // SAFETY: forwarded.
+        unsafe { load_partial(span, src, out) };
+        return;
+    }
+    let body = (n - first) & !(W - 1);
+    let (head, rest) = out.split_at_mut(first);
+    let (mid, tail) = rest.split_at_mut(body);
+    // SAFETY: the head lies inside the range (forwarded).
+    unsafe { load_partial(span, src, head) };
+    let mut p = src.wrapping_add(first).cast_mut();
+    for chunk in mid.chunks_exact_mut(W) {
+        // SAFETY: `p` is 8-aligned (first aligned address of the range, then steps of 8) and
+        // the word lies inside the range, hence the span: a word of the grid, valid by the
+        // caller's promise and accessed concurrently only atomically as this u64.
+        chunk.copy_from_slice(&unsafe { word(p) }.load(Relaxed).to_ne_bytes());
+        p = p.wrapping_add(W);
+    }
+    // SAFETY: the tail lies inside the range (forwarded).
+    unsafe { load_partial(span, p, tail) };
+}
+
+/// [`load`] for a range of any length, word by word with checks (the edges of a range).
+///
+/// # Safety
+/// As for [`load`].
+unsafe fn load_partial(span: Span, src: *const u8, out: &mut [u8]) {
     let a = src as usize;
     let n = out.len();
     let mut i = 0;
@@ -62,8 +104,7 @@ pub(crate) unsafe fn load(span: Span, src: *const u8, out: &mut [u8]) {
             // SAFETY: the aligned word at `w` lies inside `span` (checked), valid for reads
             // by the caller's promise and accessed concurrently only atomically as this same
             // u64; the pointer is derived from `src` (same memory, in bounds of the span).
-            let word =
-                unsafe { AtomicU64::from_ptr(src.wrapping_sub(k).wrapping_add(i) as *mut u64) };
+            let word = unsafe { word(src.wrapping_add(i).wrapping_sub(k).cast_mut()) };
             let bytes = word.load(Relaxed).to_ne_bytes();
             out[i..i + take].copy_from_slice(&bytes[k..k + take]);
             i += take;
@@ -85,6 +126,36 @@ pub(crate) unsafe fn load(span: Span, src: *const u8, out: &mut [u8]) {
 pub(crate) unsafe fn store(span: Span, dst: *mut u8, data: &[u8]) {
     let a = dst as usize;
     let n = data.len();
+    let first = a.next_multiple_of(W) - a;
+    if first + W > n {
+        // SAFETY: forwarded.
+        unsafe { store_partial(span, dst, data) };
+        return;
+    }
+    let body = (n - first) & !(W - 1);
+    let (head, rest) = data.split_at(first);
+    let (mid, tail) = rest.split_at(body);
+    // SAFETY: the head lies inside the range (forwarded).
+    unsafe { store_partial(span, dst, head) };
+    let mut p = dst.wrapping_add(first);
+    for chunk in mid.chunks_exact(W) {
+        let mut b = [0u8; W];
+        b.copy_from_slice(chunk);
+        // SAFETY: as in `load`: an aligned word of the range, for writes.
+        unsafe { word(p) }.store(u64::from_ne_bytes(b), Relaxed);
+        p = p.wrapping_add(W);
+    }
+    // SAFETY: the tail lies inside the range (forwarded).
+    unsafe { store_partial(span, p, tail) };
+}
+
+/// [`store`] for a range of any length, word by word with checks (the edges of a range).
+///
+/// # Safety
+/// As for [`store`].
+unsafe fn store_partial(span: Span, dst: *mut u8, data: &[u8]) {
+    let a = dst as usize;
+    let n = data.len();
     let mut i = 0;
     while i < n {
         let addr = a + i;
@@ -92,10 +163,9 @@ pub(crate) unsafe fn store(span: Span, dst: *mut u8, data: &[u8]) {
         let k = addr - w;
         if span.holds_word(w) {
             let take = (W - k).min(n - i);
-            // SAFETY: as in `load`: an aligned word inside the span, only accessed atomically
-            // as this u64, valid for writes by the caller's promise.
-            let word =
-                unsafe { AtomicU64::from_ptr(dst.wrapping_sub(k).wrapping_add(i).cast::<u64>()) };
+            // SAFETY: as in `load_partial`: an aligned word inside the span, only accessed
+            // atomically as this u64, valid for writes by the caller's promise.
+            let word = unsafe { word(dst.wrapping_add(i).wrapping_sub(k)) };
             let part = &data[i..i + take];
             if take == W {
                 let mut b = [0u8; W];
@@ -112,7 +182,7 @@ pub(crate) unsafe fn store(span: Span, dst: *mut u8, data: &[u8]) {
             }
             i += take;
         } else {
-            // SAFETY: as in `load`'s byte case, for writes.
+            // SAFETY: as in `load_partial`'s byte case, for writes.
             let byte = unsafe { AtomicU8::from_ptr(dst.wrapping_add(i)) };
             byte.store(data[i], Relaxed);
             i += 1;
@@ -120,12 +190,17 @@ pub(crate) unsafe fn store(span: Span, dst: *mut u8, data: &[u8]) {
     }
 }
 
-/// Bytes moved per step of [`copy`] (through a bounce buffer on the stack).
+/// Bytes moved per step of [`copy`] through its bounce buffer on the stack.
 const CHUNK: usize = 4096;
+/// Copies up to this length use a small bounce buffer (clearing 4 KiB costs more than they do).
+const SMALL: usize = 64;
 
-/// Copy `len` bytes from `src` (in `src_span`) to `dst` (in `dst_span`) with memmove semantics,
-/// through a bounce buffer: each chunk is loaded whole, then stored, and chunks go in the order
-/// that never overwrites source bytes not yet loaded.
+/// Copy `len` bytes from `src` (in `src_span`) to `dst` (in `dst_span`) with memmove semantics.
+///
+/// When both have the same offset within a word, whole words go straight from one to the
+/// other; otherwise through a bounce buffer. Either way the pieces go in the order that never
+/// overwrites source bytes not yet loaded (forward when `dst` is below `src`, else backward),
+/// and each piece is loaded whole before it is stored.
 ///
 /// # Safety
 /// As for [`load`] for `src .. src + len` and as for [`store`] for `dst .. dst + len`.
@@ -136,9 +211,77 @@ pub(crate) unsafe fn copy(
     src: *const u8,
     len: usize,
 ) {
+    let (d, s) = (dst as usize, src as usize);
+    let backward = d > s;
+    let first = d.next_multiple_of(W) - d;
+    if (d ^ s) % W != 0 || first + W > len {
+        // SAFETY: forwarded.
+        unsafe { copy_bounced(dst_span, dst, src_span, src, len, backward) };
+        return;
+    }
+    let body = (len - first) & !(W - 1);
+    let words = body / W;
+    let piece = |off: usize, n: usize| {
+        // SAFETY: `off + n <= len`: inside both ranges (forwarded).
+        unsafe {
+            copy_bounced(
+                dst_span,
+                dst.wrapping_add(off),
+                src_span,
+                src.wrapping_add(off),
+                n,
+                backward,
+            )
+        }
+    };
+    let (dw, sw) = (dst.wrapping_add(first), src.wrapping_add(first).cast_mut());
+    let move_word = |k: usize| {
+        // SAFETY: words `k < words` of the body are aligned (same offset in a word on both
+        // sides, `first` brings both to a boundary) and inside both ranges, hence words of
+        // both grids, accessed only atomically.
+        unsafe {
+            let v = word(sw.wrapping_add(k * W)).load(Relaxed);
+            word(dw.wrapping_add(k * W)).store(v, Relaxed);
+        }
+    };
+    if backward {
+        piece(first + body, len - first - body);
+        (0..words).rev().for_each(move_word);
+        piece(0, first);
+    } else {
+        piece(0, first);
+        (0..words).for_each(move_word);
+        piece(first + body, len - first - body);
+    }
+}
+
+/// [`copy`] through a bounce buffer, chunk by chunk, in the given direction.
+///
+/// # Safety
+/// As for [`copy`].
+unsafe fn copy_bounced(
+    dst_span: Span,
+    dst: *mut u8,
+    src_span: Span,
+    src: *const u8,
+    len: usize,
+    backward: bool,
+) {
+    if len == 0 {
+        return;
+    }
+    if len <= SMALL {
+        // The edges of a word-aligned copy, and small copies: no large buffer to clear.
+        let mut small = [0u8; SMALL];
+        // SAFETY: the whole range is one piece (forwarded).
+        unsafe {
+            load(src_span, src, &mut small[..len]);
+            store(dst_span, dst, &small[..len]);
+        }
+        return;
+    }
     let mut bounce = [0u8; CHUNK];
     let chunks = len.div_ceil(CHUNK);
-    let backward = (dst as usize) > (src as usize);
     for c in 0..chunks {
         let c = if backward { chunks - 1 - c } else { c };
         let off = c * CHUNK;
@@ -209,7 +352,18 @@ mod tests {
             lo: base as usize,
             hi: base as usize + total,
         };
-        for (s, d) in [(5usize, 1000usize), (1000, 5), (3, 3), (0, 4096 + 1)] {
+        for (s, d) in [
+            (5usize, 1000usize),
+            (1000, 5),
+            (3, 3),
+            (0, 4097),
+            (1, 9),
+            (9, 1),
+            (2, 4098),
+            (4099, 3),
+            (0, 8),
+            (8, 0),
+        ] {
             let pattern: Vec<u8> = (0..total).map(|x| (x * 31 % 251) as u8).collect();
             let mut want = pattern.clone();
             want.copy_within(s..s + len, d);
