@@ -283,9 +283,10 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
 /// 1536 by default, at most [`crate::proto::MAX_FRAME_LIMIT`]; see there).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// is 153 880 bytes (pinned by a test): the RSM tables take 61 024 (local handles 12 312,
-/// exports 8 728 — each keeps its access list as 66 bytes of decisions —, imports 8 216,
-/// the 32 operation slots 31 768) and the wire engine 92 584 (the 64 peers 71 176, mostly
+/// over a three-word region (the fake's and the host's) is 160 696 bytes (pinned by a test):
+/// the RSM tables take 67 680 (local handles 14 360, exports 9 240 — each keeps its access
+/// list as 66 bytes of decisions —, imports 8 216, the 32 operation slots 35 864) and the wire
+/// engine 92 584 (the 64 peers 71 176, mostly
 /// their windows of messages in flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
 /// not in a small stack frame.
 pub struct Rsm<
