@@ -250,6 +250,10 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
     /// A get answer rendered without its data, to be read from the exported memory into the
     /// frame by [`Rsm::poll_transmit`] after it released this lock (then sealed).
     pub(crate) tx_read: Option<crate::proto::TxRead<P::Region>>,
+    /// A get answer's fragment checked and counted, to be written into the importer's local
+    /// memory by [`Rsm::handle_frame`] after it released this lock (then the operation may
+    /// complete).
+    pub(crate) rx_import: Option<crate::proto::ImportWrite<P::Region>>,
 }
 
 impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
@@ -283,7 +287,7 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
 /// 1536 by default, at most [`crate::proto::MAX_FRAME_LIMIT`]; see there).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// over a three-word region (the fake's and the host's) is 160 696 bytes (pinned by a test):
+/// over a three-word region (the fake's and the host's) is 160 784 bytes (pinned by a test):
 /// the RSM tables take 67 680 (local handles 14 360, exports 9 240 — each keeps its access
 /// list as 66 bytes of decisions —, imports 8 216, the 32 operation slots 35 864) and the wire
 /// engine 92 584 (the 64 peers 71 176, mostly
@@ -371,6 +375,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 rx_write: None,
                 rx_direct: false,
                 tx_read: None,
+                rx_import: None,
             }),
             rx_lock: spin::Mutex::new(()),
             link: spin::Mutex::new(None),
@@ -734,6 +739,8 @@ mod size_tests {
             (14_360, 9_240, 8_216, 35_864)
         );
         assert_eq!((engine, peers, reorder), (92_584, 71_176, 12_360));
-        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 512);
+        // The rest: locks, counters and the three deferred copies (`rx_write`, `rx_import`,
+        // `tx_read`).
+        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 640);
     }
 }

@@ -161,8 +161,94 @@ impl MemState {
     }
 }
 
+/// A one-shot gate in the fake's memory copies, to check that no copy runs under a lock of
+/// its caller (issue 9 §2): once [`CopyGate::arm`]ed, the next copy, read or write of the
+/// platform it is installed in ([`FakePlatform::set_copy_gate`]) stops before touching memory
+/// and waits until another thread [`CopyGate::release`]s it — after that thread's own call on
+/// the same node returned — or until [`CopyGate::DEADLINE`] passed, which it records as a
+/// failure ([`CopyGate::timed_out`]). A copy under the node's spin lock would make that other
+/// call spin until the deadline, so a test that sees no time-out proves the lock was free.
+#[derive(Debug, Default)]
+pub struct CopyGate {
+    state: Mutex<GateState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    armed: bool,
+    entered: bool,
+    released: bool,
+    timed_out: bool,
+}
+
+impl CopyGate {
+    /// How long a stopped copy waits for its release.
+    pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// A new, unarmed gate.
+    pub fn new() -> Arc<CopyGate> {
+        Arc::new(CopyGate::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stop the next copy (once).
+    pub fn arm(&self) {
+        *self.lock() = GateState {
+            armed: true,
+            ..GateState::default()
+        };
+    }
+
+    /// Wait up to `timeout` for an armed gate to stop a copy; `true` if one is stopped now.
+    pub fn wait_entered(&self, timeout: std::time::Duration) -> bool {
+        let g = self.lock();
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |s| !s.entered)
+            .unwrap_or_else(PoisonError::into_inner);
+        g.entered
+    }
+
+    /// Let the stopped copy go on.
+    pub fn release(&self) {
+        self.lock().released = true;
+        self.cv.notify_all();
+    }
+
+    /// `true` if a stopped copy gave up waiting for its release (the check failed).
+    pub fn timed_out(&self) -> bool {
+        self.lock().timed_out
+    }
+
+    /// Called by each copy before it touches memory.
+    fn pass(&self) {
+        let mut g = self.lock();
+        if !g.armed {
+            return;
+        }
+        g.armed = false;
+        g.entered = true;
+        self.cv.notify_all();
+        let (mut g, r) = self
+            .cv
+            .wait_timeout_while(g, Self::DEADLINE, |s| !s.released)
+            .unwrap_or_else(PoisonError::into_inner);
+        if r.timed_out() {
+            g.timed_out = true;
+        }
+    }
+}
+
 /// The fake platform: memory, simulated clock and an event-count waiter.
 pub struct FakePlatform {
+    /// The copy gate, if installed ([`FakePlatform::set_copy_gate`]).
+    gate: Mutex<Option<Arc<CopyGate>>>,
+    /// A gate is installed (checked first, so copies without one take no lock for it).
+    gated: std::sync::atomic::AtomicBool,
     /// The checksum hook ([`FakePlatform::with_checksum`]); `None` = the software default.
     crc: Option<fn(u32, &[u8]) -> u32>,
     mem: Mutex<MemState>,
@@ -196,6 +282,8 @@ impl FakePlatform {
     /// `static`).
     pub const fn new() -> Self {
         FakePlatform {
+            gate: Mutex::new(None),
+            gated: std::sync::atomic::AtomicBool::new(false),
             crc: None,
             mem: Mutex::new(MemState {
                 arena: Vec::new(),
@@ -209,6 +297,28 @@ impl FakePlatform {
             now: Mutex::new(0),
             events: Mutex::new(0),
             cv: Condvar::new(),
+        }
+    }
+
+    /// Install (or remove) a [`CopyGate`] in this platform's copies, reads and writes.
+    pub fn set_copy_gate(&self, gate: Option<Arc<CopyGate>>) {
+        self.gated
+            .store(gate.is_some(), std::sync::atomic::Ordering::SeqCst);
+        *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = gate;
+    }
+
+    /// Pass the copy gate, if one is installed (before any lock of the fake is taken).
+    fn pass_gate(&self) {
+        if !self.gated.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let gate = self
+            .gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(g) = gate {
+            g.pass();
         }
     }
 
@@ -354,6 +464,7 @@ impl Memory for FakePlatform {
         src_off: usize,
         len: usize,
     ) -> Result<(), ErrorKind> {
+        self.pass_gate();
         let in_range =
             |r: &FakeRegion, off: usize| off.checked_add(len).is_some_and(|e| e <= r.len);
         assert!(
@@ -386,6 +497,7 @@ impl Memory for FakePlatform {
     }
 
     fn write(&self, dst: &FakeRegion, dst_off: usize, src: &[u8]) -> Result<(), ErrorKind> {
+        self.pass_gate();
         let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         let at = Self::arena_range(&m, dst, dst_off, src.len())?;
         m.copies += 1;
@@ -394,6 +506,7 @@ impl Memory for FakePlatform {
     }
 
     fn read(&self, src: &FakeRegion, src_off: usize, dst: &mut [u8]) -> Result<(), ErrorKind> {
+        self.pass_gate();
         let mut m = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
         let at = Self::arena_range(&m, src, src_off, dst.len())?;
         m.copies += 1;

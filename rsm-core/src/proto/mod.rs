@@ -176,15 +176,40 @@ pub(crate) struct RxWrite<R> {
     pub(crate) frag_offset: u32,
 }
 
-/// A get answer's bytes to read from an exported segment into the frame outside the table
-/// lock (see [`Rsm::poll_transmit`]): the export is held busy until it is done.
+/// Bytes to read from memory into the frame outside the table lock (see
+/// [`Rsm::poll_transmit`]): a get answer's, from an exported segment held busy meanwhile, or
+/// a put fragment's, from the local memory of the importer's operation (the region clone
+/// keeps that memory alive).
 pub(crate) struct TxRead<R> {
     pub(crate) region: R,
     pub(crate) off: usize,
     /// Where the bytes go in the frame, and how many.
     pub(crate) at: usize,
     pub(crate) len: usize,
-    pub(crate) export: (u16, u32),
+    pub(crate) hold: TxHold,
+}
+
+/// Whose bytes a [`TxRead`] reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TxHold {
+    /// A get answer: the export, held busy until the read is done.
+    Export((u16, u32)),
+    /// A put fragment of this operation (failed if the read fails).
+    Op((u16, u32)),
+}
+
+/// A get answer's fragment to write into the importer's local memory outside the table lock
+/// (see [`Rsm::handle_frame`]); the operation's progress is already counted, its completion
+/// waits for the write.
+pub(crate) struct ImportWrite<R> {
+    pub(crate) region: R,
+    pub(crate) off: usize,
+    /// Where the bytes are in the frame, and how many.
+    pub(crate) at: usize,
+    pub(crate) len: usize,
+    pub(crate) op: (u16, u32),
+    /// This fragment was the operation's last byte: it completes after the write.
+    pub(crate) complete: bool,
 }
 
 /// A frame kept because it arrived ahead of a missing one.
@@ -682,10 +707,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// spoofed, out-of-window or unauthorised frames are dropped and counted in
     /// [`Rsm::net_stats`]. Call [`Rsm::poll_transmit`] afterwards.
     ///
-    /// A put's bytes are written into the exported memory after the table lock is released
-    /// (the export is held busy meanwhile), so no memory copy runs under the node's spin
-    /// lock — except for frames that waited in the reorder buffer, applied in order right
-    /// after the one that filled the gap. Calls are serialised (frames apply in order).
+    /// A put's bytes are written into the exported memory, and a get answer's into the
+    /// importer's local memory, after the table lock is released (the export is held busy,
+    /// the local memory kept alive by a region clone; the getv completes after the write), so
+    /// no memory copy runs under the node's spin lock — except for frames that waited in the
+    /// reorder buffer, applied in order right after the one that filled the gap. Calls are
+    /// serialised (frames apply in order). `tests/tests/off_lock_copies.rs` checks it.
     pub fn handle_frame(&self, now: Instant, frame: &[u8]) {
         let _one_at_a_time = self.rx_lock.lock();
         let (wake, write) = {
@@ -696,23 +723,33 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             st.net.stats.frames_received += 1;
             st.net.clock = st.net.clock.max(now);
             self.rx_frame(&mut st, now, frame);
-            (core::mem::take(&mut st.net.wake), st.rx_write.take())
+            (
+                core::mem::take(&mut st.net.wake),
+                (st.rx_write.take(), st.rx_import.take()),
+            )
         };
-        let wake = match write {
-            Some(w) => {
-                let r = self.write_rx(&w, frame);
-                let mut st = self.state.lock();
-                self.finish_rx_write(&mut st, w, r);
-                wake | core::mem::take(&mut st.net.wake)
-            }
-            None => wake,
-        };
+        // (One frame carries one message: at most one of the two is set.)
+        let mut wake = wake;
+        if let Some(w) = write.0 {
+            let r = self.write_rx(&w, frame);
+            let mut st = self.state.lock();
+            self.finish_rx_write(&mut st, w, r);
+            wake |= core::mem::take(&mut st.net.wake);
+        }
+        if let Some(w) = write.1 {
+            let r = self.write_import(&w, frame);
+            let mut st = self.state.lock();
+            self.finish_import_write(&mut st, &w, r);
+            wake |= core::mem::take(&mut st.net.wake);
+        }
         self.wake_if(wake);
     }
 
     /// The next frame to send at `now`, written into `buf`: `Ok(Some(len))`, or `Ok(None)`
     /// when there is nothing to send until new input or [`Rsm::poll_timeout`] (also while
-    /// the engine is stopped). Runs the timers first.
+    /// the engine is stopped). Runs the timers first. A put fragment's bytes (importer) and a
+    /// get answer's (exporter) are read from memory into `buf` after the table lock is
+    /// released, then the frame is sealed.
     ///
     /// # Errors
     /// `RSMERR_BAD_LENGTH` if `buf` is shorter than the node's frame size (the
@@ -735,14 +772,25 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
             (n, core::mem::take(&mut st.net.wake), st.tx_read.take())
         };
-        // A get answer's bytes are read from the exported memory here, outside the lock.
+        // A get answer's or put fragment's bytes are read here, outside the lock.
         let (n, wake) = match read {
             Some(t) => {
-                let len = n
-                    .and_then(|len| buf.get_mut(..len))
-                    .map_or(0, |f| self.read_tx(&t, f));
+                let frame = n.and_then(|len| buf.get_mut(..len));
+                let (len, failed) = match t.hold {
+                    TxHold::Export(_) => (frame.map_or(0, |f| self.read_tx(&t, f)), false),
+                    TxHold::Op(_) => frame.map_or((0, false), |f| self.read_put(&t, f)),
+                };
                 let mut st = self.state.lock();
-                st.release_export(t.export);
+                match t.hold {
+                    TxHold::Export(ex) => st.release_export(ex),
+                    TxHold::Op(op) if failed => {
+                        // Cannot happen for a validated vector: fail the operation (the
+                        // frame went out with zeroes, which the exporter acknowledges to a
+                        // failed operation).
+                        self.finish_op(&mut st, op, Err(crate::RsmError::BadAddr));
+                    }
+                    TxHold::Op(_) => {}
+                }
                 (
                     (len > 0).then_some(len),
                     wake | core::mem::take(&mut st.net.wake),

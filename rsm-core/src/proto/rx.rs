@@ -138,6 +138,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                             let r = self.write_rx(&w, frame);
                             self.finish_rx_write(st, w, r);
                         }
+                        if let Some(w) = st.rx_import.take() {
+                            let r = self.write_import(&w, frame);
+                            self.finish_import_write(st, &w, r);
+                        }
                     }
                     self.deliver_early(st, p, src);
                 }
@@ -302,6 +306,36 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         self.platform
             .write(&w.region, w.off, data)
             .map_err(|e| copy_error(e.kind()))
+    }
+
+    /// Copy a deferred get answer fragment from `frame` into the importer's local memory (no
+    /// lock needed: the region clone keeps the memory alive).
+    pub(crate) fn write_import(
+        &self,
+        w: &super::ImportWrite<P::Region>,
+        frame: &[u8],
+    ) -> RsmResult<()> {
+        let data = frame
+            .get(w.at..w.at + w.len)
+            .ok_or(RsmError::InternalError)?;
+        self.platform
+            .write(&w.region, w.off, data)
+            .map_err(|e| copy_error(e.kind()))
+    }
+
+    /// After [`Self::write_import`]: complete the operation if that was its last byte, or fail
+    /// it if the write failed. (If a timer ended it meanwhile, nothing changes.)
+    pub(crate) fn finish_import_write(
+        &self,
+        st: &mut State<P, L, E, I, F>,
+        w: &super::ImportWrite<P::Region>,
+        result: RsmResult<()>,
+    ) {
+        match result {
+            Err(e) => self.finish_op(st, w.op, Err(e)),
+            Ok(()) if w.complete => self.finish_op(st, w.op, Ok(())),
+            Ok(()) => {}
+        }
     }
 
     /// After [`Self::write_rx`]: release the export, queue the acknowledgement (or, if the
@@ -743,6 +777,28 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             return Verdict::Reject;
         }
         let k = op.done;
+        // The frame handle_frame holds: write its bytes after the table lock is released
+        // (issue 9 §2), through a clone of the local region; completion waits for the write.
+        if let (true, false, Src::Plan(plan)) = (st.rx_direct, d.data.is_empty(), &op.src) {
+            if let (Some(s), Some(local)) = (plan.get(k), crate::sg::local_of(plan, k)) {
+                let w = super::ImportWrite {
+                    region: local.clone(),
+                    off: s.local_off + frag,
+                    at: wire::FRAME_OVERHEAD + wire::GET_DATA_FIXED_LEN,
+                    len: d.data.len(),
+                    op: (i, g),
+                    complete: false,
+                };
+                op.recv += d.data.len();
+                if op.recv == len {
+                    op.recv = 0;
+                    op.done += 1;
+                }
+                let complete = op.done as u64 == op.count;
+                st.rx_import = Some(super::ImportWrite { complete, ..w });
+                return Verdict::Accept;
+            }
+        }
         let written = match &mut op.src {
             Src::Inline { data, .. } => match data.get_mut(frag..frag + d.data.len()) {
                 Some(dst) => {

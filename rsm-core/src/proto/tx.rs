@@ -32,6 +32,22 @@ fn set_flags_seq<C: rsm_hal::Checksum>(frame: &mut [u8], flags: u16, seq: u32, c
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
+    /// Read a put fragment's bytes (rendered without them) from the operation's local memory
+    /// into `frame` and seal it; outside the table lock. If the read fails (it cannot for a
+    /// validated vector) the bytes are zeroes and `true` says so: the caller fails the
+    /// operation. Returns the length and that flag.
+    pub(crate) fn read_put(&self, t: &super::TxRead<P::Region>, frame: &mut [u8]) -> (usize, bool) {
+        let Some(dst) = frame.get_mut(t.at..t.at + t.len) else {
+            return (0, true);
+        };
+        let failed = self.platform.read(&t.region, t.off, dst).is_err();
+        if failed {
+            dst.fill(0);
+        }
+        wire::seal_with(frame, &self.platform);
+        (frame.len(), failed)
+    }
+
     /// Read a get answer's bytes (rendered without them) into `frame` and seal it; outside
     /// the table lock. If the read fails (it cannot for a checked range) the frame becomes
     /// an error answer for that entry instead — never stale bytes. Returns the length.
@@ -309,8 +325,26 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     .ok();
                 };
                 let start = FRAME_OVERHEAD + PUT_DATA_FIXED_LEN;
-                let dst = out.get_mut(start..start + n)?;
                 let frag = frag as usize;
+                // A vector's bytes are read into the frame after the table lock is released
+                // (poll_transmit), through a clone of the local region; it seals the frame.
+                if let Some(OpSlot::Remote(o)) = st.ops.get(op.0, op.1) {
+                    if let Src::Plan(plan) = &o.src {
+                        let k = usize::from(entry);
+                        if let (Some(s), Some(local)) = (plan.get(k), crate::sg::local_of(plan, k))
+                        {
+                            st.tx_read = Some(super::TxRead {
+                                region: local.clone(),
+                                off: s.local_off + frag,
+                                at: start,
+                                len: n,
+                                hold: super::TxHold::Op(op),
+                            });
+                            return Some(len);
+                        }
+                    }
+                }
+                let dst = out.get_mut(start..start + n)?;
                 let read = match st.ops.get(op.0, op.1) {
                     Some(OpSlot::Remote(o)) => match &o.src {
                         Src::Inline { data, .. } => match data.get(frag..frag + n) {
@@ -392,7 +426,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                             off: base + frag as usize,
                             at: FRAME_OVERHEAD + GET_DATA_FIXED_LEN,
                             len: n,
-                            export,
+                            hold: super::TxHold::Export(export),
                         });
                         return Some(len);
                     }
