@@ -63,7 +63,10 @@ struct Acquired<R> {
 /// that a vector over one handle takes and drops one reference count update, not sixteen.
 fn for_each_handle_run<R>(plan: &Plan<R>, mut f: impl FnMut((u16, u32), u32)) {
     let mut run: Option<((u16, u32), u32)> = None;
-    for h in plan.iter().filter_map(|s| s.handle) {
+    for h in plan
+        .iter()
+        .filter_map(|s| s.handle.map(|(i, g)| (i, g.get())))
+    {
         match &mut run {
             Some((cur, n)) if *cur == h => *n += 1,
             _ => {

@@ -14,6 +14,7 @@
 use crate::error::{RsmError, RsmResult};
 use crate::handle::{ImportHandle, LocalMemHandle};
 use crate::types::{NodeId, SgFlags, RSM_HANDLE_TYPE, RSM_MAX_SGIOREQS, RSM_VA_TYPE};
+use core::num::NonZeroU32;
 use rsm_hal::{ErrorKind, Memory, Region};
 
 /// The local side of an iovec entry (the C union `local`).
@@ -165,8 +166,9 @@ pub struct Step<R> {
     pub remote_off: usize,
     /// Bytes to move.
     pub len: usize,
-    /// Table slot of the local memory handle, if the entry named one (for busy accounting).
-    pub handle: Option<(u16, u32)>,
+    /// Table slot (index, generation) of the local memory handle, if the entry named one
+    /// (for busy accounting). Generations are never 0, which keeps this at 8 bytes.
+    pub handle: Option<(u16, NonZeroU32)>,
 }
 
 /// A validated vector, in order.
@@ -218,7 +220,7 @@ pub fn plan_into<R: Region>(
 ) -> RsmResult<()> {
     out.clear();
     // The previous step's handle (raw, slot) and its memory (address, length).
-    let mut last_handle: Option<(u64, u16, u32)> = None;
+    let mut last_handle: Option<(u64, u16, NonZeroU32)> = None;
     let mut last_mem: Option<(usize, usize)> = None;
     for e in entries {
         let (local, handle, local_len) = match (e.io_type, &e.local) {
@@ -228,6 +230,7 @@ pub fn plan_into<R: Region>(
                 }
                 _ => {
                     let (i, g, r) = resolve(*h).ok_or(RsmError::BadSgio)?;
+                    let g = NonZeroU32::new(g).ok_or(RsmError::BadSgio)?;
                     last_handle = Some((h.into_raw(), i, g));
                     last_mem = Some((r.addr(), r.len()));
                     let len = r.len();

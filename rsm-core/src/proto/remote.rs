@@ -71,7 +71,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             Src::Plan(plan) => {
                 for s in plan.iter() {
                     if let Some(h) = s.handle {
-                        let _ = handles.push(h);
+                        let _ = handles.push((h.0, h.1.get()));
                     }
                 }
             }
@@ -492,7 +492,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
         for s in plan.iter() {
             if let Some((i, g)) = s.handle {
-                if let Some(lm) = st.locals.get_mut(i, g) {
+                if let Some(lm) = st.locals.get_mut(i, g.get()) {
                     lm.busy += 1;
                 }
             }
