@@ -16,7 +16,7 @@
 use crate::error::{RsmError, RsmResult};
 use crate::handle::SegmentRef;
 use crate::node::{Rsm, State};
-use crate::ops::OpId;
+use crate::op::OpId;
 use crate::types::SigpostFlags;
 use rsm_hal::{Instant, Platform};
 
@@ -215,7 +215,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// once and its operation is already complete. Each pending post holds an operation slot
     /// ([`crate::MAX_PENDING_OPS`]): none free → `RSMERR_INSUFFICIENT_RESOURCES`.
     pub fn start_intr_signal_post(&self, seg: SegmentRef, flags: SigpostFlags) -> RsmResult<OpId> {
-        use crate::ops::{Completion, OpSlot};
+        use crate::op::{Completion, OpSlot};
         // Reserve the slot first, so that a full table fails before anything is rung.
         let (i, g) = {
             let mut st = self.state.lock();

@@ -45,6 +45,7 @@
 extern crate std;
 
 mod access;
+mod acl;
 pub mod barrier;
 pub mod capi;
 pub mod error;
@@ -52,7 +53,9 @@ pub mod events;
 mod handle;
 pub mod lazy;
 mod map;
+mod net;
 mod node;
+mod op;
 mod ops;
 pub mod proto;
 pub mod segid;
@@ -69,7 +72,7 @@ pub use events::{PollFd, PollSource, POLLHUP, POLLIN, POLLNVAL, POLLRDNORM};
 pub use handle::{ControllerHandle, ExportHandle, ImportHandle, LocalMemHandle, SegmentRef};
 pub use lazy::LazyRsm;
 pub use node::{Config, Rsm, MAX_PENDING_OPS};
-pub use ops::{Completion, OpId};
+pub use op::{Completion, OpId};
 pub use segment::ImportInfo;
 pub use sg::{Direction, IoVec, LocalRef, ScatGath};
 pub use topology::{mac_to_u64, node_mac, ControllerTopology, RemoteController, Topology};

@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{RsmError, RsmResult};
 use crate::handle::{self, ControllerHandle, ExportHandle, ImportHandle, Kind, LocalMemHandle};
-use crate::ops::OpSlot;
+use crate::op::OpSlot;
 use crate::table::Table;
 use crate::types::{
     BarrierMode, ControllerAttr, CreateFlags, NodeId, Permission, SegmentId, MAXNAMELEN, PAGE_SIZE,
@@ -101,7 +101,7 @@ pub(crate) struct LocalMem<R, Pin> {
 pub(crate) struct Publication {
     pub(crate) segid: SegmentId,
     /// Empty = every node may connect (spec §4.3).
-    pub(crate) acl: crate::segment::Acl,
+    pub(crate) acl: crate::acl::Acl,
 }
 
 pub(crate) struct Export<R, Pin> {

@@ -2,9 +2,9 @@
 //!
 //! Modelled on quinn-proto and smoltcp: the engine owns no link and no clock. The driver — a
 //! unikernel main loop, a host thread, or a test stepping a simulated network — feeds it
-//! frames with [`Rsm::handle_frame`], asks for frames to send with [`Rsm::poll_transmit`]
-//! (call it until it returns `None`), and sleeps at most until [`Rsm::poll_timeout`].
-//! [`Rsm::drive`] does one such round over a [`rsm_hal::Link`]. Every node is driven even
+//! frames with [`Rsm::handle_frame`](crate::Rsm::handle_frame), asks for frames to send with [`Rsm::poll_transmit`](crate::Rsm::poll_transmit)
+//! (call it until it returns `None`), and sleeps at most until [`Rsm::poll_timeout`](crate::Rsm::poll_timeout).
+//! [`Rsm::drive`](crate::Rsm::drive) does one such round over a [`rsm_hal::Link`]. Every node is driven even
 //! when idle, because an exporter serves its importers without any API call.
 //!
 //! # Reliability
@@ -60,29 +60,21 @@
 //! granted permission, epoch) and the segment's bounds: anything else is rejected and
 //! counted ([`NetStats::rejected`]) without touching memory.
 //!
-//! Blocking calls on remote segments ([`Rsm::import_connect`], [`Rsm::putv`], [`Rsm::put`],
+//! Blocking calls on remote segments ([`Rsm::import_connect`](crate::Rsm::import_connect), [`Rsm::putv`](crate::Rsm::putv), [`Rsm::put`](crate::Rsm::put),
 //! …) need the engine driven while they wait: by the caller itself when the node has an
-//! attached link ([`Rsm::attach_link`]: waiting drives the link and runs the timers, so one
-//! core suffices; a firmware main loop calls [`Rsm::service`]), or by a driver thread
-//! calling [`Rsm::drive`]. They return when the engine completes them — at the latest
+//! attached link ([`Rsm::attach_link`](crate::Rsm::attach_link): waiting drives the link and runs the timers, so one
+//! core suffices; a firmware main loop calls [`Rsm::service`](crate::Rsm::service)), or by a driver thread
+//! calling [`Rsm::drive`](crate::Rsm::drive). They return when the engine completes them — at the latest
 //! [`UNREACHABLE_AFTER_NS`] after the peer last made progress (a connect: after its 5 s
 //! reply wait).
 
-mod channel;
-mod remote;
-mod rx;
-mod tx;
+pub(crate) mod channel;
 
-use crate::error::RsmResult;
-use crate::handle::ImportHandle;
-use crate::node::Rsm;
 use crate::sg::{Direction, Plan};
 use crate::types::{NodeId, Permission, SegmentId};
 use crate::wire::{Ack, Bell, ConnectReply, ConnectRequest, Disconnect, GetRequest, ImportNotice};
 use channel::Peer;
-use rsm_hal::{Instant, Link, Platform};
-
-pub use remote::INLINE_MAX;
+use rsm_hal::Instant;
 
 /// Without progress for this long while something waits for it, a peer is declared
 /// unreachable (5 s, spec §6.4's reply wait); a connect gives up after this long too.
@@ -91,8 +83,8 @@ pub const UNREACHABLE_AFTER_NS: u64 = 5_000_000_000;
 pub const RTO_INITIAL_NS: u64 = 20_000_000;
 /// Longest retransmission timeout after backoff (250 ms).
 pub const RTO_MAX_NS: u64 = 250_000_000;
-/// Rounds of [`Rsm::drive`] one [`Rsm::service`] call makes at most.
-const SERVICE_ROUNDS: usize = 16;
+/// Rounds of [`Rsm::drive`](crate::Rsm::drive) one [`Rsm::service`](crate::Rsm::service) call makes at most.
+pub(crate) const SERVICE_ROUNDS: usize = 16;
 /// Interval of the broadcast hello (1 s).
 pub const HELLO_INTERVAL_NS: u64 = 1_000_000_000;
 /// Heartbeat interval (250 ms). While two nodes are connected by an import (this node
@@ -108,21 +100,21 @@ pub const WINDOW: usize = 16;
 /// Peers a node keeps state for: one per node id ([`crate::types::MAX_NODES`], ids 0..=63),
 /// so every other node of a cluster is reachable — no node can be locked out by the others'
 /// hellos. (The table is inline: about 1.2 KiB per peer, mostly its window of messages in
-/// flight; see [`Rsm`]'s size.)
+/// flight; see [`Rsm`](crate::Rsm)'s size.)
 pub const MAX_PEERS: usize = crate::types::MAX_NODES as usize;
 /// Longest entry of a putv/getv on a segment of another node: 4 GiB − 1 bytes (the wire
 /// carries an entry's length and fragment offsets in 32 bits). A vector with a longer entry
 /// fails as a whole with `RSMERR_BAD_LENGTH`, residual = count, before anything is sent —
-/// checked after the per-entry checks of [`Rsm::putv`] (so a bad offset is reported first).
+/// checked after the per-entry checks of [`Rsm::putv`](crate::Rsm::putv) (so a bad offset is reported first).
 /// Same-node vectors have no such limit.
 pub const MAX_REMOTE_ENTRY: usize = u32::MAX as usize;
 /// The default of the largest frame a node sends and receives, its `F` parameter
-/// ([`Rsm`]'s last generic): a standard 1514-byte Ethernet frame fits. An embedder chooses
+/// ([`Rsm`](crate::Rsm)'s last generic): a standard 1514-byte Ethernet frame fits. An embedder chooses
 /// `F` at build time, up to [`MAX_FRAME_LIMIT`]: `Rsm<P, 256, 64, 64, 9018>` for jumbo
 /// frames, `Rsm<P, 256, 64, 64, 65535>` for QEMU's socket netdev or UDP. The frame size in
 /// use is [`NetConfig::max_frame`] (at most `F`), announced in the hello; towards each peer
 /// the engine sends frames of the smaller of both ends' sizes. `F` sizes the node's own
-/// buffers: the reorder frames (8 × `F`) and one frame on the stack of [`Rsm::drive`].
+/// buffers: the reorder frames (8 × `F`) and one frame on the stack of [`Rsm::drive`](crate::Rsm::drive).
 pub const FRAME_BUF: usize = 1536;
 /// The largest `F` (frame size) a node can be built with: 65 535 bytes, what the hello's
 /// 16-bit frame size and the header's 16-bit body length carry.
@@ -154,7 +146,7 @@ pub(crate) const fn node_bit(node: NodeId) -> u64 {
 }
 
 /// A put fragment to write into an exported segment outside the table lock (see
-/// [`Rsm::handle_frame`]): the export is held busy until it is done.
+/// [`Rsm::handle_frame`](crate::Rsm::handle_frame)): the export is held busy until it is done.
 pub(crate) struct RxWrite<R> {
     pub(crate) region: R,
     /// Offset in `region`.
@@ -177,7 +169,7 @@ pub(crate) struct RxWrite<R> {
 }
 
 /// Bytes to read from memory into the frame outside the table lock (see
-/// [`Rsm::poll_transmit`]): a get answer's, from an exported segment held busy meanwhile, or
+/// [`Rsm::poll_transmit`](crate::Rsm::poll_transmit)): a get answer's, from an exported segment held busy meanwhile, or
 /// a put fragment's, from the local memory of the importer's operation (the region clone
 /// keeps that memory alive).
 pub(crate) struct TxRead<R> {
@@ -199,7 +191,7 @@ pub(crate) enum TxHold {
 }
 
 /// A get answer's fragment to write into the importer's local memory outside the table lock
-/// (see [`Rsm::handle_frame`]); the operation's progress is already counted, its completion
+/// (see [`Rsm::handle_frame`](crate::Rsm::handle_frame)); the operation's progress is already counted, its completion
 /// waits for the write.
 pub(crate) struct ImportWrite<R> {
     pub(crate) region: R,
@@ -220,7 +212,7 @@ pub(crate) struct Early<const F: usize> {
     pub(crate) buf: [u8; F],
 }
 
-/// Network configuration of a node, given to [`Rsm::net_start`].
+/// Network configuration of a node, given to [`Rsm::net_start`](crate::Rsm::net_start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetConfig {
     /// This boot's incarnation: nonzero, and larger than any earlier boot's of this node
@@ -231,12 +223,12 @@ pub struct NetConfig {
     pub max_frame: usize,
 }
 
-/// Counters of the engine, for tests and reports ([`Rsm::net_stats`]).
+/// Counters of the engine, for tests and reports ([`Rsm::net_stats`](crate::Rsm::net_stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetStats {
-    /// Frames handed out by [`Rsm::poll_transmit`].
+    /// Frames handed out by [`Rsm::poll_transmit`](crate::Rsm::poll_transmit).
     pub frames_sent: u64,
-    /// Frames given to [`Rsm::handle_frame`].
+    /// Frames given to [`Rsm::handle_frame`](crate::Rsm::handle_frame).
     pub frames_received: u64,
     /// Frames transmitted again (timeouts and fast retransmits).
     pub retransmits: u64,
@@ -394,7 +386,7 @@ pub(crate) struct RemoteImporter {
     /// The last operation of this importer that failed: its later entries are dropped.
     pub(crate) failed_op: Option<u32>,
     /// Bells to send to the importer, in post order (not answered: see
-    /// [`Rsm::intr_signal_post`]).
+    /// [`Rsm::intr_signal_post`](crate::Rsm::intr_signal_post)).
     pub(crate) bells: BellQueue,
 }
 
@@ -525,7 +517,7 @@ pub(crate) struct Engine<const F: usize> {
     pub(crate) importer_hint: [u8; MAX_PEERS],
     pub(crate) stats: NetStats,
     pub(crate) op_seq: u64,
-    /// Round-robin start for [`Rsm::poll_transmit`].
+    /// Round-robin start for [`Rsm::poll_transmit`](crate::Rsm::poll_transmit).
     pub(crate) rr: usize,
     /// Something completed: wake sleepers after the lock is released.
     pub(crate) wake: bool,
@@ -658,274 +650,22 @@ impl<const F: usize> Engine<F> {
     }
 }
 
-impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
-    Rsm<P, L, E, I, F>
-{
-    /// Start the engine of `rsmnet0` at `now` (the first hello goes out at once). Calling it
-    /// again changes nothing but the frame size. Without it, remote connects fail with
-    /// `RSMERR_REMOTE_NODE_UNREACHABLE` and frames are ignored.
-    pub fn net_start(&self, now: Instant, cfg: NetConfig) {
-        let mut st = self.state.lock();
-        let net = &mut st.net;
-        net.max_frame = cfg
-            .max_frame
-            .clamp(usize::from(crate::wire::MIN_MAX_FRAME), F);
-        net.clock = net.clock.max(now);
-        if !net.on {
-            net.on = true;
-            net.inc = cfg.incarnation.max(1);
-            net.next_hello = now;
-            net.next_heartbeat = now.add_nanos(HEARTBEAT_INTERVAL_NS);
-        }
-    }
+/// Largest put/get carried by one engine operation ([`Rsm::start_put`](crate::Rsm::start_put), [`Rsm::start_get`](crate::Rsm::start_get));
+/// the blocking [`Rsm::put`](crate::Rsm::put) / [`Rsm::get`](crate::Rsm::get) on a remote segment move longer ranges in pieces
+/// of this size (a multiple of 8, so words stay whole).
+pub const INLINE_MAX: usize = 512;
 
-    /// This node's incarnation (0 before [`Rsm::net_start`]).
-    pub fn net_incarnation(&self) -> u64 {
-        self.state.lock().net.inc
-    }
-
-    /// The engine's counters.
-    pub fn net_stats(&self) -> NetStats {
-        self.state.lock().net.stats
-    }
-
-    /// The peers heard from (with a known incarnation) and not declared unreachable.
-    pub fn net_peers(&self) -> heapless::Vec<NodeId, MAX_PEERS> {
-        let st = self.state.lock();
-        let mut v: heapless::Vec<NodeId, MAX_PEERS> = st
-            .net
-            .peers
-            .iter()
-            .filter(|p| p.inc != 0 && !p.unreachable)
-            .map(|p| p.node)
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Process one received frame at `now`. Never fails and never panics: malformed, stale,
-    /// spoofed, out-of-window or unauthorised frames are dropped and counted in
-    /// [`Rsm::net_stats`]. Call [`Rsm::poll_transmit`] afterwards.
-    ///
-    /// A put's bytes are written into the exported memory, and a get answer's into the
-    /// importer's local memory, after the table lock is released (the export is held busy,
-    /// the local memory kept alive by a region clone; the getv completes after the write), so
-    /// no memory copy runs under the node's spin lock — except for frames that waited in the
-    /// reorder buffer, applied in order right after the one that filled the gap. Calls are
-    /// serialised (frames apply in order). `tests/tests/off_lock_copies.rs` checks it.
-    pub fn handle_frame(&self, now: Instant, frame: &[u8]) {
-        let _one_at_a_time = self.rx_lock.lock();
-        let (wake, write) = {
-            let mut st = self.state.lock();
-            if !st.net.on {
-                return;
-            }
-            st.net.stats.frames_received += 1;
-            st.net.clock = st.net.clock.max(now);
-            self.rx_frame(&mut st, now, frame);
-            (
-                core::mem::take(&mut st.net.wake),
-                (st.rx_write.take(), st.rx_import.take()),
-            )
-        };
-        // (One frame carries one message: at most one of the two is set.)
-        let mut wake = wake;
-        if let Some(w) = write.0 {
-            let r = self.write_rx(&w, frame);
-            let mut st = self.state.lock();
-            self.finish_rx_write(&mut st, w, r);
-            wake |= core::mem::take(&mut st.net.wake);
-        }
-        if let Some(w) = write.1 {
-            let r = self.write_import(&w, frame);
-            let mut st = self.state.lock();
-            self.finish_import_write(&mut st, &w, r);
-            wake |= core::mem::take(&mut st.net.wake);
-        }
-        self.wake_if(wake);
-    }
-
-    /// The next frame to send at `now`, written into `buf`: `Ok(Some(len))`, or `Ok(None)`
-    /// when there is nothing to send until new input or [`Rsm::poll_timeout`] (also while
-    /// the engine is stopped). Runs the timers first. A put fragment's bytes (importer) and a
-    /// get answer's (exporter) are read from memory into `buf` after the table lock is
-    /// released, then the frame is sealed.
-    ///
-    /// # Errors
-    /// `RSMERR_BAD_LENGTH` if `buf` is shorter than the node's frame size (the
-    /// [`NetConfig::max_frame`] in use, at most the node's `F`); nothing is consumed then, so
-    /// a call with a large enough buffer sends the same frame.
-    pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> RsmResult<Option<usize>> {
-        let (n, wake, read) = {
-            let mut st = self.state.lock();
-            if !st.net.on {
-                return Ok(None);
-            }
-            if buf.len() < st.net.max_frame {
-                return Err(crate::RsmError::BadLength);
-            }
-            st.net.clock = st.net.clock.max(now);
-            self.timers(&mut st, now);
-            let n = self.tx_next(&mut st, now, buf);
-            if n.is_some() {
-                st.net.stats.frames_sent += 1;
-            }
-            (n, core::mem::take(&mut st.net.wake), st.tx_read.take())
-        };
-        // A get answer's or put fragment's bytes are read here, outside the lock.
-        let (n, wake) = match read {
-            Some(t) => {
-                let frame = n.and_then(|len| buf.get_mut(..len));
-                let (len, failed) = match t.hold {
-                    TxHold::Export(_) => (frame.map_or(0, |f| self.read_tx(&t, f)), false),
-                    TxHold::Op(_) => frame.map_or((0, false), |f| self.read_put(&t, f)),
-                };
-                let mut st = self.state.lock();
-                match t.hold {
-                    TxHold::Export(ex) => st.release_export(ex),
-                    TxHold::Op(op) if failed => {
-                        // Cannot happen for a validated vector: fail the operation (the
-                        // frame went out with zeroes, which the exporter acknowledges to a
-                        // failed operation).
-                        self.finish_op(&mut st, op, Err(crate::RsmError::BadAddr));
-                    }
-                    TxHold::Op(_) => {}
-                }
-                (
-                    (len > 0).then_some(len),
-                    wake | core::mem::take(&mut st.net.wake),
-                )
-            }
-            None => (n, wake),
-        };
-        self.wake_if(wake);
-        Ok(n)
-    }
-
-    /// When [`Rsm::poll_transmit`] must be called next at the latest (retransmission,
-    /// unreachability and connect timers, the next hello or heartbeat); `None` if the engine is stopped.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let st = self.state.lock();
-        if !st.net.on {
-            return None;
-        }
-        let mut t = st.net.next_hello.min(st.net.next_heartbeat);
-        for p in st.net.peers.iter() {
-            if let Some(r) = p.rto_at {
-                t = t.min(r);
-            }
-            if !p.inflight.is_empty() && !p.unreachable {
-                t = t.min(p.last_progress.add_nanos(UNREACHABLE_AFTER_NS));
-            }
-            if let Some(pr) = p.probe_at {
-                t = t.min(pr);
-            }
-        }
-        for (_, _, op) in st.ops.iter() {
-            if let crate::ops::OpSlot::Connect(c) = op {
-                t = t.min(c.started.add_nanos(UNREACHABLE_AFTER_NS));
-            }
-        }
-        Some(t)
-    }
-
-    /// One round of driving over `link` at `now`: hand every received frame to
-    /// [`Rsm::handle_frame`], then transmit everything [`Rsm::poll_transmit`] yields. Returns
-    /// whether any frame moved. A frame the link refuses to send is dropped (the channel
-    /// retransmits it).
-    pub fn drive<K: Link + ?Sized>(&self, link: &mut K, now: Instant) -> bool {
-        let mut buf = [0u8; F];
-        let mut moved = false;
-        while let Ok(Some(n)) = link.receive(&mut buf) {
-            moved = true;
-            if let Some(frame) = buf.get(..n) {
-                self.handle_frame(now, frame);
-            }
-        }
-        while let Ok(Some(n)) = self.poll_transmit(now, &mut buf) {
-            moved = true;
-            if let Some(frame) = buf.get(..n) {
-                let _ = link.transmit(frame);
-            }
-        }
-        moved
-    }
-
-    /// Give the node a link to drive itself: from now on [`Rsm::service`] and every blocking
-    /// call, while it waits, move this link's frames and run the engine's timers — so a
-    /// single-threaded target (a unikernel on one core, a firmware main loop) makes progress
-    /// with no driver thread (DESIGN §3: waiting means polling the engine). Returns the link
-    /// attached before, if any.
-    ///
-    /// Without an attached link the node is driven from outside, by [`Rsm::drive`] (or
-    /// [`Rsm::handle_frame`] and [`Rsm::poll_transmit`]) on a driver thread — the host's mode.
-    /// Both can be combined: whoever waits drives the attached link, one caller at a time.
-    ///
-    /// The link is `'static` because the node keeps it: on a unikernel it is a `static`; a
-    /// test can leak a `Box`.
-    pub fn attach_link(
-        &self,
-        link: &'static mut (dyn rsm_hal::AnyLink + Send),
-    ) -> Option<&'static mut (dyn rsm_hal::AnyLink + Send)> {
-        self.link.lock().replace(link)
-    }
-
-    /// Take the attached link back ([`Rsm::attach_link`]).
-    pub fn detach_link(&self) -> Option<&'static mut (dyn rsm_hal::AnyLink + Send)> {
-        self.link.lock().take()
-    }
-
-    /// One turn of a firmware main loop: drive the attached link at `now` (receive every
-    /// frame, transmit everything due, run the timers) and return when `service` must run
-    /// again at the latest (the next retransmission, heartbeat, hello or connect timeout);
-    /// sooner if a frame arrives. `None` when no link is attached or the engine is stopped.
-    /// If another caller is driving the link right now, this one only reports the deadline.
-    ///
-    /// ```
-    /// use rsm_core::{proto::NetConfig, Config, Rsm};
-    /// use rsm_hal::{fake::FakePlatform, netsim::{FaultConfig, Network}, Link};
-    ///
-    /// let net = Network::new(1, FaultConfig::default());
-    /// let node: Rsm<FakePlatform> = Rsm::new(FakePlatform::new(), Config::default());
-    /// let link = Box::leak(Box::new(net.port(rsm_core::node_mac(0))));
-    /// node.net_start(net.now(), NetConfig { incarnation: 1, max_frame: link.max_frame() });
-    /// node.attach_link(link);
-    /// // The main loop: service, then sleep until the deadline or the next frame.
-    /// let next = node.service(net.now()).expect("a link is attached");
-    /// assert!(next > net.now());
-    /// assert_eq!(node.net_stats().frames_sent, 1, "the first hello went out");
-    /// ```
-    pub fn service(&self, now: Instant) -> Option<Instant> {
-        {
-            let Some(mut guard) = self.link.try_lock() else {
-                return self.poll_timeout();
-            };
-            let link = guard.as_deref_mut()?;
-            // Bounded: a link that never runs dry cannot keep the caller here for ever.
-            for _ in 0..SERVICE_ROUNDS {
-                if !self.drive(link, now) {
-                    break;
-                }
-            }
-        }
-        self.poll_timeout()
-    }
-
-    /// Take the result of a connect started with [`Rsm::start_import_connect`]: `None` while
-    /// it runs or for an unknown id (a second call returns `None`).
-    pub fn take_connect(&self, op: crate::OpId) -> Option<RsmResult<ImportHandle>> {
-        let (i, g) = self.parts(op.raw(), crate::handle::Kind::Op)?;
-        let mut st = self.state.lock();
-        match st.ops.get(i, g)? {
-            crate::ops::OpSlot::Connected(_) => match st.ops.remove(i, g)? {
-                crate::ops::OpSlot::Connected(r) => Some(r),
-                _ => None,
-            },
-            _ => None,
+impl<R: rsm_hal::Region> RemoteOp<R> {
+    /// Remote offset and length of entry `k`.
+    pub(crate) fn entry(&self, k: usize) -> (usize, usize) {
+        match &self.src {
+            Src::Inline { off, len, .. } => (*off, *len),
+            Src::Plan(plan) => plan.get(k).map_or((0, 0), |s| (s.remote_off, s.len)),
         }
     }
 }
-/// `(engine, peer table, reorder buffers)` in bytes, for the size test of [`Rsm`].
+
+/// `(engine, peer table, reorder buffers)` in bytes, for the size test of [`Rsm`](crate::Rsm).
 #[cfg(test)]
 pub(crate) fn engine_sizes() -> (usize, usize, usize) {
     use core::mem::size_of;

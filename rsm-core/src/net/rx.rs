@@ -1,11 +1,13 @@
 //! Receiving: frame checks, the channel's sequence and acknowledgement handling, and the
 //! delivery of each message to the exporter or importer side.
 
-use super::channel::Arrival;
-use super::{BellState, Early, GetJob, Msg, RemoteImporter, RemoteState, Src, REORDER_SLOTS};
 use crate::error::{RsmError, RsmResult};
 use crate::node::{Rsm, State};
-use crate::ops::OpSlot;
+use crate::op::OpSlot;
+use crate::proto::channel::Arrival;
+use crate::proto::{
+    BellState, Early, GetJob, Msg, RemoteImporter, RemoteState, Src, REORDER_SLOTS,
+};
 use crate::sg::{copy_error, Direction};
 use crate::types::{NodeId, Permission, SegmentId};
 use crate::wire::{
@@ -299,7 +301,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// one it connected to (same epoch, published).
     /// Copy a deferred put fragment from `frame` into the exported memory (no lock needed:
     /// the export is held busy).
-    pub(crate) fn write_rx(&self, w: &super::RxWrite<P::Region>, frame: &[u8]) -> RsmResult<()> {
+    pub(crate) fn write_rx(
+        &self,
+        w: &crate::proto::RxWrite<P::Region>,
+        frame: &[u8],
+    ) -> RsmResult<()> {
         let data = frame
             .get(w.at..w.at + w.len)
             .ok_or(RsmError::InternalError)?;
@@ -312,7 +318,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// lock needed: the region clone keeps the memory alive).
     pub(crate) fn write_import(
         &self,
-        w: &super::ImportWrite<P::Region>,
+        w: &crate::proto::ImportWrite<P::Region>,
         frame: &[u8],
     ) -> RsmResult<()> {
         let data = frame
@@ -328,7 +334,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     pub(crate) fn finish_import_write(
         &self,
         st: &mut State<P, L, E, I, F>,
-        w: &super::ImportWrite<P::Region>,
+        w: &crate::proto::ImportWrite<P::Region>,
         result: RsmResult<()>,
     ) {
         match result {
@@ -343,7 +349,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     pub(crate) fn finish_rx_write(
         &self,
         st: &mut State<P, L, E, I, F>,
-        w: super::RxWrite<P::Region>,
+        w: crate::proto::RxWrite<P::Region>,
         result: RsmResult<()>,
     ) {
         st.release_export(w.export);
@@ -445,7 +451,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             Some((ei, eg, ex)) => {
                 let acl = ex.published.as_ref().map(|p| &p.acl);
                 let perm = Permission::from_bits_truncate(u32::from(r.permission));
-                match crate::segment::granted(acl, src) {
+                match crate::acl::granted(acl, src) {
                     _ if ex.ctrl == crate::node::LOOPBACK => Err(RsmError::SegNotPublishedToNode),
                     None => Err(RsmError::SegNotPublishedToNode),
                     Some(granted) => {
@@ -462,10 +468,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                                 epoch: ex.epoch,
                                 perm,
                                 failed_op: None,
-                                bells: super::BellQueue::default(),
+                                bells: crate::proto::BellQueue::default(),
                             };
                             let held = st.net.importers.iter().filter(|r| r.node == src).count();
-                            if held >= super::MAX_IMPORTS_PER_PEER {
+                            if held >= crate::proto::MAX_IMPORTS_PER_PEER {
                                 Err(RsmError::InsufficientResources)
                             } else {
                                 st.net
@@ -612,7 +618,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {
                 ex.busy += 1;
                 let region = ex.region.clone();
-                st.rx_write = Some(super::RxWrite {
+                st.rx_write = Some(crate::proto::RxWrite {
                     region,
                     off: roff + frag,
                     at: wire::FRAME_OVERHEAD + wire::PUT_DATA_FIXED_LEN,
@@ -682,7 +688,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         r: &GetRequest,
     ) -> Verdict {
         let mine = st.net.jobs.iter().filter(|j| j.node == src).count();
-        if st.net.jobs.is_full() || mine >= super::MAX_GET_JOBS_PER_PEER {
+        if st.net.jobs.is_full() || mine >= crate::proto::MAX_GET_JOBS_PER_PEER {
             return Verdict::Defer;
         }
         let Some(k) = Self::importer_of(st, src, r.import_id, r.segment_id) else {
@@ -781,7 +787,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         // (issue 9 §2), through a clone of the local region; completion waits for the write.
         if let (true, false, Src::Plan(plan)) = (st.rx_direct, d.data.is_empty(), &op.src) {
             if let (Some(s), Some(local)) = (plan.get(k), crate::sg::local_of(plan, k)) {
-                let w = super::ImportWrite {
+                let w = crate::proto::ImportWrite {
                     region: local.clone(),
                     off: s.local_off + frag,
                     at: wire::FRAME_OVERHEAD + wire::GET_DATA_FIXED_LEN,
@@ -795,7 +801,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     op.done += 1;
                 }
                 let complete = op.done as u64 == op.count;
-                st.rx_import = Some(super::ImportWrite { complete, ..w });
+                st.rx_import = Some(crate::proto::ImportWrite { complete, ..w });
                 return Verdict::Accept;
             }
         }

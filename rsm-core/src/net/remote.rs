@@ -2,36 +2,21 @@
 //! operations, their completion, and what happens to them when a peer restarts or becomes
 //! unreachable.
 
-use super::{
-    BellState, ConnectOp, RemoteImport, RemoteOp, RemoteState, Src, HEARTBEAT_INTERVAL_NS,
-    UNREACHABLE_AFTER_NS,
-};
 use crate::error::{RsmError, RsmResult};
 use crate::handle::{ControllerHandle, ImportHandle, Kind};
 use crate::node::{Import, Rsm, State, LOOPBACK};
-use crate::ops::{Completion, OpId, OpSlot};
+use crate::op::{Completion, OpId, OpSlot};
+use crate::proto::{
+    BellState, ConnectOp, RemoteImport, RemoteOp, RemoteState, Src, HEARTBEAT_INTERVAL_NS,
+    INLINE_MAX, UNREACHABLE_AFTER_NS,
+};
 use crate::sg::{self, Direction, Plan, ScatGath};
 use crate::table::wire_id;
 use crate::types::{NodeId, Permission, SegmentId, SgFlags, MAX_NODES};
 use rsm_hal::{Instant, Platform};
 
-/// Largest put/get carried by one engine operation ([`Rsm::start_put`], [`Rsm::start_get`]);
-/// the blocking [`Rsm::put`] / [`Rsm::get`] on a remote segment move longer ranges in pieces
-/// of this size (a multiple of 8, so words stay whole).
-pub const INLINE_MAX: usize = 512;
-
 /// Interval of hello probes while a connect waits for a node never heard from.
 const PROBE_INTERVAL_NS: u64 = 100_000_000;
-
-impl<R: rsm_hal::Region> RemoteOp<R> {
-    /// Remote offset and length of entry `k`.
-    pub(crate) fn entry(&self, k: usize) -> (usize, usize) {
-        match &self.src {
-            Src::Inline { off, len, .. } => (*off, *len),
-            Src::Plan(plan) => plan.get(k).map_or((0, 0), |s| (s.remote_off, s.len)),
-        }
-    }
-}
 
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
@@ -244,15 +229,16 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let mut related = 0u64;
         for (_, _, im) in st.imports.iter() {
             if im.remote.is_some_and(|r| r.state == RemoteState::Connected) && !im.aborted {
-                related |= super::node_bit(im.node);
+                related |= crate::proto::node_bit(im.node);
             }
         }
         for r in st.net.importers.iter() {
-            related |= super::node_bit(r.node);
+            related |= crate::proto::node_bit(r.node);
         }
         for ix in 0..st.net.peers.len() {
             let peer = &mut st.net.peers[ix];
-            if peer.inc == 0 || peer.unreachable || related & super::node_bit(peer.node) == 0 {
+            if peer.inc == 0 || peer.unreachable || related & crate::proto::node_bit(peer.node) == 0
+            {
                 continue;
             }
             if now.nanos_since(peer.last_heard) >= UNREACHABLE_AFTER_NS {
@@ -487,7 +473,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let mut plan = Plan::new();
         sg::plan_into(entries, size, resolve, &mut plan)?;
         // The wire carries an entry's length and fragment offsets in 32 bits.
-        if plan.iter().any(|s| s.len > super::MAX_REMOTE_ENTRY) {
+        if plan.iter().any(|s| s.len > crate::proto::MAX_REMOTE_ENTRY) {
             return Err(RsmError::BadLength);
         }
         for s in plan.iter() {
@@ -784,7 +770,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         for r in st.net.importers.iter_mut() {
             if r.export == (i, g) && r.epoch == epoch {
                 r.bells.post(coalesce);
-                st.net.ctrl_work |= super::node_bit(r.node);
+                st.net.ctrl_work |= crate::proto::node_bit(r.node);
             }
         }
     }

@@ -1,10 +1,10 @@
 //! Sending: which message goes out next, and rendering a message descriptor into a frame
 //! straight in the caller's buffer (again for every retransmission).
 
-use super::{BellState, Msg, RemoteState, Src, HELLO_INTERVAL_NS, MAX_FRAME_LIMIT};
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
-use crate::ops::OpSlot;
+use crate::op::OpSlot;
+use crate::proto::{BellState, Msg, RemoteState, Src, HELLO_INTERVAL_NS, MAX_FRAME_LIMIT};
 use crate::sg::{copy_error, Direction};
 use crate::table::wire_id;
 use crate::types::NodeId;
@@ -36,7 +36,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// into `frame` and seal it; outside the table lock. If the read fails (it cannot for a
     /// validated vector) the bytes are zeroes and `true` says so: the caller fails the
     /// operation. Returns the length and that flag.
-    pub(crate) fn read_put(&self, t: &super::TxRead<P::Region>, frame: &mut [u8]) -> (usize, bool) {
+    pub(crate) fn read_put(
+        &self,
+        t: &crate::proto::TxRead<P::Region>,
+        frame: &mut [u8],
+    ) -> (usize, bool) {
         let Some(dst) = frame.get_mut(t.at..t.at + t.len) else {
             return (0, true);
         };
@@ -51,7 +55,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// Read a get answer's bytes (rendered without them) into `frame` and seal it; outside
     /// the table lock. If the read fails (it cannot for a checked range) the frame becomes
     /// an error answer for that entry instead — never stale bytes. Returns the length.
-    pub(crate) fn read_tx(&self, t: &super::TxRead<P::Region>, frame: &mut [u8]) -> usize {
+    pub(crate) fn read_tx(&self, t: &crate::proto::TxRead<P::Region>, frame: &mut [u8]) -> usize {
         let len = frame.len();
         let ok = frame
             .get_mut(t.at..t.at + t.len)
@@ -333,12 +337,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                         let k = usize::from(entry);
                         if let (Some(s), Some(local)) = (plan.get(k), crate::sg::local_of(plan, k))
                         {
-                            st.tx_read = Some(super::TxRead {
+                            st.tx_read = Some(crate::proto::TxRead {
                                 region: local.clone(),
                                 off: s.local_off + frag,
                                 at: start,
                                 len: n,
-                                hold: super::TxHold::Op(op),
+                                hold: crate::proto::TxHold::Op(op),
                             });
                             return Some(len);
                         }
@@ -421,12 +425,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     // (poll_transmit), the export held busy meanwhile; it seals the frame.
                     if let Some(ex) = st.exports.get_mut(export.0, export.1) {
                         ex.busy += 1;
-                        st.tx_read = Some(super::TxRead {
+                        st.tx_read = Some(crate::proto::TxRead {
                             region: r,
                             off: base + frag as usize,
                             at: FRAME_OVERHEAD + GET_DATA_FIXED_LEN,
                             len: n,
-                            hold: super::TxHold::Export(export),
+                            hold: crate::proto::TxHold::Export(export),
                         });
                         return Some(len);
                     }
@@ -454,7 +458,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             return Some(m);
         }
         // b–e only where something may be waiting (O(1) per frame otherwise).
-        let bit = super::node_bit(node);
+        let bit = crate::proto::node_bit(node);
         if st.net.ctrl_work & bit != 0 {
             if let Some(m) = self.next_control(st, node) {
                 return Some(m);
@@ -470,7 +474,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     }
 
     /// The next control message to `node` (b–e of [`Self::next_message`]), found by scanning
-    /// the tables: only called while [`super::Engine::ctrl_work`] has its bit.
+    /// the tables: only called while [`crate::proto::Engine::ctrl_work`] has its bit.
     fn next_control(&self, st: &mut State<P, L, E, I, F>, node: NodeId) -> Option<Msg> {
         // b. Connect requests.
         let connect = st.ops.iter().find_map(|(i, g, op)| match op {
@@ -526,7 +530,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     }
 
     fn next_bell(st: &mut State<P, L, E, I, F>, node: NodeId) -> Option<Bell> {
-        let take = |q: &mut super::BellQueue, base: u16| -> Option<u16> {
+        let take = |q: &mut crate::proto::BellQueue, base: u16| -> Option<u16> {
             q.take().map(|na| {
                 if na {
                     base | wire::BELL_NO_ACCUMULATE
