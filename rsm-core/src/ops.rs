@@ -257,8 +257,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// Start a putv without waiting for it. Every validation or transfer error is reported in
     /// the [`Completion`]; `start_putv` itself fails only with
     /// `RSMERR_INSUFFICIENT_RESOURCES` when [`crate::MAX_PENDING_OPS`] completions are waiting
-    /// to be taken. Local regions named by the vector must stay valid until the completion was
-    /// taken.
+    /// to be taken. The operation keeps a clone of every local region it names (from a
+    /// handle or a VA entry) until it completed, so the vector and the caller's regions may go
+    /// at once; with a region type that owns its memory (`rsm_host::MemRegion` of a
+    /// `PinnedBuf`, the fake platform's regions) the memory lives until then too. (A region
+    /// made from a raw pointer carries its constructor's promise to stay valid that long.)
     pub fn start_putv(&self, sg: &ScatGath<'_, P::Region>) -> RsmResult<OpId> {
         self.start(sg, Direction::Put)
     }

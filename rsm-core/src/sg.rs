@@ -25,8 +25,8 @@ use rsm_hal::{ErrorKind, Memory, Region};
 pub enum LocalRef<'a, R> {
     /// A local memory handle (with `io_type` = [`RSM_HANDLE_TYPE`]).
     Handle(LocalMemHandle),
-    /// A memory region given directly (with `io_type` = [`RSM_VA_TYPE`]); it must stay valid
-    /// until the operation completed.
+    /// A memory region given directly (with `io_type` = [`RSM_VA_TYPE`]), borrowed for the
+    /// call only: the operation keeps its own clone of the region until it completed.
     Va(&'a R),
 }
 

@@ -4,7 +4,7 @@
 //!
 //! * [`HostPlatform`] — [`rsm_hal::Memory`] with real `mlock`/`munlock` pinning, a pin count
 //!   per page (two handles on one page do not unlock each other) and an optional pinned-bytes
-//!   quota that counts each page once; lock-free memmove copies; [`rsm_hal::Clock`] from
+//!   quota that counts each page once; lock-free atomic copies (memmove semantics, race-free); [`rsm_hal::Clock`] from
 //!   [`std::time::Instant`]; [`rsm_hal::Wait`] as an event count on a mutex and condition
 //!   variable.
 //! * [`MemRegion`] — the region token handed to the RSM layer: a pointer and a length that
