@@ -200,13 +200,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I, F>, ix: usize) {
         let node = st.net.peers[ix].node;
         self.sweep_peer(st, node, RsmError::ConnAborted, true);
-        st.net.importers.retain(|r| r.node != node);
-        st.net.jobs.retain(|j| j.node != node);
-        st.net.early.retain(|e| usize::from(e.ix) != ix);
-        let peer = &mut st.net.peers[ix];
-        peer.reset();
-        peer.hello_due = true;
-        st.net.poke(node);
+        st.net.forget_peer(ix);
     }
 
     /// Peer `ix` is unreachable: its operations fail, its imports are aborted.

@@ -4,15 +4,11 @@
 use crate::error::{RsmError, RsmResult};
 use crate::node::{Rsm, State};
 use crate::op::OpSlot;
-use crate::proto::channel::Arrival;
-use crate::proto::{
-    BellState, Early, GetJob, Msg, RemoteImporter, RemoteState, Src, REORDER_SLOTS,
-};
+use crate::proto::{Admit, BellState, GetJob, Msg, Received, RemoteImporter, RemoteState, Src};
 use crate::sg::{copy_error, Direction};
 use crate::types::{NodeId, Permission, SegmentId};
 use crate::wire::{
-    self, Ack, Bell, ConnectReply, ConnectRequest, EthernetFrame, Frame, GetData, GetRequest,
-    Message, PutData, FLAG_ACK, FLAG_NAK, NODE_BROADCAST,
+    self, Ack, Bell, ConnectReply, ConnectRequest, Frame, GetData, GetRequest, Message, PutData,
 };
 use rsm_hal::{Error as _, Instant, Platform, Region};
 
@@ -41,138 +37,42 @@ pub(crate) fn error_of(status: u16) -> RsmError {
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
+    /// Receive one frame: the engine admits it and runs the channel
+    /// ([`crate::proto::Engine::admit`], [`crate::proto::Engine::receive`]); the node applies
+    /// what is delivered in order to its tables.
     pub(crate) fn rx_frame(&self, st: &mut State<P, L, E, I, F>, now: Instant, frame: &[u8]) {
-        let f = match Frame::parse_with(frame, &self.platform) {
-            Ok(f) => f,
-            Err(_) => {
-                st.net.stats.malformed += 1;
-                return;
+        let (p, src, f) = match st.net.admit(frame, &self.platform) {
+            Admit::Dropped => return,
+            Admit::Peer {
+                p,
+                src,
+                frame: f,
+                restarted,
+            } => {
+                if restarted {
+                    self.peer_restarted(st, p);
+                }
+                (p, src, f)
             }
         };
-        let h = f.header;
-        let me = st.net.node;
-        let src = NodeId::from(h.src_node);
-        if src == me || (h.dst_node != NODE_BROADCAST && NodeId::from(h.dst_node) != me) {
-            st.net.stats.not_for_us += 1;
-            return;
-        }
-        // Parse succeeded, so the Ethernet header is there.
-        let mac = EthernetFrame::new_unchecked(frame).src_addr();
-        if mac != wire::node_mac(src) {
-            st.net.stats.spoofed += 1;
-            return;
-        }
-        if h.incarnation == 0 {
-            st.net.stats.malformed += 1;
-            return;
-        }
-        let Some(p) = st.net.ix_or_insert(src) else {
-            // More peers than the table holds.
-            st.net.stats.rejected += 1;
+        let Received::InOrder(msg) = st.net.receive(now, p, &f, frame) else {
             return;
         };
-        let known = st.net.peers[p].inc;
-        if known != 0 && h.incarnation < known {
-            st.net.stats.stale += 1;
-            return;
-        }
-        if known != 0 && h.incarnation > known {
-            st.net.stats.restarts += 1;
-            self.peer_restarted(st, p);
-        }
-        let newly = st.net.peers[p].inc == 0;
-        let my_inc = st.net.inc;
-        let peer = &mut st.net.peers[p];
-        peer.inc = h.incarnation;
-        peer.last_heard = now;
-        let hello = match f.message {
-            Message::Hello(hello) => {
-                peer.max_frame = usize::from(hello.max_frame);
-                true
+        st.rx_direct = true;
+        let consumed = self.deliver_in_order(st, p, src, &msg);
+        st.rx_direct = false;
+        if consumed && st.net.has_early(p) {
+            // Kept frames follow at once: this message's bytes go first, under the lock (the
+            // rare path, recovering from a loss).
+            if let Some(w) = st.rx_write.take() {
+                let r = self.write_rx(&w, frame);
+                self.finish_rx_write(st, w, r);
             }
-            _ => false,
-        };
-        if h.peer_incarnation != my_inc {
-            // The sender does not know this incarnation of us (yet): tell it.
-            if hello {
-                if newly || h.dst_node != NODE_BROADCAST {
-                    peer.hello_due = true;
-                }
-            } else {
-                st.net.stats.stale += 1;
-                peer.hello_due = true;
+            if let Some(w) = st.rx_import.take() {
+                let r = self.write_import(&w, frame);
+                self.finish_import_write(st, &w, r);
             }
-            return;
-        }
-        peer.unreachable = false;
-        peer.probe_at = None;
-        if h.flags & FLAG_ACK != 0 {
-            let before = peer.dupacks;
-            if peer.on_ack(h.ack, now, hello).is_err() {
-                st.net.stats.out_of_window += 1;
-                return;
-            }
-            if peer.dupacks == 3 && before == 2 {
-                st.net.stats.fast_retransmits += 1;
-            }
-            if hello {
-                // A pure acknowledgement's `seq` is its selective acknowledgement bitmap.
-                peer.on_sack(h.ack, h.seq);
-            }
-            if h.flags & FLAG_NAK != 0 {
-                peer.on_nak(h.ack);
-            }
-        }
-        if hello {
-            return;
-        }
-        match peer.classify(h.seq) {
-            Arrival::InOrder => {
-                st.rx_direct = true;
-                let consumed = self.deliver_in_order(st, p, src, &f.message);
-                st.rx_direct = false;
-                if consumed {
-                    let more = st.net.early.iter().any(|e| usize::from(e.ix) == p);
-                    if more {
-                        // Kept frames follow at once: this put's bytes go first, under the
-                        // lock (the rare path, recovering from a loss).
-                        if let Some(w) = st.rx_write.take() {
-                            let r = self.write_rx(&w, frame);
-                            self.finish_rx_write(st, w, r);
-                        }
-                        if let Some(w) = st.rx_import.take() {
-                            let r = self.write_import(&w, frame);
-                            self.finish_import_write(st, &w, r);
-                        }
-                    }
-                    self.deliver_early(st, p, src);
-                }
-            }
-            Arrival::Duplicate => {
-                st.net.stats.duplicates += 1;
-                st.net.peers[p].ack_due = true;
-            }
-            Arrival::Ahead => {
-                st.net.stats.out_of_order += 1;
-                let mine = st.net.early.iter().filter(|e| usize::from(e.ix) == p);
-                let (kept, held) = mine.fold((false, 0), |(k, n), e| (k || e.seq == h.seq, n + 1));
-                // No peer may take more than half the slots.
-                if !kept && held < REORDER_SLOTS / 2 && frame.len() <= F {
-                    let mut e = Early {
-                        ix: p as u8,
-                        seq: h.seq,
-                        len: frame.len() as u16,
-                        buf: [0; F],
-                    };
-                    e.buf[..frame.len()].copy_from_slice(frame);
-                    // Full: dropped; it comes again with the retransmission.
-                    let _ = st.net.early.push(e);
-                }
-                let peer = &mut st.net.peers[p];
-                peer.want_nak();
-                peer.ack_due = true;
-            }
-            Arrival::OutOfWindow => st.net.stats.out_of_window += 1,
+            self.deliver_early(st, p, src);
         }
     }
 
@@ -184,41 +84,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         src: NodeId,
         m: &Message<'_>,
     ) -> bool {
-        match self.deliver(st, p, src, m) {
-            Verdict::Accept | Verdict::Reject => {
-                let peer = &mut st.net.peers[p];
-                peer.expected = peer.expected.wrapping_add(1);
-                peer.ack_due = true;
-                true
-            }
-            Verdict::Defer => {
-                // Not acknowledged: the sender resends it after our NAK when room appears
-                // (or after its timeout).
-                st.net.stats.deferred += 1;
-                let peer = &mut st.net.peers[p];
-                peer.ack_due = true;
-                peer.deferred = true;
-                false
-            }
-        }
+        let consumed = !matches!(self.deliver(st, p, src, m), Verdict::Defer);
+        st.net.delivered(p, consumed);
+        consumed
     }
 
-    /// Deliver the kept frames of peer `p` that are now in order; drop kept duplicates.
+    /// Deliver the kept frames of peer `p` that are now in order.
     fn deliver_early(&self, st: &mut State<P, L, E, I, F>, p: usize, src: NodeId) {
-        loop {
-            let expected = st.net.peers[p].expected;
-            st.net
-                .early
-                .retain(|e| usize::from(e.ix) != p || e.seq.wrapping_sub(expected) as i32 >= 0);
-            let Some(k) = st
-                .net
-                .early
-                .iter()
-                .position(|e| usize::from(e.ix) == p && e.seq == expected)
-            else {
-                return;
-            };
-            let e = st.net.early.swap_remove(k);
+        while let Some(e) = st.net.take_early(p) {
             let Some(bytes) = e.buf.get(..usize::from(e.len)) else {
                 return;
             };
@@ -228,7 +101,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             };
             if !self.deliver_in_order(st, p, src, &f.message) {
                 // Deferred: keep it (the sender may skip it, having been told we hold it).
-                let _ = st.net.early.push(e);
+                st.net.keep_early(e);
                 return;
             }
         }

@@ -72,7 +72,10 @@ pub(crate) mod channel;
 
 use crate::sg::{Direction, Plan};
 use crate::types::{NodeId, Permission, SegmentId};
-use crate::wire::{Ack, Bell, ConnectReply, ConnectRequest, Disconnect, GetRequest, ImportNotice};
+use crate::wire::{
+    Ack, Bell, ConnectReply, ConnectRequest, Disconnect, EthernetFrame, Frame, GetRequest,
+    ImportNotice, Message, FLAG_ACK, FLAG_NAK, NODE_BROADCAST,
+};
 use channel::Peer;
 use rsm_hal::Instant;
 
@@ -650,6 +653,225 @@ impl<const F: usize> Engine<F> {
     }
 }
 
+/// What the engine made of a received frame's header (see [`Engine::admit`]).
+pub(crate) enum Admit<'f> {
+    /// Dropped (malformed, not for this node, spoofed, stale, no peer slot); counted.
+    Dropped,
+    /// From peer `p` (node `src`), parsed; `restarted` if it carries a newer incarnation
+    /// than the one known — the node must forget the old one first
+    /// ([`Engine::forget_peer`] and its own tables), then call [`Engine::receive`].
+    Peer {
+        p: usize,
+        src: NodeId,
+        frame: Frame<'f>,
+        restarted: bool,
+    },
+}
+
+/// What the engine made of an admitted frame (see [`Engine::receive`]).
+pub(crate) enum Received<'f> {
+    /// Consumed by the engine: a hello, an acknowledgement, a duplicate, a frame kept for
+    /// later (it arrived ahead of a missing one), or one outside the window.
+    Done,
+    /// The next in-order message of the peer: the node applies it, then reports with
+    /// [`Engine::delivered`]; kept frames that follow come from [`Engine::take_early`].
+    InOrder(Message<'f>),
+}
+
+impl<const F: usize> Engine<F> {
+    /// First stage of receiving `frame` (checksum by `crc`): parse it and check who sent it.
+    /// Mutates nothing but the counters and, for a new node, the peer table.
+    pub(crate) fn admit<'f, C: rsm_hal::Checksum>(
+        &mut self,
+        frame: &'f [u8],
+        crc: &C,
+    ) -> Admit<'f> {
+        let Ok(f) = Frame::parse_with(frame, crc) else {
+            self.stats.malformed += 1;
+            return Admit::Dropped;
+        };
+        let h = f.header;
+        let src = NodeId::from(h.src_node);
+        if src == self.node
+            || (h.dst_node != NODE_BROADCAST && NodeId::from(h.dst_node) != self.node)
+        {
+            self.stats.not_for_us += 1;
+            return Admit::Dropped;
+        }
+        // Parse succeeded, so the Ethernet header is there.
+        if EthernetFrame::new_unchecked(frame).src_addr() != crate::wire::node_mac(src) {
+            self.stats.spoofed += 1;
+            return Admit::Dropped;
+        }
+        if h.incarnation == 0 {
+            self.stats.malformed += 1;
+            return Admit::Dropped;
+        }
+        let Some(p) = self.ix_or_insert(src) else {
+            // More peers than the table holds.
+            self.stats.rejected += 1;
+            return Admit::Dropped;
+        };
+        let known = self.peers[p].inc;
+        if known != 0 && h.incarnation < known {
+            self.stats.stale += 1;
+            return Admit::Dropped;
+        }
+        let restarted = known != 0 && h.incarnation > known;
+        if restarted {
+            self.stats.restarts += 1;
+        }
+        Admit::Peer {
+            p,
+            src,
+            frame: f,
+            restarted,
+        }
+    }
+
+    /// The engine's part of forgetting peer `p`'s old incarnation: its kept frames, remote
+    /// importers and get answers go, its channel starts afresh and a hello is due.
+    pub(crate) fn forget_peer(&mut self, p: usize) {
+        let Some(peer) = self.peers.get_mut(p) else {
+            return;
+        };
+        let node = peer.node;
+        peer.reset();
+        peer.hello_due = true;
+        self.importers.retain(|r| r.node != node);
+        self.jobs.retain(|j| j.node != node);
+        self.early.retain(|e| usize::from(e.ix) != p);
+        self.poke(node);
+    }
+
+    /// Second stage: the channel's part — incarnations, hellos, acknowledgements, sequence
+    /// order. `bytes` is the frame [`Engine::admit`] parsed into `f` (kept whole if it
+    /// arrived ahead of a missing one).
+    pub(crate) fn receive<'f>(
+        &mut self,
+        now: Instant,
+        p: usize,
+        f: &Frame<'f>,
+        bytes: &[u8],
+    ) -> Received<'f> {
+        let h = f.header;
+        let Some(peer) = self.peers.get_mut(p) else {
+            return Received::Done;
+        };
+        let newly = peer.inc == 0;
+        peer.inc = h.incarnation;
+        peer.last_heard = now;
+        let hello = match f.message {
+            Message::Hello(hello) => {
+                peer.max_frame = usize::from(hello.max_frame);
+                true
+            }
+            _ => false,
+        };
+        if h.peer_incarnation != self.inc {
+            // The sender does not know this incarnation of us (yet): tell it.
+            if hello {
+                if newly || h.dst_node != NODE_BROADCAST {
+                    peer.hello_due = true;
+                }
+            } else {
+                self.stats.stale += 1;
+                peer.hello_due = true;
+            }
+            return Received::Done;
+        }
+        peer.unreachable = false;
+        peer.probe_at = None;
+        if h.flags & FLAG_ACK != 0 {
+            let before = peer.dupacks;
+            if peer.on_ack(h.ack, now, hello).is_err() {
+                self.stats.out_of_window += 1;
+                return Received::Done;
+            }
+            if peer.dupacks == 3 && before == 2 {
+                self.stats.fast_retransmits += 1;
+            }
+            if hello {
+                // A pure acknowledgement's `seq` is its selective acknowledgement bitmap.
+                peer.on_sack(h.ack, h.seq);
+            }
+            if h.flags & FLAG_NAK != 0 {
+                peer.on_nak(h.ack);
+            }
+        }
+        if hello {
+            return Received::Done;
+        }
+        match peer.classify(h.seq) {
+            channel::Arrival::InOrder => return Received::InOrder(f.message),
+            channel::Arrival::Duplicate => {
+                self.stats.duplicates += 1;
+                peer.ack_due = true;
+            }
+            channel::Arrival::Ahead => {
+                peer.want_nak();
+                peer.ack_due = true;
+                self.stats.out_of_order += 1;
+                let mine = self.early.iter().filter(|e| usize::from(e.ix) == p);
+                let (kept, held) = mine.fold((false, 0), |(k, n), e| (k || e.seq == h.seq, n + 1));
+                // No peer may take more than half the slots.
+                if !kept && held < REORDER_SLOTS / 2 && bytes.len() <= F {
+                    let mut e = Early {
+                        ix: p as u8,
+                        seq: h.seq,
+                        len: bytes.len() as u16,
+                        buf: [0; F],
+                    };
+                    e.buf[..bytes.len()].copy_from_slice(bytes);
+                    // Full: dropped; it comes again with the retransmission.
+                    let _ = self.early.push(e);
+                }
+            }
+            channel::Arrival::OutOfWindow => self.stats.out_of_window += 1,
+        }
+        Received::Done
+    }
+
+    /// After the node applied peer `p`'s in-order message: `consumed` moves the channel on
+    /// (and an acknowledgement becomes due); otherwise (no room) it is neither consumed nor
+    /// acknowledged, and the sender retransmits it after our NAK.
+    pub(crate) fn delivered(&mut self, p: usize, consumed: bool) {
+        let Some(peer) = self.peers.get_mut(p) else {
+            return;
+        };
+        peer.ack_due = true;
+        if consumed {
+            peer.expected = peer.expected.wrapping_add(1);
+        } else {
+            self.stats.deferred += 1;
+            peer.deferred = true;
+        }
+    }
+
+    /// `true` if frames of peer `p` are kept for later.
+    pub(crate) fn has_early(&self, p: usize) -> bool {
+        self.early.iter().any(|e| usize::from(e.ix) == p)
+    }
+
+    /// The kept frame of peer `p` that is in order now, if any (kept duplicates are dropped
+    /// on the way). Give it back with [`Engine::keep_early`] if the node defers it.
+    pub(crate) fn take_early(&mut self, p: usize) -> Option<Early<F>> {
+        let expected = self.peers.get(p)?.expected;
+        self.early
+            .retain(|e| usize::from(e.ix) != p || e.seq.wrapping_sub(expected) as i32 >= 0);
+        let k = self
+            .early
+            .iter()
+            .position(|e| usize::from(e.ix) == p && e.seq == expected)?;
+        Some(self.early.swap_remove(k))
+    }
+
+    /// Keep a frame taken with [`Engine::take_early`] again.
+    pub(crate) fn keep_early(&mut self, e: Early<F>) {
+        let _ = self.early.push(e);
+    }
+}
+
 /// Largest put/get carried by one engine operation ([`Rsm::start_put`](crate::Rsm::start_put), [`Rsm::start_get`](crate::Rsm::start_get));
 /// the blocking [`Rsm::put`](crate::Rsm::put) / [`Rsm::get`](crate::Rsm::get) on a remote segment move longer ranges in pieces
 /// of this size (a multiple of 8, so words stay whole).
@@ -674,4 +896,187 @@ pub(crate) fn engine_sizes() -> (usize, usize, usize) {
         size_of::<heapless::Vec<Peer, MAX_PEERS>>(),
         size_of::<heapless::Vec<Early<FRAME_BUF>, REORDER_SLOTS>>(),
     )
+}
+
+/// The engine's receive stages on their own, without an `Rsm`: frames in, what the node must
+/// apply out.
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::wire::{self, HeaderRepr, Hello};
+    use rsm_hal::SoftChecksum;
+
+    const ME: NodeId = 1;
+    const MY_INC: u64 = 7;
+
+    fn engine() -> Engine<FRAME_BUF> {
+        let mut e = Engine::new(ME);
+        e.on = true;
+        e.inc = MY_INC;
+        e
+    }
+
+    /// A frame from node `src` (incarnation `inc`) with sequence number `seq`.
+    fn frame(
+        src: u8,
+        inc: u64,
+        peer_inc: u64,
+        seq: u32,
+        message: Message<'_>,
+    ) -> std::vec::Vec<u8> {
+        let mut buf = std::vec![0u8; FRAME_BUF];
+        let f = Frame {
+            header: HeaderRepr {
+                flags: 0,
+                src_node: src,
+                dst_node: ME as u8,
+                incarnation: inc,
+                peer_incarnation: peer_inc,
+                seq,
+                ack: 0,
+            },
+            message,
+        };
+        let n = f.emit_with(&mut buf, &SoftChecksum).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn bell(k: u32) -> Message<'static> {
+        Message::Bell(Bell {
+            segment_id: 0x40_0001,
+            import_id: k,
+            flags: 0,
+            op_id: 0,
+        })
+    }
+
+    fn hello(inc: u64) -> Message<'static> {
+        Message::Hello(Hello {
+            incarnation: inc,
+            max_frame: 1514,
+        })
+    }
+
+    /// Admit and receive `bytes`; the in-order message's import id (for bells), if any.
+    fn feed(e: &mut Engine<FRAME_BUF>, bytes: &[u8]) -> (bool, Option<u32>) {
+        let Admit::Peer {
+            p,
+            frame: f,
+            restarted,
+            ..
+        } = e.admit(bytes, &SoftChecksum)
+        else {
+            return (false, None);
+        };
+        if restarted {
+            e.forget_peer(p);
+        }
+        match e.receive(Instant(0), p, &f, bytes) {
+            Received::InOrder(Message::Bell(b)) => {
+                e.delivered(p, true);
+                (restarted, Some(b.import_id))
+            }
+            _ => (restarted, None),
+        }
+    }
+
+    #[test]
+    fn in_order_duplicate_and_ahead_frames() {
+        let mut e = engine();
+        // Hello first: learns the peer (and that a hello is due back), delivers nothing.
+        assert_eq!(feed(&mut e, &frame(2, 5, 0, 0, hello(5))), (false, None));
+        let p = e.ix(2).unwrap();
+        assert!(e.peers[p].hello_due);
+        // In order: delivered.
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 1, bell(1))).1, Some(1));
+        // The same again: a duplicate, counted, acknowledged, not delivered.
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 1, bell(1))).1, None);
+        assert_eq!(e.stats.duplicates, 1);
+        // Ahead of a missing one: kept, not delivered; then the gap fills and the kept one
+        // is next in order.
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 3, bell(3))).1, None);
+        assert_eq!(e.stats.out_of_order, 1);
+        assert!(e.has_early(p));
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 2, bell(2))).1, Some(2));
+        let kept = e.take_early(p).expect("frame 3 is in order now");
+        let f = Frame::parse_with(&kept.buf[..usize::from(kept.len)], &SoftChecksum).unwrap();
+        assert_eq!(f.header.seq, 3);
+        e.delivered(p, true);
+        assert!(!e.has_early(p));
+        assert_eq!(e.peers[p].expected, 4);
+    }
+
+    #[test]
+    fn hostile_frames_are_dropped_and_counted() {
+        let mut e = engine();
+        let good = frame(2, 5, MY_INC, 1, bell(1));
+        // Corrupted: malformed.
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(matches!(e.admit(&bad, &SoftChecksum), Admit::Dropped));
+        assert_eq!(e.stats.malformed, 1);
+        // Another node's MAC for node 2's id: spoofed.
+        let mut spoof = good.clone();
+        spoof[6..12].copy_from_slice(&wire::node_mac(3));
+        wire::seal_with(&mut spoof, &SoftChecksum);
+        assert!(matches!(e.admit(&spoof, &SoftChecksum), Admit::Dropped));
+        assert_eq!(e.stats.spoofed, 1);
+        // Our own id as the source: not for us.
+        assert!(matches!(
+            e.admit(&frame(ME as u8, 5, MY_INC, 1, bell(1)), &SoftChecksum),
+            Admit::Dropped
+        ));
+        assert_eq!(e.stats.not_for_us, 1);
+        // Addressed to our old incarnation: not delivered, a hello becomes due.
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC - 1, 1, bell(1))).1, None);
+        assert_eq!(e.stats.stale, 1);
+        assert!(e.peers[e.ix(2).unwrap()].hello_due);
+        // None of it reached the node, and the channel still expects frame 1.
+        assert_eq!(feed(&mut e, &good).1, Some(1));
+    }
+
+    #[test]
+    fn a_newer_incarnation_restarts_the_peer_and_an_older_one_is_stale() {
+        let mut e = engine();
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 1, bell(1))).1, Some(1));
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 3, bell(3))).1, None);
+        let p = e.ix(2).unwrap();
+        assert!(e.has_early(p));
+        // The peer rebooted: the engine says so; forgetting it drops its kept frames and
+        // starts its channel afresh (sequence 1 again).
+        let (restarted, got) = feed(&mut e, &frame(2, 6, MY_INC, 1, bell(9)));
+        assert!(restarted);
+        assert_eq!(got, Some(9));
+        assert_eq!(e.stats.restarts, 1);
+        assert!(!e.has_early(p));
+        // Its old incarnation is stale from now on.
+        assert!(matches!(
+            e.admit(&frame(2, 5, MY_INC, 2, bell(2)), &SoftChecksum),
+            Admit::Dropped
+        ));
+        assert_eq!(e.stats.stale, 1);
+    }
+
+    #[test]
+    fn a_deferred_message_is_not_consumed() {
+        let mut e = engine();
+        let bytes = frame(2, 5, MY_INC, 1, bell(1));
+        let Admit::Peer { p, frame: f, .. } = e.admit(&bytes, &SoftChecksum) else {
+            panic!("admitted");
+        };
+        assert!(matches!(
+            e.receive(Instant(0), p, &f, &bytes),
+            Received::InOrder(_)
+        ));
+        e.delivered(p, false);
+        assert_eq!(e.stats.deferred, 1);
+        assert_eq!(
+            e.peers[p].expected, 1,
+            "not consumed: the sender resends it"
+        );
+        // Resent, it is in order again.
+        assert_eq!(feed(&mut e, &bytes).1, Some(1));
+    }
 }
