@@ -914,8 +914,8 @@ fn emit_frame(mut header: HeaderRepr, message: Message<'_>) -> Vec<u8> {
     buf
 }
 
-/// The committed seed corpus: `(target, file name, bytes)` for the `wire_parse` and
-/// `node_rx` targets.
+/// The committed seed corpus: `(target, file name, bytes)` for the `wire_parse`, `node_rx`
+/// and `engine_rx` targets.
 pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut out = Vec::new();
     let names = [
@@ -1044,5 +1044,39 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     rec(&mut s, 0x40, &[11, 0xff]); // broadcast hello
     rec(&mut s, 0x80, &[7, 0, 40, 0xff]); // flipped byte, CRC fixed
     out.push(("node_rx", "header_fields".into(), s));
+
+    // engine_rx (see `rsm_core::proto::fuzzing::engine_rx`): built frames
+    // `[1, src, inc, peer_inc, seq, flags, ack, (bell: import id)]` from node 2 (src byte 2,
+    // incarnation byte 0 = 5, peer incarnation byte 0 = the engine's).
+    let bell = |op: u8, inc: u8, seq: u8| [op, 2, inc, 0, seq, 2 << 2, 0, seq];
+    let mut s = vec![1u8, 2, 0, 0, 0, 0, 0]; // hello
+    for seq in [1, 3, 4, 2] {
+        s.extend_from_slice(&bell(1, 0, seq)); // bells, 3 and 4 ahead of 2
+    }
+    s.extend_from_slice(&[2, 0, 2, 0]); // the kept frames, in order
+    out.push(("engine_rx", "gap_refilled".into(), s));
+    let mut s = Vec::new();
+    s.extend_from_slice(&bell(1, 0, 1));
+    s.extend_from_slice(&bell(1 | 0x40, 0, 2)); // deferred: not consumed
+    s.extend_from_slice(&bell(1 | 0x80, 0, 2)); // spoofed MAC
+    s.extend_from_slice(&bell(1, 1, 1)); // a newer incarnation: restart
+    s.extend_from_slice(&bell(1, 0, 2)); // the old one: stale
+    s.extend_from_slice(&[3, 0, 4, 0x10, 0x27]); // forget peer 0, advance 10 s
+    let raw = emit_frame(
+        header(2, 1, 5, 7, 1),
+        Message::Hello(Hello {
+            incarnation: 5,
+            max_frame: 1514,
+        }),
+    );
+    s.push(0);
+    s.extend_from_slice(&(raw.len() as u16).to_le_bytes());
+    s.extend_from_slice(&raw);
+    out.push(("engine_rx", "defer_spoof_restart".into(), s));
     out
+}
+
+/// The standalone engine's receive stages under a model (`rsm_core::proto::fuzzing`).
+pub fn engine_rx(data: &[u8]) {
+    rsm_core::proto::fuzzing::engine_rx(data);
 }

@@ -70,6 +70,11 @@ fn node_rx_corpus() {
     replay("node_rx", fuzz_harness::node_rx);
 }
 
+#[test]
+fn engine_rx_corpus() {
+    replay("engine_rx", fuzz_harness::engine_rx);
+}
+
 /// The seed inputs themselves pass (whether or not they are still in the minimised corpus).
 #[test]
 fn seeds_pass() {
@@ -80,6 +85,7 @@ fn seeds_pass() {
                 match target {
                     "wire_parse" => fuzz_harness::wire_parse(&data),
                     "node_rx" => fuzz_harness::node_rx(&data),
+                    "engine_rx" => fuzz_harness::engine_rx(&data),
                     _ => panic!("seed {name}: unknown target {target}"),
                 }
             }

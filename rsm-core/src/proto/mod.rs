@@ -69,6 +69,8 @@
 //! reply wait).
 
 pub(crate) mod channel;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 
 use crate::sg::{Direction, Plan};
 use crate::types::{NodeId, Permission, SegmentId};
