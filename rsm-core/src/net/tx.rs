@@ -4,7 +4,9 @@
 use crate::error::RsmError;
 use crate::node::{Rsm, State};
 use crate::op::OpSlot;
-use crate::proto::{BellState, Msg, RemoteState, Src, HELLO_INTERVAL_NS, MAX_FRAME_LIMIT};
+use crate::proto::{
+    BellState, Msg, RemoteState, Src, TxChoice, HELLO_INTERVAL_NS, MAX_FRAME_LIMIT,
+};
 use crate::sg::{copy_error, Direction};
 use crate::table::wire_id;
 use crate::types::NodeId;
@@ -154,94 +156,31 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         now: Instant,
         buf: &mut [u8],
     ) -> Option<usize> {
-        let peer = st.net.peers.get(ix)?;
-        let node = peer.node as u8;
-        if peer.inc == 0 {
-            if peer.hello_due {
-                st.net.peers[ix].hello_due = false;
-                return self.emit_hello(st, node, 0, None, buf);
-            }
-            return None;
-        }
-        // 0. The oldest message, which the peer reported missing.
-        if peer.resend_oldest {
-            let peer = &mut st.net.peers[ix];
-            peer.resend_oldest = false;
-            if let Some(sent) = peer.inflight.front_mut() {
-                sent.tx = sent.tx.saturating_add(1);
-                let (seq, msg) = (sent.seq, sent.msg);
-                st.net.stats.retransmits += 1;
-                return self.render(st, ix, seq, &msg, true, buf);
-            }
-        }
-        let peer = &st.net.peers[ix];
-        // 1. Messages of the window not transmitted since the cursor last went back (but
-        //    not those the peer holds).
-        if peer.cursor < peer.inflight.len() {
-            let peer = &mut st.net.peers[ix];
-            while peer
-                .inflight
-                .iter()
-                .nth(peer.cursor)
-                .is_some_and(|s| s.sacked)
-            {
-                peer.cursor += 1;
-            }
-        }
-        let peer = &st.net.peers[ix];
-        if peer.cursor < peer.inflight.len() {
-            let peer = &mut st.net.peers[ix];
-            let cursor = peer.cursor;
-            let sent = peer.inflight.iter_mut().nth(cursor)?;
-            sent.tx = sent.tx.saturating_add(1);
-            let (seq, msg, again) = (sent.seq, sent.msg, sent.tx > 1);
-            peer.cursor += 1;
-            peer.ack_due = false;
-            peer.hello_due = false;
-            if peer.rto_at.is_none() {
-                peer.rto_at = Some(now.add_nanos(peer.rto));
-            }
-            if again {
-                st.net.stats.retransmits += 1;
-            }
-            return self.render(st, ix, seq, &msg, again, buf);
-        }
-        // 2. A new message, if the window has room.
-        if peer.window_open() {
-            let seq = peer.next_seq;
-            if let Some(msg) = self.next_message(st, ix, buf.len()) {
-                let peer = &mut st.net.peers[ix];
-                peer.next_seq = seq.wrapping_add(1);
-                peer.push_sent(seq, msg, now);
-                peer.ack_due = false;
-                peer.hello_due = false;
-                return self.render(st, ix, seq, &msg, false, buf);
-            }
-        }
-        // 3. A pure acknowledgement (a unicast hello).
-        let peer = &mut st.net.peers[ix];
-        if peer.ack_due || peer.hello_due || peer.nak_due {
-            peer.ack_due = false;
-            peer.hello_due = false;
-            let nak = peer.take_nak();
-            let (inc, ack) = (peer.inc, peer.expected);
-            let mut sack = 0u32;
-            for e in st.net.early.iter().filter(|e| usize::from(e.ix) == ix) {
-                let k = e.seq.wrapping_sub(ack).wrapping_sub(1);
-                if k < 32 {
-                    sack |= 1 << k;
+        match st.net.tx_choose(ix, now)? {
+            TxChoice::Hello { dst } => self.emit_hello(st, dst, 0, None, buf),
+            TxChoice::Resend { seq, msg, again } => self.render(st, ix, seq, &msg, again, buf),
+            TxChoice::Fresh { seq } => match self.next_message(st, ix, buf.len()) {
+                Some(msg) => {
+                    st.net.tx_fresh(ix, seq, msg, now);
+                    self.render(st, ix, seq, &msg, false, buf)
                 }
-            }
-            let n = self.emit_hello(st, node, inc, Some(ack), buf)?;
-            set_flags_seq(
-                &mut buf[..n],
-                if nak { FLAG_NAK } else { 0 },
-                sack,
-                &self.platform,
-            );
-            return Some(n);
+                None => self.tx_ack(st, ix, buf),
+            },
+            TxChoice::Ack => self.tx_ack(st, ix, buf),
         }
-        None
+    }
+
+    /// A pure acknowledgement (a unicast hello) to peer `ix`, if one is due.
+    fn tx_ack(&self, st: &mut State<P, L, E, I, F>, ix: usize, buf: &mut [u8]) -> Option<usize> {
+        let a = st.net.tx_ack(ix)?;
+        let n = self.emit_hello(st, a.dst, a.peer_inc, Some(a.ack), buf)?;
+        set_flags_seq(
+            &mut buf[..n],
+            if a.nak { FLAG_NAK } else { 0 },
+            a.sack,
+            &self.platform,
+        );
+        Some(n)
     }
 
     /// Write message `msg` with sequence number `seq` to peer `ix` into `buf`.

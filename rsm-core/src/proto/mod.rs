@@ -874,6 +874,136 @@ impl<const F: usize> Engine<F> {
     }
 }
 
+/// What a peer's channel sends next (see [`Engine::tx_choose`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TxChoice {
+    /// A hello to a peer whose incarnation is not known yet (node id `dst`).
+    Hello { dst: u8 },
+    /// Message `msg` again (the peer reported it missing, or the window went back) — or for
+    /// the first time since the cursor went back (`again` false).
+    Resend { seq: u32, msg: Msg, again: bool },
+    /// The window has room: a new message may go out with sequence number `seq`; the node
+    /// picks it and reports it with [`Engine::tx_fresh`] (else only an acknowledgement, if due:
+    /// [`Engine::tx_ack`]).
+    Fresh { seq: u32 },
+    /// No message may go out: only an acknowledgement, if one is due ([`Engine::tx_ack`]).
+    Ack,
+}
+
+/// A pure acknowledgement to send (a unicast hello with the acknowledgement fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AckFrame {
+    pub(crate) dst: u8,
+    pub(crate) peer_inc: u64,
+    /// The next sequence number expected.
+    pub(crate) ack: u32,
+    pub(crate) nak: bool,
+    /// Bit `k`: frame `ack + 1 + k` is kept (selective acknowledgement).
+    pub(crate) sack: u32,
+}
+
+impl<const F: usize> Engine<F> {
+    /// The channel's choice of what peer `ix` sends next: a hello to a peer not known yet, the
+    /// oldest message again when the peer reported it missing, the messages of the window not
+    /// sent since the cursor went back (skipping those the peer holds), else room for a new
+    /// message, else an acknowledgement if due. Updates the retransmission bookkeeping of
+    /// what it chose. `None` for an unknown slot or nothing to send to a peer not known yet.
+    pub(crate) fn tx_choose(&mut self, ix: usize, now: Instant) -> Option<TxChoice> {
+        let peer = self.peers.get_mut(ix)?;
+        if peer.inc == 0 {
+            if peer.hello_due {
+                peer.hello_due = false;
+                return Some(TxChoice::Hello {
+                    dst: peer.node as u8,
+                });
+            }
+            return None;
+        }
+        // 0. The oldest message, which the peer reported missing.
+        if peer.resend_oldest {
+            peer.resend_oldest = false;
+            if let Some(sent) = peer.inflight.front_mut() {
+                sent.tx = sent.tx.saturating_add(1);
+                let (seq, msg) = (sent.seq, sent.msg);
+                self.stats.retransmits += 1;
+                return Some(TxChoice::Resend {
+                    seq,
+                    msg,
+                    again: true,
+                });
+            }
+        }
+        // 1. Messages of the window not transmitted since the cursor last went back (but not
+        //    those the peer holds).
+        while peer
+            .inflight
+            .iter()
+            .nth(peer.cursor)
+            .is_some_and(|s| s.sacked)
+        {
+            peer.cursor += 1;
+        }
+        if peer.cursor < peer.inflight.len() {
+            let cursor = peer.cursor;
+            let sent = peer.inflight.iter_mut().nth(cursor)?;
+            sent.tx = sent.tx.saturating_add(1);
+            let (seq, msg, again) = (sent.seq, sent.msg, sent.tx > 1);
+            peer.cursor += 1;
+            peer.ack_due = false;
+            peer.hello_due = false;
+            if peer.rto_at.is_none() {
+                peer.rto_at = Some(now.add_nanos(peer.rto));
+            }
+            if again {
+                self.stats.retransmits += 1;
+            }
+            return Some(TxChoice::Resend { seq, msg, again });
+        }
+        // 2. A new message, if the window has room.
+        if peer.window_open() {
+            return Some(TxChoice::Fresh { seq: peer.next_seq });
+        }
+        Some(TxChoice::Ack)
+    }
+
+    /// The node sends `msg` as new message `seq` to peer `ix` (after [`TxChoice::Fresh`]).
+    pub(crate) fn tx_fresh(&mut self, ix: usize, seq: u32, msg: Msg, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(ix) {
+            peer.next_seq = seq.wrapping_add(1);
+            peer.push_sent(seq, msg, now);
+            peer.ack_due = false;
+            peer.hello_due = false;
+        }
+    }
+
+    /// A pure acknowledgement for peer `ix` if one (or a hello, or a NAK) is due; it is then
+    /// no longer due.
+    pub(crate) fn tx_ack(&mut self, ix: usize) -> Option<AckFrame> {
+        let peer = self.peers.get_mut(ix)?;
+        if !(peer.ack_due || peer.hello_due || peer.nak_due) {
+            return None;
+        }
+        peer.ack_due = false;
+        peer.hello_due = false;
+        let nak = peer.take_nak();
+        let (dst, peer_inc, ack) = (peer.node as u8, peer.inc, peer.expected);
+        let mut sack = 0u32;
+        for e in self.early.iter().filter(|e| usize::from(e.ix) == ix) {
+            let k = e.seq.wrapping_sub(ack).wrapping_sub(1);
+            if k < 32 {
+                sack |= 1 << k;
+            }
+        }
+        Some(AckFrame {
+            dst,
+            peer_inc,
+            ack,
+            nak,
+            sack,
+        })
+    }
+}
+
 /// Largest put/get carried by one engine operation ([`Rsm::start_put`](crate::Rsm::start_put), [`Rsm::start_get`](crate::Rsm::start_get));
 /// the blocking [`Rsm::put`](crate::Rsm::put) / [`Rsm::get`](crate::Rsm::get) on a remote segment move longer ranges in pieces
 /// of this size (a multiple of 8, so words stay whole).
@@ -926,16 +1056,29 @@ mod engine_tests {
         seq: u32,
         message: Message<'_>,
     ) -> std::vec::Vec<u8> {
+        frame_flags(src, inc, peer_inc, seq, 0, 0, message)
+    }
+
+    /// [`frame`] with header flags and an acknowledgement number.
+    fn frame_flags(
+        src: u8,
+        inc: u64,
+        peer_inc: u64,
+        seq: u32,
+        flags: u16,
+        ack: u32,
+        message: Message<'_>,
+    ) -> std::vec::Vec<u8> {
         let mut buf = std::vec![0u8; FRAME_BUF];
         let f = Frame {
             header: HeaderRepr {
-                flags: 0,
+                flags,
                 src_node: src,
                 dst_node: ME as u8,
                 incarnation: inc,
                 peer_incarnation: peer_inc,
                 seq,
-                ack: 0,
+                ack,
             },
             message,
         };
@@ -1059,6 +1202,67 @@ mod engine_tests {
             Admit::Dropped
         ));
         assert_eq!(e.stats.stale, 1);
+    }
+
+    fn msg(k: u32) -> Msg {
+        Msg::Bell(Bell {
+            segment_id: 0x40_0001,
+            import_id: k,
+            flags: 0,
+            op_id: 0,
+        })
+    }
+
+    #[test]
+    fn transmit_choices_follow_the_window() {
+        let mut e = engine();
+        // A peer learned from its hello, which it does not know us from yet: hello back.
+        assert_eq!(feed(&mut e, &frame(2, 5, 0, 0, hello(5))), (false, None));
+        let p = e.ix(2).unwrap();
+        // Known now: room for new messages, numbered from 1, up to the initial window.
+        let mut sent = 0;
+        while let Some(TxChoice::Fresh { seq }) = e.tx_choose(p, Instant(0)) {
+            assert_eq!(seq, sent + 1);
+            e.tx_fresh(p, seq, msg(seq), Instant(0));
+            sent += 1;
+            assert!(sent <= WINDOW as u32);
+        }
+        assert_eq!(sent, u32::from(channel::INITIAL_CWND));
+        // Window full: only an acknowledgement — none due, the data frames carried the hello
+        // that was due.
+        assert!(matches!(e.tx_choose(p, Instant(0)), Some(TxChoice::Ack)));
+        assert_eq!(e.tx_ack(p), None);
+        // A message from the peer makes one due, once.
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 1, bell(1))).1, Some(1));
+        let a = e.tx_ack(p).expect("an acknowledgement is due");
+        assert_eq!((a.dst, a.peer_inc, a.ack, a.nak), (2, 5, 2, false));
+        assert_eq!(e.tx_ack(p), None, "nothing due any more");
+        // The peer reports frame 1 missing (NAK, ack 1): it goes again, counted.
+        let nak = frame_flags(2, 5, MY_INC, 0, FLAG_ACK | FLAG_NAK, 1, hello(5));
+        assert_eq!(feed(&mut e, &nak), (false, None));
+        match e.tx_choose(p, Instant(0)) {
+            Some(TxChoice::Resend {
+                seq: 1,
+                again: true,
+                ..
+            }) => {}
+            other => panic!("expected frame 1 again, got {other:?}"),
+        }
+        assert_eq!(e.stats.retransmits, 1);
+        // An unknown slot chooses nothing.
+        assert!(e.tx_choose(63, Instant(0)).is_none());
+    }
+
+    #[test]
+    fn acknowledgements_carry_the_kept_frames() {
+        let mut e = engine();
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 1, bell(1))).1, Some(1));
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 3, bell(3))).1, None);
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 5, bell(5))).1, None);
+        let p = e.ix(2).unwrap();
+        let a = e.tx_ack(p).expect("an ack is due");
+        // Expecting 2; 3 and 5 are kept: bits 0 and 2.
+        assert_eq!((a.ack, a.sack, a.nak), (2, 0b101, true));
     }
 
     #[test]
