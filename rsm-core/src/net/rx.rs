@@ -170,8 +170,21 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             .then_some((i, g))
     }
 
-    /// The exporter's record of (node, import id) for `segid`, if its segment is still the
-    /// one it connected to (same epoch, published).
+    /// Copy `len` bytes at `at` of `frame` into `region` at `off` (outside the table lock).
+    fn copy_in(
+        &self,
+        region: &P::Region,
+        off: usize,
+        frame: &[u8],
+        at: usize,
+        len: usize,
+    ) -> RsmResult<()> {
+        let data = frame.get(at..at + len).ok_or(RsmError::InternalError)?;
+        self.platform
+            .write(region, off, data)
+            .map_err(|e| copy_error(e.kind()))
+    }
+
     /// Copy a deferred put fragment from `frame` into the exported memory (no lock needed:
     /// the export is held busy).
     pub(crate) fn write_rx(
@@ -179,12 +192,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         w: &crate::proto::RxWrite<P::Region>,
         frame: &[u8],
     ) -> RsmResult<()> {
-        let data = frame
-            .get(w.at..w.at + w.len)
-            .ok_or(RsmError::InternalError)?;
-        self.platform
-            .write(&w.region, w.off, data)
-            .map_err(|e| copy_error(e.kind()))
+        self.copy_in(&w.region, w.off, frame, w.at, w.len)
     }
 
     /// Copy a deferred get answer fragment from `frame` into the importer's local memory (no
@@ -194,12 +202,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         w: &crate::proto::ImportWrite<P::Region>,
         frame: &[u8],
     ) -> RsmResult<()> {
-        let data = frame
-            .get(w.at..w.at + w.len)
-            .ok_or(RsmError::InternalError)?;
-        self.platform
-            .write(&w.region, w.off, data)
-            .map_err(|e| copy_error(e.kind()))
+        self.copy_in(&w.region, w.off, frame, w.at, w.len)
     }
 
     /// After [`Self::write_import`]: complete the operation if that was its last byte, or fail
@@ -246,6 +249,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
     }
 
+    /// The index of the exporter's record of (node `src`, `import_id`) for `segid`, found
+    /// through the peer's hint first.
     fn importer_of(
         st: &mut State<P, L, E, I, F>,
         src: NodeId,
