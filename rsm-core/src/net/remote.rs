@@ -246,19 +246,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// Timers at `now`: retransmissions, unreachability, connect timeouts, probes, the
     /// heartbeat.
     pub(crate) fn timers(&self, st: &mut State<P, L, E, I, F>, now: Instant) {
+        let lost = st.net.channel_timers(now);
         for ix in 0..st.net.peers.len() {
-            let peer = &mut st.net.peers[ix];
-            if peer.rto_at.is_some_and(|t| now >= t) {
-                if !peer.inflight.is_empty() {
-                    st.net.stats.timeouts += 1;
-                }
-                st.net.peers[ix].on_timeout(now);
-            }
-            let peer = &st.net.peers[ix];
-            if !peer.inflight.is_empty()
-                && !peer.unreachable
-                && now.nanos_since(peer.last_progress) >= UNREACHABLE_AFTER_NS
-            {
+            if lost & crate::proto::node_bit(ix as NodeId) != 0 {
                 self.declare_unreachable(st, ix, now);
             }
         }

@@ -966,6 +966,29 @@ impl<const F: usize> Engine<F> {
         Some(TxChoice::Ack)
     }
 
+    /// The channels' timers at `now`: a retransmission timeout sends the window again (with
+    /// backoff). Returns the peer slots (bit `ix`) whose messages in flight made no progress
+    /// for [`UNREACHABLE_AFTER_NS`] and that are not unreachable yet: the node declares them
+    /// unreachable (their operations fail, their imports are aborted).
+    pub(crate) fn channel_timers(&mut self, now: Instant) -> u64 {
+        let mut lost = 0u64;
+        for (ix, peer) in self.peers.iter_mut().enumerate() {
+            if peer.rto_at.is_some_and(|t| now >= t) {
+                if !peer.inflight.is_empty() {
+                    self.stats.timeouts += 1;
+                }
+                peer.on_timeout(now);
+            }
+            if !peer.inflight.is_empty()
+                && !peer.unreachable
+                && now.nanos_since(peer.last_progress) >= UNREACHABLE_AFTER_NS
+            {
+                lost |= node_bit(ix as NodeId);
+            }
+        }
+        lost
+    }
+
     /// The node sends `msg` as new message `seq` to peer `ix` (after [`TxChoice::Fresh`]).
     pub(crate) fn tx_fresh(&mut self, ix: usize, seq: u32, msg: Msg, now: Instant) {
         if let Some(peer) = self.peers.get_mut(ix) {
@@ -1251,6 +1274,36 @@ mod engine_tests {
         assert_eq!(e.stats.retransmits, 1);
         // An unknown slot chooses nothing.
         assert!(e.tx_choose(63, Instant(0)).is_none());
+    }
+
+    #[test]
+    fn a_timeout_resends_and_silence_loses_the_peer() {
+        let mut e = engine();
+        assert_eq!(feed(&mut e, &frame(2, 5, MY_INC, 1, bell(1))).1, Some(1));
+        let p = e.ix(2).unwrap();
+        let Some(TxChoice::Fresh { seq }) = e.tx_choose(p, Instant(0)) else {
+            panic!("room for a message");
+        };
+        e.tx_fresh(p, seq, msg(seq), Instant(0));
+        let rto = e.peers[p]
+            .rto_at
+            .expect("a timer runs for the message in flight");
+        // Before the timeout nothing happens; at it the window goes again.
+        assert_eq!(e.channel_timers(Instant(rto.0 - 1)), 0);
+        assert_eq!(e.stats.timeouts, 0);
+        assert_eq!(e.channel_timers(rto), 0);
+        assert_eq!(e.stats.timeouts, 1);
+        match e.tx_choose(p, rto) {
+            Some(TxChoice::Resend {
+                seq: s,
+                again: true,
+                ..
+            }) if s == seq => {}
+            other => panic!("expected the message again, got {other:?}"),
+        }
+        // No progress for the unreachability time: the peer is reported lost.
+        let later = Instant(UNREACHABLE_AFTER_NS);
+        assert_eq!(e.channel_timers(later), node_bit(p as NodeId));
     }
 
     #[test]
