@@ -241,6 +241,8 @@ pub(crate) struct State<P: Memory, const L: usize, const E: usize, const I: usiz
     pub(crate) next_barrier_id: u32,
     /// The wire protocol engine of `rsmnet0` (DESIGN §4).
     pub(crate) net: crate::proto::Engine<F>,
+    /// The node layer's records of the wire side (remote importers, get answers owed).
+    pub(crate) remote: crate::proto::Serving,
     /// A put fragment checked and accounted for, to be written into the exported memory by
     /// [`Rsm::handle_frame`] after it released this lock (then its acknowledgement is queued).
     pub(crate) rx_write: Option<crate::proto::RxWrite<P::Region>>,
@@ -267,7 +269,7 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
             ex.busy = ex.busy.saturating_sub(1);
             let draining = ex.dying || ex.quiesced || ex.published.is_none();
             if ex.busy == 0 && draining && self.waiters > 0 {
-                self.net.wake = true;
+                self.remote.wake = true;
             }
         }
     }
@@ -372,6 +374,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 waiters: 0,
                 next_barrier_id: 1,
                 net: crate::proto::Engine::new(config.node_id),
+                remote: crate::proto::Serving::new(),
                 rx_write: None,
                 rx_direct: false,
                 tx_read: None,
@@ -727,10 +730,10 @@ mod size_tests {
         let exports = size_of::<Table<Export<R, K>, 64>>();
         let imports = size_of::<Table<Import<R, K>, 64>>();
         let ops = size_of::<Table<OpSlot<R>, MAX_PENDING_OPS>>();
-        let (engine, peers, reorder) = crate::proto::engine_sizes();
+        let (engine, serving, peers, reorder) = crate::proto::engine_sizes();
         std::println!(
             "Rsm {} = tables {} (locals {locals}, exports {exports}, imports {imports}, ops {ops}) \
-             + engine {engine} (peers {peers}, reorder frames {reorder})",
+             + engine {engine} (peers {peers}, reorder frames {reorder}) + wire records {serving}",
             size_of::<Rsm<P>>(),
             locals + exports + imports + ops
         );
@@ -740,9 +743,12 @@ mod size_tests {
         );
         // Issue 9 §6's goal for the tables at these capacities.
         assert!(locals + exports + imports + ops <= 64 * 1024);
-        assert_eq!((engine, peers, reorder), (92_584, 71_176, 12_360));
+        assert_eq!(
+            (engine, serving, peers, reorder),
+            (83_792, 8_800, 71_176, 12_360)
+        );
         // The rest: locks, counters and the three deferred copies (`rx_write`, `rx_import`,
         // `tx_read`).
-        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + 640);
+        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + serving + 640);
     }
 }

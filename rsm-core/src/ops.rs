@@ -284,7 +284,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
             st.net.clock = st.net.clock.max(now);
             self.timers(&mut st, now);
-            core::mem::take(&mut st.net.wake)
+            core::mem::take(&mut st.remote.wake)
         };
         self.wake_if(completed);
         completed

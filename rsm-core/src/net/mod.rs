@@ -81,7 +81,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             st.net.clock = st.net.clock.max(now);
             self.rx_frame(&mut st, now, frame);
             (
-                core::mem::take(&mut st.net.wake),
+                core::mem::take(&mut st.remote.wake),
                 (st.rx_write.take(), st.rx_import.take()),
             )
         };
@@ -91,13 +91,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             let r = self.write_rx(&w, frame);
             let mut st = self.state.lock();
             self.finish_rx_write(&mut st, w, r);
-            wake |= core::mem::take(&mut st.net.wake);
+            wake |= core::mem::take(&mut st.remote.wake);
         }
         if let Some(w) = write.1 {
             let r = self.write_import(&w, frame);
             let mut st = self.state.lock();
             self.finish_import_write(&mut st, &w, r);
-            wake |= core::mem::take(&mut st.net.wake);
+            wake |= core::mem::take(&mut st.remote.wake);
         }
         self.wake_if(wake);
     }
@@ -127,7 +127,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             if n.is_some() {
                 st.net.stats.frames_sent += 1;
             }
-            (n, core::mem::take(&mut st.net.wake), st.tx_read.take())
+            (n, core::mem::take(&mut st.remote.wake), st.tx_read.take())
         };
         // A get answer's or put fragment's bytes are read here, outside the lock.
         let (n, wake) = match read {
@@ -150,7 +150,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 }
                 (
                     (len > 0).then_some(len),
-                    wake | core::mem::take(&mut st.net.wake),
+                    wake | core::mem::take(&mut st.remote.wake),
                 )
             }
             None => (n, wake),

@@ -81,7 +81,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 None => OpSlot::Done(c),
             };
         }
-        st.net.wake = true;
+        st.remote.wake = true;
     }
 
     /// Fail every running operation on import `(i, g)` with `e` (its connection was
@@ -101,7 +101,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         for op in ops {
             self.finish_op(st, op, Err(e));
         }
-        st.net.wake = true;
+        st.remote.wake = true;
     }
 
     /// Hand a remote import to the engine to say NOT_IMPORTING and free it (or free it at
@@ -127,7 +127,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
             None => {}
         }
-        st.net.wake = true;
+        st.remote.wake = true;
     }
 
     /// End everything involving `node`: its remote operations fail with `op_error`, its
@@ -193,7 +193,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         for (i, g) in gone {
             st.imports.remove(i, g);
         }
-        st.net.wake = true;
+        st.remote.wake = true;
     }
 
     /// Peer `ix` came back with a new incarnation: forget everything about its old one.
@@ -201,6 +201,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let node = st.net.peers[ix].node;
         self.sweep_peer(st, node, RsmError::ConnAborted, true);
         st.net.forget_peer(ix);
+        st.remote.forget_node(node);
     }
 
     /// Peer `ix` is unreachable: its operations fail, its imports are aborted.
@@ -212,7 +213,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         st.net.stats.unreachable += 1;
         self.sweep_peer(st, node, RsmError::RemoteNodeUnreachable, false);
         // Its get answers cannot go out: free their slots for the other peers.
-        st.net.jobs.retain(|j| j.node != node);
+        st.remote.jobs.retain(|j| j.node != node);
     }
 
     /// The heartbeat ([`HEARTBEAT_INTERVAL_NS`]): for every known peer an import connects
@@ -226,7 +227,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 related |= crate::proto::node_bit(im.node);
             }
         }
-        for r in st.net.importers.iter() {
+        for r in st.remote.importers.iter() {
             related |= crate::proto::node_bit(r.node);
         }
         for ix in 0..st.net.peers.len() {
@@ -279,7 +280,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             if let Some(slot) = st.ops.get_mut(i, g) {
                 *slot = OpSlot::Connected(Err(RsmError::RemoteNodeUnreachable));
             }
-            st.net.wake = true;
+            st.remote.wake = true;
             // A node that never answered keeps no peer slot once nothing waits for it.
             let waiting = st
                 .ops
@@ -405,8 +406,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             .map_err(|_| RsmError::InsufficientResources)?;
         let slot = match build(st) {
             Ok(mut op) => {
-                st.net.op_seq += 1;
-                op.seq = st.net.op_seq;
+                st.remote.op_seq += 1;
+                op.seq = st.remote.op_seq;
                 OpSlot::Remote(op)
             }
             Err(e) => OpSlot::Done(Completion {
@@ -751,7 +752,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let Some(epoch) = st.exports.get(i, g).map(|ex| ex.epoch) else {
             return;
         };
-        for r in st.net.importers.iter_mut() {
+        for r in st.remote.importers.iter_mut() {
             if r.export == (i, g) && r.epoch == epoch {
                 r.bells.post(coalesce);
                 st.net.ctrl_work |= crate::proto::node_bit(r.node);

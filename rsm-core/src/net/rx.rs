@@ -131,12 +131,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 }
             }
             Message::NotImporting(n) => {
-                let pos = st.net.importers.iter().position(|r| {
+                let pos = st.remote.importers.iter().position(|r| {
                     r.node == src && r.import_id == n.import_id && r.segid == n.segment_id
                 });
                 // Unknown is normal after a forced disconnect: the record is already gone.
                 if let Some(k) = pos {
-                    st.net.importers.swap_remove(k);
+                    st.remote.importers.swap_remove(k);
                 }
                 Verdict::Accept
             }
@@ -233,7 +233,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             Ok(()) => w.ack,
             Err(e) => {
                 if let Some(k) = Self::importer_of(st, w.src, w.import_id, w.segid) {
-                    st.net.importers[k].failed_op = Some(w.op_id);
+                    st.remote.importers[k].failed_op = Some(w.op_id);
                 }
                 Some(Ack {
                     op_id: w.op_id,
@@ -260,12 +260,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let is = |r: &RemoteImporter| r.node == src && r.import_id == import_id && r.segid == segid;
         // A stream of frames names the same record: try the peer's last one first (O(1)).
         let hint = usize::try_from(src).ok()?;
-        let last = usize::from(*st.net.importer_hint.get(hint)?);
-        if st.net.importers.get(last).is_some_and(is) {
+        let last = usize::from(*st.remote.importer_hint.get(hint)?);
+        if st.remote.importers.get(last).is_some_and(is) {
             return Some(last);
         }
-        let k = st.net.importers.iter().position(is)?;
-        if let (Some(h), Ok(k8)) = (st.net.importer_hint.get_mut(hint), u8::try_from(k)) {
+        let k = st.remote.importers.iter().position(is)?;
+        if let (Some(h), Ok(k8)) = (st.remote.importer_hint.get_mut(hint), u8::try_from(k)) {
             *h = k8;
         }
         Some(k)
@@ -307,7 +307,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
         // An import id the peer already uses (for any segment: only a hostile or confused
         // peer does that) replaces the old record, so that one id never names two imports.
-        st.net
+        st.remote
             .importers
             .retain(|rec| !(rec.node == src && rec.import_id == r.import_id));
         let mut reply = ConnectReply {
@@ -348,11 +348,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                                 failed_op: None,
                                 bells: crate::proto::BellQueue::default(),
                             };
-                            let held = st.net.importers.iter().filter(|r| r.node == src).count();
+                            let held = st.remote.importers.iter().filter(|r| r.node == src).count();
                             if held >= crate::proto::MAX_IMPORTS_PER_PEER {
                                 Err(RsmError::InsufficientResources)
                             } else {
-                                st.net
+                                st.remote
                                     .importers
                                     .push(rec)
                                     .map_err(|_| RsmError::InsufficientResources)
@@ -408,7 +408,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         if let Some(slot) = st.ops.get_mut(oi, og) {
             *slot = OpSlot::Connected(result);
         }
-        st.net.wake = true;
+        st.remote.wake = true;
         Verdict::Accept
     }
 
@@ -422,14 +422,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 return Verdict::Defer;
             }
             let rec = Self::importer_of(st, src, b.import_id, b.segment_id)
-                .map(|k| st.net.importers[k])
+                .map(|k| st.remote.importers[k])
                 .filter(|rec| st.live_export(rec.export, rec.epoch).is_some());
             let (verdict, status) = match rec {
                 Some(rec) => {
                     if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {
                         crate::events::ring(&mut ex.events, coalesce);
                     }
-                    st.net.wake = true;
+                    st.remote.wake = true;
                     (Verdict::Accept, 0)
                 }
                 None => (Verdict::Reject, status_of(Err(RsmError::ConnAborted))),
@@ -452,7 +452,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 _ => return Verdict::Reject,
             }
         }
-        st.net.wake = true;
+        st.remote.wake = true;
         Verdict::Accept
     }
 
@@ -469,7 +469,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let Some(k) = Self::importer_of(st, src, d.import_id, d.segment_id) else {
             return Verdict::Reject;
         };
-        let rec = st.net.importers[k];
+        let rec = st.remote.importers[k];
         if rec.failed_op == Some(d.op_id) {
             // A later entry of a vector that already failed: dropped (DESIGN §4).
             return Verdict::Accept;
@@ -544,7 +544,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 if matches!(e, RsmError::PermDenied | RsmError::BadOffset) {
                     verdict = Verdict::Reject;
                 }
-                st.net.importers[k].failed_op = Some(d.op_id);
+                st.remote.importers[k].failed_op = Some(d.op_id);
                 Some(Ack {
                     op_id: d.op_id,
                     entry: d.entry,
@@ -565,14 +565,14 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         src: NodeId,
         r: &GetRequest,
     ) -> Verdict {
-        let mine = st.net.jobs.iter().filter(|j| j.node == src).count();
-        if st.net.jobs.is_full() || mine >= crate::proto::MAX_GET_JOBS_PER_PEER {
+        let mine = st.remote.jobs.iter().filter(|j| j.node == src).count();
+        if st.remote.jobs.is_full() || mine >= crate::proto::MAX_GET_JOBS_PER_PEER {
             return Verdict::Defer;
         }
         let Some(k) = Self::importer_of(st, src, r.import_id, r.segment_id) else {
             return Verdict::Reject;
         };
-        let rec = st.net.importers[k];
+        let rec = st.remote.importers[k];
         if rec.failed_op == Some(r.op_id) {
             return Verdict::Accept;
         }
@@ -600,7 +600,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 if matches!(e, RsmError::PermDenied | RsmError::BadOffset) {
                     verdict = Verdict::Reject;
                 }
-                st.net.importers[k].failed_op = Some(r.op_id);
+                st.remote.importers[k].failed_op = Some(r.op_id);
                 GetJob {
                     node: src,
                     export: rec.export,
@@ -615,7 +615,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
         };
         // Room was checked above.
-        let _ = st.net.jobs.push(job);
+        let _ = st.remote.jobs.push(job);
         verdict
     }
 

@@ -433,12 +433,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
         // c. Forced disconnects of importers whose segment went away (spec §6.4).
         let gone = st
-            .net
+            .remote
             .importers
             .iter()
             .position(|r| r.node == node && st.live_export(r.export, r.epoch).is_none());
         if let Some(k) = gone {
-            let r = st.net.importers.swap_remove(k);
+            let r = st.remote.importers.swap_remove(k);
             return Some(Msg::Disconnect(Disconnect {
                 segment_id: r.segid,
                 import_id: r.import_id,
@@ -458,7 +458,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         });
         if let Some((i, g, segid, import_id)) = closing {
             st.imports.remove(i, g);
-            st.net.wake = true;
+            st.remote.wake = true;
             return Some(Msg::NotImporting(ImportNotice {
                 segment_id: segid,
                 import_id,
@@ -506,7 +506,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
         }
         {
-            st.net.importers.iter_mut().find_map(|r| {
+            st.remote.importers.iter_mut().find_map(|r| {
                 if r.node != node {
                     return None;
                 }
@@ -522,8 +522,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     }
 
     fn next_get_data(st: &mut State<P, L, E, I, F>, node: NodeId, limit: usize) -> Option<Msg> {
-        let k = st.net.jobs.iter().position(|j| j.node == node)?;
-        let job = st.net.jobs[k];
+        let k = st.remote.jobs.iter().position(|j| j.node == node)?;
+        let job = st.remote.jobs[k];
         let cap = wire::get_data_capacity(limit).min(F);
         let chunk = (job.len - job.sent).min(cap);
         if job.status == 0 && chunk == 0 && job.len > job.sent {
@@ -542,12 +542,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         };
         let sent = job.sent + chunk;
         if job.status != 0 || sent >= job.len {
-            st.net.jobs.remove(k);
+            st.remote.jobs.remove(k);
             if let Some(ix) = st.net.ix(node) {
                 st.net.peers[ix].room_again();
             }
         } else {
-            st.net.jobs[k].sent = sent;
+            st.remote.jobs[k].sent = sent;
         }
         Some(m)
     }

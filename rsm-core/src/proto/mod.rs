@@ -498,6 +498,40 @@ pub(crate) struct ConnectOp {
     pub(crate) sent: bool,
 }
 
+/// The node layer's records of the wire side, kept next to the engine but not part of it
+/// (the engine owns peers, channels, windows, retransmission, reassembly and timers): the
+/// exporter's records of remote importers of its segments, the get answers it owes, the
+/// start order of remote operations and the wake-up flag.
+pub(crate) struct Serving {
+    pub(crate) jobs: heapless::Vec<GetJob, MAX_GET_JOBS>,
+    pub(crate) importers: heapless::Vec<RemoteImporter, MAX_REMOTE_IMPORTERS>,
+    /// Per node id: the index in `importers` of its last record used (a hint, checked).
+    pub(crate) importer_hint: [u8; MAX_PEERS],
+    /// Start order of remote operations (first in, first out per peer).
+    pub(crate) op_seq: u64,
+    /// Something completed: wake sleepers after the lock is released.
+    pub(crate) wake: bool,
+}
+
+impl Serving {
+    /// Nothing recorded.
+    pub(crate) const fn new() -> Self {
+        Serving {
+            jobs: heapless::Vec::new(),
+            importers: heapless::Vec::new(),
+            importer_hint: [0; MAX_PEERS],
+            op_seq: 0,
+            wake: false,
+        }
+    }
+
+    /// Forget the remote importers and get answers of `node` (it restarted).
+    pub(crate) fn forget_node(&mut self, node: NodeId) {
+        self.importers.retain(|r| r.node != node);
+        self.jobs.retain(|j| j.node != node);
+    }
+}
+
 /// The engine's state, one per node, inside the node's table lock.
 pub(crate) struct Engine<const F: usize> {
     pub(crate) on: bool,
@@ -507,8 +541,6 @@ pub(crate) struct Engine<const F: usize> {
     pub(crate) peers: heapless::Vec<Peer, MAX_PEERS>,
     /// Index in `peers` of each node id (`u8::MAX` = none).
     pub(crate) peer_ix: [u8; MAX_PEERS],
-    pub(crate) jobs: heapless::Vec<GetJob, MAX_GET_JOBS>,
-    pub(crate) importers: heapless::Vec<RemoteImporter, MAX_REMOTE_IMPORTERS>,
     pub(crate) early: heapless::Vec<Early<F>, REORDER_SLOTS>,
     pub(crate) next_hello: Instant,
     /// Next heartbeat check ([`HEARTBEAT_INTERVAL_NS`]).
@@ -518,14 +550,9 @@ pub(crate) struct Engine<const F: usize> {
     /// them only then, so a frame costs O(1) in the table sizes otherwise. Every heartbeat
     /// tick sets all bits (a safety net: a missed poke costs at most 250 ms).
     pub(crate) ctrl_work: u64,
-    /// Per node id: the index in `importers` of its last record used (a hint, checked).
-    pub(crate) importer_hint: [u8; MAX_PEERS],
     pub(crate) stats: NetStats,
-    pub(crate) op_seq: u64,
     /// Round-robin start for [`Rsm::poll_transmit`](crate::Rsm::poll_transmit).
     pub(crate) rr: usize,
-    /// Something completed: wake sleepers after the lock is released.
-    pub(crate) wake: bool,
     /// The latest time the driver gave the engine (API calls start their timers from it).
     pub(crate) clock: Instant,
 }
@@ -548,13 +575,10 @@ impl<const F: usize> Engine<F> {
             max_frame: F,
             peers: heapless::Vec::new(),
             peer_ix: [u8::MAX; MAX_PEERS],
-            jobs: heapless::Vec::new(),
-            importers: heapless::Vec::new(),
             early: heapless::Vec::new(),
             next_hello: Instant(0),
             next_heartbeat: Instant(0),
             ctrl_work: 0,
-            importer_hint: [0; MAX_PEERS],
             stats: NetStats {
                 frames_sent: 0,
                 frames_received: 0,
@@ -573,9 +597,7 @@ impl<const F: usize> Engine<F> {
                 unreachable: 0,
                 restarts: 0,
             },
-            op_seq: 0,
             rr: 0,
-            wake: false,
             clock: Instant(0),
         }
     }
@@ -731,8 +753,9 @@ impl<const F: usize> Engine<F> {
         }
     }
 
-    /// The engine's part of forgetting peer `p`'s old incarnation: its kept frames, remote
-    /// importers and get answers go, its channel starts afresh and a hello is due.
+    /// The engine's part of forgetting peer `p`'s old incarnation: its kept frames go, its
+    /// channel starts afresh and a hello is due. (The node forgets its remote importers and
+    /// get answers: [`Serving::forget_node`].)
     pub(crate) fn forget_peer(&mut self, p: usize) {
         let Some(peer) = self.peers.get_mut(p) else {
             return;
@@ -740,8 +763,6 @@ impl<const F: usize> Engine<F> {
         let node = peer.node;
         peer.reset();
         peer.hello_due = true;
-        self.importers.retain(|r| r.node != node);
-        self.jobs.retain(|j| j.node != node);
         self.early.retain(|e| usize::from(e.ix) != p);
         self.poke(node);
     }
@@ -1042,12 +1063,14 @@ impl<R: rsm_hal::Region> RemoteOp<R> {
     }
 }
 
-/// `(engine, peer table, reorder buffers)` in bytes, for the size test of [`Rsm`](crate::Rsm).
+/// `(engine, the node's wire records, peer table, reorder buffers)` in bytes, for the size
+/// test of [`Rsm`](crate::Rsm).
 #[cfg(test)]
-pub(crate) fn engine_sizes() -> (usize, usize, usize) {
+pub(crate) fn engine_sizes() -> (usize, usize, usize, usize) {
     use core::mem::size_of;
     (
         size_of::<Engine<FRAME_BUF>>(),
+        size_of::<Serving>(),
         size_of::<heapless::Vec<Peer, MAX_PEERS>>(),
         size_of::<heapless::Vec<Early<FRAME_BUF>, REORDER_SLOTS>>(),
     )
