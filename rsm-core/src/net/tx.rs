@@ -1,39 +1,56 @@
-//! Sending: which message goes out next, and rendering a message descriptor into a frame
-//! straight in the caller's buffer (again for every retransmission).
+//! Sending, the node's side: the node layer as the engine's [`Source`] — which control and
+//! data message goes out next for a peer, and rendering a message descriptor into a frame
+//! straight in the caller's buffer (again for every retransmission); reading a message's
+//! data into its frame after the table lock is released.
 
 use crate::error::RsmError;
-use crate::node::{Rsm, State};
+use crate::node::{Export, Import, Rsm, State};
 use crate::op::OpSlot;
 use crate::proto::{
-    BellState, Msg, RemoteState, Src, TxChoice, HELLO_INTERVAL_NS, MAX_FRAME_LIMIT,
+    BellState, Msg, Next, RemoteState, Serving, Source, Src, TxRead, MAX_FRAME_LIMIT,
 };
 use crate::sg::{copy_error, Direction};
 use crate::table::wire_id;
+use crate::table::Table;
 use crate::types::NodeId;
 use crate::wire::{
-    self, Bell, ConnectRequest, Disconnect, Frame, GetData, GetRequest, Header, HeaderRepr, Hello,
-    ImportNotice, Message, PutData, ETHERNET_HEADER_LEN, FLAG_ACK, FLAG_NAK, FLAG_RETRANSMIT,
-    FRAME_OVERHEAD, GET_DATA_FIXED_LEN, NODE_BROADCAST, PUT_DATA_FIXED_LEN,
+    self, Bell, ConnectRequest, Disconnect, Frame, GetData, GetRequest, Header, HeaderRepr,
+    ImportNotice, Message, PutData, ETHERNET_HEADER_LEN, FRAME_OVERHEAD, GET_DATA_FIXED_LEN,
+    PUT_DATA_FIXED_LEN,
 };
+use crate::MAX_PENDING_OPS;
 use rsm_hal::{Error as _, Instant, Platform};
 
 /// Placeholder data for put/get data frames: the real bytes are read straight into the frame.
 static ZEROS: [u8; MAX_FRAME_LIMIT] = [0; MAX_FRAME_LIMIT];
 
-/// Add `flags` to an emitted pure acknowledgement, put the selective-acknowledgement bitmap
-/// in its `seq`, and reseal it.
-fn set_flags_seq<C: rsm_hal::Checksum>(frame: &mut [u8], flags: u16, seq: u32, c: &C) {
-    if let Some(rest) = frame.get_mut(ETHERNET_HEADER_LEN..) {
-        let mut h = Header::new_unchecked(rest);
-        h.set_flags(h.flags() | flags);
-        h.set_seq(seq);
-        h.fill_checksum_with(c);
-    }
-}
-
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
+    /// The next frame into `buf`: the engine chooses and frames it, the node's tables are its
+    /// [`Source`]; an operation that failed while rendered is failed here.
+    pub(crate) fn tx_next(
+        &self,
+        st: &mut State<P, L, E, I, F>,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let mut out = Out::<P, E, I, F> {
+            platform: &self.platform,
+            ops: &mut st.ops,
+            exports: &mut st.exports,
+            imports: &mut st.imports,
+            remote: &mut st.remote,
+            tx_read: &mut st.tx_read,
+            failed: None,
+        };
+        let n = st.net.poll_transmit(now, &mut out, &self.platform, buf);
+        if let Some((op, e)) = out.failed {
+            self.finish_op(st, op, Err(e));
+        }
+        n
+    }
+
     /// Read a put fragment's bytes (rendered without them) from the operation's local memory
     /// into `frame` and seal it; outside the table lock. If the read fails (it cannot for a
     /// validated vector) the bytes are zeroes and `true` says so: the caller fails the
@@ -96,121 +113,56 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             .emit_with(frame, &self.platform)
             .unwrap_or(0)
     }
+}
 
-    /// The next frame of any peer (round robin), then the broadcast hello.
-    pub(crate) fn tx_next(
-        &self,
-        st: &mut State<P, L, E, I, F>,
-        now: Instant,
-        buf: &mut [u8],
-    ) -> Option<usize> {
-        let n = st.net.peers.len();
-        for k in 0..n {
-            let ix = (st.net.rr + k) % n;
-            if let Some(len) = self.tx_peer(st, ix, now, buf) {
-                st.net.peers[ix].last_sent = now;
-                st.net.rr = (ix + 1) % n;
-                return Some(len);
-            }
-        }
-        if now >= st.net.next_hello {
-            st.net.next_hello = now.add_nanos(HELLO_INTERVAL_NS);
-            return self.emit_hello(st, NODE_BROADCAST, 0, None, buf);
-        }
-        None
+/// The node layer as the engine's [`Source`]: its tables (borrowed apart from the engine, in
+/// the same lock), the platform for the checksum and inline reads, and what the engine's
+/// call leaves for the node to apply afterwards.
+pub(crate) struct Out<'a, P: Platform, const E: usize, const I: usize, const F: usize> {
+    pub(crate) platform: &'a P,
+    pub(crate) ops: &'a mut Table<OpSlot<P::Region>, MAX_PENDING_OPS>,
+    pub(crate) exports: &'a mut Table<Export<P::Region, P::Pin>, E>,
+    pub(crate) imports: &'a mut Table<Import<P::Region, P::Pin>, I>,
+    pub(crate) remote: &'a mut Serving,
+    /// Set by a render whose data is read after the lock is released.
+    pub(crate) tx_read: &'a mut Option<TxRead<P::Region>>,
+    /// An operation that failed while its message was rendered: the node fails it after the
+    /// engine returns.
+    pub(crate) failed: Option<((u16, u32), RsmError)>,
+}
+
+impl<P: Platform, const E: usize, const I: usize, const F: usize> Source for Out<'_, P, E, I, F> {
+    fn control(&mut self, node: NodeId) -> Option<Msg> {
+        self.next_control(node)
     }
 
-    fn emit_hello(
-        &self,
-        st: &State<P, L, E, I, F>,
-        dst: u8,
-        peer_inc: u64,
-        ack: Option<u32>,
-        buf: &mut [u8],
-    ) -> Option<usize> {
-        let header = HeaderRepr {
-            flags: if ack.is_some() { FLAG_ACK } else { 0 },
-            src_node: st.net.node as u8,
-            dst_node: dst,
-            incarnation: st.net.inc,
-            peer_incarnation: peer_inc,
-            seq: 0,
-            ack: ack.unwrap_or(0),
-        };
-        let hello = Hello {
-            incarnation: st.net.inc,
-            max_frame: st.net.max_frame as u16,
-        };
-        Frame {
-            header,
-            message: Message::Hello(hello),
-        }
-        .emit_with(buf, &self.platform)
-        .ok()
+    fn data(&mut self, node: NodeId, limit: usize) -> Option<Next> {
+        // f. Answers to get requests, in the order they came; g. put data and get requests of
+        // the oldest operation with something to send.
+        self.next_get_data(node, limit).or_else(|| {
+            self.next_op_message(node, limit)
+                .map(|msg| Next { msg, room: false })
+        })
     }
 
-    fn tx_peer(
-        &self,
-        st: &mut State<P, L, E, I, F>,
-        ix: usize,
-        now: Instant,
-        buf: &mut [u8],
-    ) -> Option<usize> {
-        match st.net.tx_choose(ix, now)? {
-            TxChoice::Hello { dst } => self.emit_hello(st, dst, 0, None, buf),
-            TxChoice::Resend { seq, msg, again } => self.render(st, ix, seq, &msg, again, buf),
-            TxChoice::Fresh { seq } => match self.next_message(st, ix, buf.len()) {
-                Some(msg) => {
-                    st.net.tx_fresh(ix, seq, msg, now);
-                    self.render(st, ix, seq, &msg, false, buf)
-                }
-                None => self.tx_ack(st, ix, buf),
-            },
-            TxChoice::Ack => self.tx_ack(st, ix, buf),
-        }
+    fn render(&mut self, header: &HeaderRepr, msg: &Msg, out: &mut [u8]) -> Option<usize> {
+        self.render_msg(header, msg, out)
+    }
+}
+
+impl<P: Platform, const E: usize, const I: usize, const F: usize> Out<'_, P, E, I, F> {
+    /// Export `export` if it is still the published segment of epoch `epoch`.
+    fn live_export(&self, export: (u16, u32), epoch: u32) -> Option<&Export<P::Region, P::Pin>> {
+        let ex = self.exports.get(export.0, export.1)?;
+        (ex.epoch == epoch && ex.published.is_some()).then_some(ex)
     }
 
-    /// A pure acknowledgement (a unicast hello) to peer `ix`, if one is due.
-    fn tx_ack(&self, st: &mut State<P, L, E, I, F>, ix: usize, buf: &mut [u8]) -> Option<usize> {
-        let a = st.net.tx_ack(ix)?;
-        let n = self.emit_hello(st, a.dst, a.peer_inc, Some(a.ack), buf)?;
-        set_flags_seq(
-            &mut buf[..n],
-            if a.nak { FLAG_NAK } else { 0 },
-            a.sack,
-            &self.platform,
-        );
-        Some(n)
-    }
-
-    /// Write message `msg` with sequence number `seq` to peer `ix` into `buf`.
-    fn render(
-        &self,
-        st: &mut State<P, L, E, I, F>,
-        ix: usize,
-        seq: u32,
-        msg: &Msg,
-        again: bool,
-        buf: &mut [u8],
-    ) -> Option<usize> {
-        let nak = st.net.peers.get_mut(ix)?.take_nak();
-        let peer = st.net.peers.get(ix)?;
-        let limit = st.net.frame_for(peer).min(buf.len());
-        let header = HeaderRepr {
-            flags: FLAG_ACK
-                | if again { FLAG_RETRANSMIT } else { 0 }
-                | if nak { FLAG_NAK } else { 0 },
-            src_node: st.net.node as u8,
-            dst_node: peer.node as u8,
-            incarnation: st.net.inc,
-            peer_incarnation: peer.inc,
-            seq,
-            ack: peer.expected,
-        };
-        let out = &mut buf[..limit];
+    /// The frame of `msg` with `header`, into `out`.
+    fn render_msg(&mut self, header: &HeaderRepr, msg: &Msg, out: &mut [u8]) -> Option<usize> {
+        let header = *header;
         let simple = |m: Message<'_>, out: &mut [u8]| {
             Frame { header, message: m }
-                .emit_with(out, &self.platform)
+                .emit_with(out, self.platform)
                 .ok()
         };
         match *msg {
@@ -233,7 +185,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             } => {
                 let chunk = usize::from(chunk);
                 // The source, if the operation still runs.
-                let live = match st.ops.get(op.0, op.1) {
+                let live = match self.ops.get(op.0, op.1) {
                     Some(OpSlot::Remote(o)) if o.dir == Direction::Put => Some(()),
                     _ => None,
                 };
@@ -251,32 +203,32 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 let m = Message::PutData(put);
                 if n == 0 {
                     return Frame { header, message: m }
-                        .emit_with(out, &self.platform)
+                        .emit_with(out, self.platform)
                         .ok();
                 }
                 let Ok(len) = Frame { header, message: m }.emit_unsealed(out) else {
                     // Cut for a larger frame than the one in use now (the frame size shrank
                     // while it was in flight): fail the operation and send the no-data
                     // no-op, which keeps the sequence — never leave a number unsent.
-                    self.finish_op(st, op, Err(RsmError::InsufficientResources));
+                    self.failed = Some((op, RsmError::InsufficientResources));
                     let empty = Message::PutData(PutData { data: &[], ..put });
                     return Frame {
                         header,
                         message: empty,
                     }
-                    .emit_with(out, &self.platform)
+                    .emit_with(out, self.platform)
                     .ok();
                 };
                 let start = FRAME_OVERHEAD + PUT_DATA_FIXED_LEN;
                 let frag = frag as usize;
                 // A vector's bytes are read into the frame after the table lock is released
                 // (poll_transmit), through a clone of the local region; it seals the frame.
-                if let Some(OpSlot::Remote(o)) = st.ops.get(op.0, op.1) {
+                if let Some(OpSlot::Remote(o)) = self.ops.get(op.0, op.1) {
                     if let Src::Plan(plan) = &o.src {
                         let k = usize::from(entry);
                         if let (Some(s), Some(local)) = (plan.get(k), crate::sg::local_of(plan, k))
                         {
-                            st.tx_read = Some(crate::proto::TxRead {
+                            *self.tx_read = Some(crate::proto::TxRead {
                                 region: local.clone(),
                                 off: s.local_off + frag,
                                 at: start,
@@ -288,7 +240,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     }
                 }
                 let dst = out.get_mut(start..start + n)?;
-                let read = match st.ops.get(op.0, op.1) {
+                let read = match self.ops.get(op.0, op.1) {
                     Some(OpSlot::Remote(o)) => match &o.src {
                         Src::Inline { data, .. } => match data.get(frag..frag + n) {
                             Some(src) => {
@@ -314,9 +266,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     // Cannot happen for a validated vector; fail the operation, and send
                     // nothing the exporter could mistake for data.
                     out[start..start + n].fill(0);
-                    self.finish_op(st, op, Err(e));
+                    self.failed = Some((op, e));
                 }
-                wire::seal_with(&mut out[..len], &self.platform);
+                wire::seal_with(&mut out[..len], self.platform);
                 Some(len)
             }
             Msg::GetData {
@@ -330,7 +282,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 total,
                 chunk,
             } => {
-                let region = st.live_export(export, epoch).map(|ex| ex.region.clone());
+                let region = self.live_export(export, epoch).map(|ex| ex.region.clone());
                 let (status, frag, total, n) = match (&region, status) {
                     (Some(_), 0) => (0, frag, total, usize::from(chunk)),
                     (None, 0) => (RsmError::ConnAborted.code() as u16, 0, 0, 0),
@@ -356,15 +308,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                         data: &[],
                     });
                     return Frame { header, message: m }
-                        .emit_with(out, &self.platform)
+                        .emit_with(out, self.platform)
                         .ok();
                 };
                 if let (Some(r), true) = (region, n > 0) {
                     // The bytes are read into the frame after the table lock is released
                     // (poll_transmit), the export held busy meanwhile; it seals the frame.
-                    if let Some(ex) = st.exports.get_mut(export.0, export.1) {
+                    if let Some(ex) = self.exports.get_mut(export.0, export.1) {
                         ex.busy += 1;
-                        st.tx_read = Some(crate::proto::TxRead {
+                        *self.tx_read = Some(crate::proto::TxRead {
                             region: r,
                             off: base + frag as usize,
                             at: FRAME_OVERHEAD + GET_DATA_FIXED_LEN,
@@ -374,54 +326,22 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                         return Some(len);
                     }
                 }
-                wire::seal_with(&mut out[..len], &self.platform);
+                wire::seal_with(&mut out[..len], self.platform);
                 Some(len)
             }
         }
     }
 
-    /// Pick (and account for) the next new message for peer `ix`; `buf_len` bounds the frame.
-    fn next_message(
-        &self,
-        st: &mut State<P, L, E, I, F>,
-        ix: usize,
-        buf_len: usize,
-    ) -> Option<Msg> {
-        let peer = st.net.peers.get(ix)?;
-        let node = peer.node;
-        let limit = st.net.frame_for(peer).min(buf_len);
-
-        // a. Replies and acknowledgements.
-        if let Some(m) = st.net.peers[ix].ctrl.pop_front() {
-            st.net.peers[ix].room_again();
-            return Some(m);
-        }
-        // b–e only where something may be waiting (O(1) per frame otherwise).
-        let bit = crate::proto::node_bit(node);
-        if st.net.ctrl_work & bit != 0 {
-            if let Some(m) = self.next_control(st, node) {
-                return Some(m);
-            }
-            st.net.ctrl_work &= !bit;
-        }
-        // f. Answers to get requests, in the order they came.
-        if let Some(m) = Self::next_get_data(st, node, limit) {
-            return Some(m);
-        }
-        // g. Put data and get requests of the oldest operation with something to send.
-        Self::next_op_message(st, node, limit)
-    }
-
     /// The next control message to `node` (b–e of [`Self::next_message`]), found by scanning
     /// the tables: only called while [`crate::proto::Engine::ctrl_work`] has its bit.
-    fn next_control(&self, st: &mut State<P, L, E, I, F>, node: NodeId) -> Option<Msg> {
+    fn next_control(&mut self, node: NodeId) -> Option<Msg> {
         // b. Connect requests.
-        let connect = st.ops.iter().find_map(|(i, g, op)| match op {
+        let connect = self.ops.iter().find_map(|(i, g, op)| match op {
             OpSlot::Connect(c) if c.node == node && !c.sent => Some((i, g, *c)),
             _ => None,
         });
         if let Some((i, g, c)) = connect {
-            if let Some(OpSlot::Connect(c)) = st.ops.get_mut(i, g) {
+            if let Some(OpSlot::Connect(c)) = self.ops.get_mut(i, g) {
                 c.sent = true;
             }
             return Some(Msg::Connect(ConnectRequest {
@@ -432,13 +352,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }));
         }
         // c. Forced disconnects of importers whose segment went away (spec §6.4).
-        let gone = st
+        let gone = self
             .remote
             .importers
             .iter()
-            .position(|r| r.node == node && st.live_export(r.export, r.epoch).is_none());
+            .position(|r| r.node == node && self.live_export(r.export, r.epoch).is_none());
         if let Some(k) = gone {
-            let r = st.remote.importers.swap_remove(k);
+            let r = self.remote.importers.swap_remove(k);
             return Some(Msg::Disconnect(Disconnect {
                 segment_id: r.segid,
                 import_id: r.import_id,
@@ -447,7 +367,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }));
         }
         // d. Imports the application disconnected: tell the exporter, free the slot.
-        let closing = st.imports.iter().find_map(|(i, g, im)| {
+        let closing = self.imports.iter().find_map(|(i, g, im)| {
             let r = im.remote.as_ref()?;
             (im.node == node && r.state == RemoteState::Closing).then_some((
                 i,
@@ -457,18 +377,18 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             ))
         });
         if let Some((i, g, segid, import_id)) = closing {
-            st.imports.remove(i, g);
-            st.remote.wake = true;
+            self.imports.remove(i, g);
+            self.remote.wake = true;
             return Some(Msg::NotImporting(ImportNotice {
                 segment_id: segid,
                 import_id,
             }));
         }
         // e. Bells, importer → exporter, then exporter → importers.
-        Self::next_bell(st, node).map(Msg::Bell)
+        self.next_bell(node).map(Msg::Bell)
     }
 
-    fn next_bell(st: &mut State<P, L, E, I, F>, node: NodeId) -> Option<Bell> {
+    fn next_bell(&mut self, node: NodeId) -> Option<Bell> {
         let take = |q: &mut crate::proto::BellQueue, base: u16| -> Option<u16> {
             q.take().map(|na| {
                 if na {
@@ -479,7 +399,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             })
         };
         // The oldest due bell of an operation (a post, or a vector's implicit sigpost).
-        let due = st
+        let due = self
             .ops
             .iter()
             .filter_map(|(i, g, op)| match op {
@@ -490,7 +410,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             })
             .min();
         if let Some((_, i, g)) = due {
-            if let Some(OpSlot::Remote(o)) = st.ops.get_mut(i, g) {
+            if let Some(OpSlot::Remote(o)) = self.ops.get_mut(i, g) {
                 o.bell = BellState::Sent;
                 let na = if o.sigpost == Some(true) {
                     wire::BELL_NO_ACCUMULATE
@@ -506,7 +426,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
         }
         {
-            st.remote.importers.iter_mut().find_map(|r| {
+            self.remote.importers.iter_mut().find_map(|r| {
                 if r.node != node {
                     return None;
                 }
@@ -521,9 +441,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
     }
 
-    fn next_get_data(st: &mut State<P, L, E, I, F>, node: NodeId, limit: usize) -> Option<Msg> {
-        let k = st.remote.jobs.iter().position(|j| j.node == node)?;
-        let job = st.remote.jobs[k];
+    fn next_get_data(&mut self, node: NodeId, limit: usize) -> Option<Next> {
+        let k = self.remote.jobs.iter().position(|j| j.node == node)?;
+        let job = self.remote.jobs[k];
         let cap = wire::get_data_capacity(limit).min(F);
         let chunk = (job.len - job.sent).min(cap);
         if job.status == 0 && chunk == 0 && job.len > job.sent {
@@ -541,19 +461,18 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             chunk: chunk as u16,
         };
         let sent = job.sent + chunk;
-        if job.status != 0 || sent >= job.len {
-            st.remote.jobs.remove(k);
-            if let Some(ix) = st.net.ix(node) {
-                st.net.peers[ix].room_again();
-            }
+        // The job's last fragment frees its slot.
+        let room = job.status != 0 || sent >= job.len;
+        if room {
+            self.remote.jobs.remove(k);
         } else {
-            st.remote.jobs[k].sent = sent;
+            self.remote.jobs[k].sent = sent;
         }
-        Some(m)
+        Some(Next { msg: m, room })
     }
 
-    fn next_op_message(st: &mut State<P, L, E, I, F>, node: NodeId, limit: usize) -> Option<Msg> {
-        let (seq, i, g) = st
+    fn next_op_message(&mut self, node: NodeId, limit: usize) -> Option<Msg> {
+        let (seq, i, g) = self
             .ops
             .iter()
             .filter_map(|(i, g, op)| match op {
@@ -566,10 +485,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         // Order on one import: put data waits until every earlier get on it has all its
         // answers (the exporter reads a get's data when it sends it, so a later write must
         // not reach the segment before that).
-        if let Some(OpSlot::Remote(op)) = st.ops.get(i, g) {
+        if let Some(OpSlot::Remote(op)) = self.ops.get(i, g) {
             let import = op.import;
             let waits = op.dir == Direction::Put
-                && st.ops.iter().any(|(_, _, o)| {
+                && self.ops.iter().any(|(_, _, o)| {
                     matches!(o, OpSlot::Remote(o)
                         if o.import == import && o.dir == Direction::Get && o.seq < seq)
                 });
@@ -577,7 +496,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 return None;
             }
         }
-        let Some(OpSlot::Remote(op)) = st.ops.get_mut(i, g) else {
+        let Some(OpSlot::Remote(op)) = self.ops.get_mut(i, g) else {
             return None;
         };
         let k = op.next_entry;

@@ -71,6 +71,7 @@
 pub(crate) mod channel;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub(crate) mod send;
 
 use crate::sg::{Direction, Plan};
 use crate::types::{NodeId, Permission, SegmentId};
@@ -80,6 +81,7 @@ use crate::wire::{
 };
 use channel::Peer;
 use rsm_hal::Instant;
+pub(crate) use send::{Next, Source};
 
 /// Without progress for this long while something waits for it, a peer is declared
 /// unreachable (5 s, spec §6.4's reply wait); a connect gives up after this long too.
