@@ -196,24 +196,25 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         st.remote.wake = true;
     }
 
-    /// Peer `ix` came back with a new incarnation: forget everything about its old one.
-    pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I, F>, ix: usize) {
-        let node = st.net.peers[ix].node;
+    /// [`crate::proto::Event::PeerRestarted`]: peer `node` came back with a new incarnation
+    /// (the engine forgot its channel): forget everything about its old one.
+    pub(crate) fn peer_restarted(&self, st: &mut State<P, L, E, I, F>, node: NodeId) {
         self.sweep_peer(st, node, RsmError::ConnAborted, true);
-        st.net.forget_peer(ix);
         st.remote.forget_node(node);
     }
 
-    /// Peer `ix` is unreachable: its operations fail, its imports are aborted.
-    fn declare_unreachable(&self, st: &mut State<P, L, E, I, F>, ix: usize, now: Instant) {
-        let peer = &mut st.net.peers[ix];
-        peer.unreachable = true;
-        peer.last_progress = now;
-        let node = peer.node;
-        st.net.stats.unreachable += 1;
+    /// [`crate::proto::Event::PeerUnreachable`]: its operations fail, its imports are aborted.
+    pub(crate) fn peer_unreachable(&self, st: &mut State<P, L, E, I, F>, node: NodeId) {
         self.sweep_peer(st, node, RsmError::RemoteNodeUnreachable, false);
         // Its get answers cannot go out: free their slots for the other peers.
         st.remote.jobs.retain(|j| j.node != node);
+    }
+
+    /// The engine marks peer `ix` unreachable; the node applies the event.
+    fn declare_unreachable(&self, st: &mut State<P, L, E, I, F>, ix: usize, now: Instant) {
+        if let Some(node) = st.net.mark_unreachable(ix, now) {
+            let _ = self.apply(st, ix, node, crate::proto::Event::PeerUnreachable { node });
+        }
     }
 
     /// The heartbeat ([`HEARTBEAT_INTERVAL_NS`]): for every known peer an import connects
@@ -231,15 +232,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             related |= crate::proto::node_bit(r.node);
         }
         for ix in 0..st.net.peers.len() {
-            let peer = &mut st.net.peers[ix];
-            if peer.inc == 0 || peer.unreachable || related & crate::proto::node_bit(peer.node) == 0
-            {
-                continue;
-            }
-            if now.nanos_since(peer.last_heard) >= UNREACHABLE_AFTER_NS {
+            if st.net.heartbeat(ix, now, related) {
                 self.declare_unreachable(st, ix, now);
-            } else if now.nanos_since(peer.last_sent) >= HEARTBEAT_INTERVAL_NS {
-                peer.hello_due = true;
             }
         }
     }

@@ -4,12 +4,10 @@
 use crate::error::{RsmError, RsmResult};
 use crate::node::{Rsm, State};
 use crate::op::OpSlot;
-use crate::proto::{Admit, BellState, GetJob, Msg, Received, RemoteImporter, RemoteState, Src};
+use crate::proto::{BellState, Event, GetJob, Msg, RemoteImporter, RemoteState, Src};
 use crate::sg::{copy_error, Direction};
 use crate::types::{NodeId, Permission, SegmentId};
-use crate::wire::{
-    self, Ack, Bell, ConnectReply, ConnectRequest, Frame, GetData, GetRequest, Message, PutData,
-};
+use crate::wire::{self, Ack, ConnectReply};
 use rsm_hal::{Error as _, Instant, Platform, Region};
 
 /// What became of a delivered message.
@@ -37,29 +35,21 @@ pub(crate) fn error_of(status: u16) -> RsmError {
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
-    /// Receive one frame: the engine admits it and runs the channel
-    /// ([`crate::proto::Engine::admit`], [`crate::proto::Engine::receive`]); the node applies
-    /// what is delivered in order to its tables.
+    /// Receive one frame: the engine turns it into an event ([`crate::proto::Engine::on_frame`]);
+    /// the node applies it to its tables.
     pub(crate) fn rx_frame(&self, st: &mut State<P, L, E, I, F>, now: Instant, frame: &[u8]) {
-        let (p, src, f) = match st.net.admit(frame, &self.platform) {
-            Admit::Dropped => return,
-            Admit::Peer {
-                p,
-                src,
-                frame: f,
-                restarted,
-            } => {
-                if restarted {
-                    self.peer_restarted(st, p);
-                }
-                (p, src, f)
-            }
+        let Some(inb) = st.net.on_frame(now, frame, &self.platform) else {
+            return;
         };
-        let Received::InOrder(msg) = st.net.receive(now, p, &f, frame) else {
+        let (p, src) = (inb.p, inb.src);
+        if inb.restarted {
+            self.apply(st, p, src, Event::PeerRestarted { node: src });
+        }
+        let Some(ev) = inb.event else {
             return;
         };
         st.rx_direct = true;
-        let consumed = self.deliver_in_order(st, p, src, &msg);
+        let consumed = self.deliver_in_order(st, p, src, ev);
         st.rx_direct = false;
         if consumed && st.net.has_early(p) {
             // Kept frames follow at once: this message's bytes go first, under the lock (the
@@ -76,15 +66,15 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
     }
 
-    /// Deliver the next in-order message of peer `p`; `true` if it was consumed.
+    /// Apply the next in-order event of peer `p`; `true` if it was consumed.
     fn deliver_in_order(
         &self,
         st: &mut State<P, L, E, I, F>,
         p: usize,
         src: NodeId,
-        m: &Message<'_>,
+        ev: Event<'_>,
     ) -> bool {
-        let consumed = !matches!(self.deliver(st, p, src, m), Verdict::Defer);
+        let consumed = !matches!(self.apply(st, p, src, ev), Verdict::Defer);
         st.net.delivered(p, consumed);
         consumed
     }
@@ -92,14 +82,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// Deliver the kept frames of peer `p` that are now in order.
     fn deliver_early(&self, st: &mut State<P, L, E, I, F>, p: usize, src: NodeId) {
         while let Some(e) = st.net.take_early(p) {
-            let Some(bytes) = e.buf.get(..usize::from(e.len)) else {
-                return;
-            };
             // It parsed when it arrived; the bytes are unchanged.
-            let Ok(f) = Frame::parse_with(bytes, &self.platform) else {
+            let Some(ev) = crate::proto::Engine::<F>::early_event(&e, &self.platform) else {
                 return;
             };
-            if !self.deliver_in_order(st, p, src, &f.message) {
+            if !self.deliver_in_order(st, p, src, ev) {
                 // Deferred: keep it (the sender may skip it, having been told we hold it).
                 st.net.keep_early(e);
                 return;
@@ -107,19 +94,19 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
     }
 
-    fn deliver(
+    /// Apply one of the engine's events from peer `ix` (node `src`) to the tables.
+    pub(crate) fn apply(
         &self,
         st: &mut State<P, L, E, I, F>,
         ix: usize,
         src: NodeId,
-        m: &Message<'_>,
+        ev: Event<'_>,
     ) -> Verdict {
-        let v = match m {
-            Message::ConnectRequest(r) => self.rx_connect_request(st, ix, src, r),
-            Message::ConnectReply(r) => self.rx_connect_reply(st, src, r),
-            Message::Disconnect(d) => {
-                let found = Self::remote_import_of(st, src, d.import_id, d.segment_id);
-                match found {
+        let v = match ev {
+            Event::ConnectRequest { .. } => self.rx_connect_request(st, ix, src, &ev),
+            Event::ConnectReply { .. } => self.rx_connect_reply(st, src, &ev),
+            Event::Disconnect { import_id, segid } => {
+                match Self::remote_import_of(st, src, import_id, segid) {
                     Some((i, g)) => {
                         if let Some(im) = st.imports.get_mut(i, g) {
                             im.aborted = true;
@@ -130,22 +117,32 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     None => Verdict::Reject,
                 }
             }
-            Message::NotImporting(n) => {
-                let pos = st.remote.importers.iter().position(|r| {
-                    r.node == src && r.import_id == n.import_id && r.segid == n.segment_id
-                });
+            Event::ImportClosed { import_id, segid } => {
+                let pos =
+                    st.remote.importers.iter().position(|r| {
+                        r.node == src && r.import_id == import_id && r.segid == segid
+                    });
                 // Unknown is normal after a forced disconnect: the record is already gone.
                 if let Some(k) = pos {
                     st.remote.importers.swap_remove(k);
                 }
                 Verdict::Accept
             }
-            Message::Importing(_) | Message::Republish(_) | Message::Hello(_) => Verdict::Accept,
-            Message::Bell(b) => self.rx_bell(st, ix, src, b),
-            Message::PutData(d) => self.rx_put(st, ix, src, d),
-            Message::GetRequest(r) => self.rx_get_request(st, src, r),
-            Message::GetData(d) => self.rx_get_data(st, src, d),
-            Message::Ack(a) => self.rx_ack(st, src, a),
+            Event::Notice => Verdict::Accept,
+            Event::Bell { .. } => self.rx_bell(st, ix, src, &ev),
+            Event::BellAnswer { op_id, status } => self.rx_bell_answer(st, src, op_id, status),
+            Event::PutData { .. } => self.rx_put(st, ix, src, &ev),
+            Event::GetRequest { .. } => self.rx_get_request(st, src, &ev),
+            Event::GetData { .. } => self.rx_get_data(st, src, &ev),
+            Event::Ack { .. } => self.rx_ack(st, src, &ev),
+            Event::PeerRestarted { node } => {
+                self.peer_restarted(st, node);
+                Verdict::Accept
+            }
+            Event::PeerUnreachable { node } => {
+                self.peer_unreachable(st, node);
+                Verdict::Accept
+            }
         };
         if matches!(v, Verdict::Reject) {
             st.net.stats.rejected += 1;
@@ -300,35 +297,42 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         st: &mut State<P, L, E, I, F>,
         ix: usize,
         src: NodeId,
-        r: &ConnectRequest,
+        ev: &Event<'_>,
     ) -> Verdict {
-        if st.net.peers[ix].ctrl.is_full() {
+        let Event::ConnectRequest {
+            request_id,
+            import_id,
+            segid,
+            perm,
+        } = *ev
+        else {
+            return Verdict::Reject;
+        };
+        if !st.net.ctrl_room(ix) {
             return Verdict::Defer;
         }
         // An import id the peer already uses (for any segment: only a hostile or confused
         // peer does that) replaces the old record, so that one id never names two imports.
         st.remote
             .importers
-            .retain(|rec| !(rec.node == src && rec.import_id == r.import_id));
+            .retain(|rec| !(rec.node == src && rec.import_id == import_id));
         let mut reply = ConnectReply {
-            request_id: r.request_id,
+            request_id,
             status: 0,
             permission: 0,
-            segment_id: r.segment_id,
+            segment_id: segid,
             segment_len: 0,
             owner_uid: 0,
             owner_gid: 0,
         };
-        let found = st.exports.iter().find(|(_, _, e)| {
-            e.published
-                .as_ref()
-                .is_some_and(|p| p.segid == r.segment_id)
-        });
+        let found = st
+            .exports
+            .iter()
+            .find(|(_, _, e)| e.published.as_ref().is_some_and(|p| p.segid == segid));
         let result = match found {
             None => Err(RsmError::SegNotPublished),
             Some((ei, eg, ex)) => {
                 let acl = ex.published.as_ref().map(|p| &p.acl);
-                let perm = Permission::from_bits_truncate(u32::from(r.permission));
                 match crate::acl::granted(acl, src) {
                     _ if ex.ctrl == crate::node::LOOPBACK => Err(RsmError::SegNotPublishedToNode),
                     None => Err(RsmError::SegNotPublishedToNode),
@@ -340,8 +344,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                         } else {
                             let rec = RemoteImporter {
                                 node: src,
-                                import_id: r.import_id,
-                                segid: r.segment_id,
+                                import_id,
+                                segid,
                                 export: (ei, eg),
                                 epoch: ex.epoch,
                                 perm,
@@ -364,7 +368,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         };
         reply.status = status_of(result);
         // Room was checked above.
-        let _ = st.net.peers[ix].ctrl.push_back(Msg::Reply(reply));
+        let _ = st.net.queue_ctrl(ix, Msg::Reply(reply));
         Verdict::Accept
     }
 
@@ -372,26 +376,35 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         &self,
         st: &mut State<P, L, E, I, F>,
         src: NodeId,
-        r: &ConnectReply,
+        ev: &Event<'_>,
     ) -> Verdict {
-        let Some((oi, og)) = st.ops.find_wire(r.request_id) else {
+        let Event::ConnectReply {
+            request_id,
+            segid,
+            status,
+            granted,
+            segment_len,
+        } = *ev
+        else {
+            return Verdict::Reject;
+        };
+        let Some((oi, og)) = st.ops.find_wire(request_id) else {
             return Verdict::Reject;
         };
         let c = match st.ops.get(oi, og) {
-            Some(OpSlot::Connect(c)) if c.node == src && c.sent && c.segid == r.segment_id => *c,
+            Some(OpSlot::Connect(c)) if c.node == src && c.sent && c.segid == segid => *c,
             _ => return Verdict::Reject,
         };
         let (ii, ig) = c.import;
-        let granted = Permission::from_bits_truncate(u32::from(r.permission));
-        let result = if r.status != 0 {
+        let result = if status != 0 {
             // The exporter kept no record.
             st.imports.remove(ii, ig);
-            Err(error_of(r.status))
+            Err(error_of(status))
         } else if !granted.contains(c.perm) {
             self.close_remote_import(st, (ii, ig));
             Err(RsmError::PermDenied)
         } else {
-            match (usize::try_from(r.segment_len), st.imports.get_mut(ii, ig)) {
+            match (usize::try_from(segment_len), st.imports.get_mut(ii, ig)) {
                 (Ok(size), Some(im)) => {
                     im.size = size;
                     if let Some(rm) = im.remote.as_mut() {
@@ -415,13 +428,28 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// A bell. One to the exporter is answered ([`wire::BELL_ACK_ENTRY`]): delivered, or
     /// `RSMERR_CONN_ABORTED` when this node has no live import by that importer (the
     /// segment was unpublished or destroyed, or the import is unknown).
-    fn rx_bell(&self, st: &mut State<P, L, E, I, F>, ix: usize, src: NodeId, b: &Bell) -> Verdict {
-        let coalesce = b.flags & wire::BELL_NO_ACCUMULATE != 0;
-        if b.flags & wire::BELL_TO_EXPORTER != 0 {
-            if st.net.peers[ix].ctrl.is_full() {
+    fn rx_bell(
+        &self,
+        st: &mut State<P, L, E, I, F>,
+        ix: usize,
+        src: NodeId,
+        ev: &Event<'_>,
+    ) -> Verdict {
+        let Event::Bell {
+            import_id,
+            segid,
+            op_id,
+            to_exporter,
+            no_accumulate: coalesce,
+        } = *ev
+        else {
+            return Verdict::Reject;
+        };
+        if to_exporter {
+            if !st.net.ctrl_room(ix) {
                 return Verdict::Defer;
             }
-            let rec = Self::importer_of(st, src, b.import_id, b.segment_id)
+            let rec = Self::importer_of(st, src, import_id, segid)
                 .map(|k| st.remote.importers[k])
                 .filter(|rec| st.live_export(rec.export, rec.epoch).is_some());
             let (verdict, status) = match rec {
@@ -435,16 +463,16 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 None => (Verdict::Reject, status_of(Err(RsmError::ConnAborted))),
             };
             let answer = Ack {
-                op_id: b.op_id,
+                op_id,
                 entry: wire::BELL_ACK_ENTRY,
                 status,
                 done_len: 0,
             };
             // Room was checked above.
-            let _ = st.net.peers[ix].ctrl.push_back(Msg::Ack(answer));
+            let _ = st.net.queue_ctrl(ix, Msg::Ack(answer));
             return verdict;
         } else {
-            let Some((i, g)) = Self::remote_import_of(st, src, b.import_id, b.segment_id) else {
+            let Some((i, g)) = Self::remote_import_of(st, src, import_id, segid) else {
                 return Verdict::Reject;
             };
             match st.imports.get_mut(i, g) {
@@ -461,26 +489,34 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         st: &mut State<P, L, E, I, F>,
         ix: usize,
         src: NodeId,
-        d: &PutData<'_>,
+        ev: &Event<'_>,
     ) -> Verdict {
-        if st.net.peers[ix].ctrl.is_full() {
+        let Event::PutData {
+            import_id,
+            segid,
+            op_id,
+            entry,
+            offset,
+            frag,
+            total,
+            data,
+            at,
+        } = *ev
+        else {
+            return Verdict::Reject;
+        };
+        if !st.net.ctrl_room(ix) {
             return Verdict::Defer;
         }
-        let Some(k) = Self::importer_of(st, src, d.import_id, d.segment_id) else {
+        let Some(k) = Self::importer_of(st, src, import_id, segid) else {
             return Verdict::Reject;
         };
         let rec = st.remote.importers[k];
-        if rec.failed_op == Some(d.op_id) {
+        if rec.failed_op == Some(op_id) {
             // A later entry of a vector that already failed: dropped (DESIGN §4).
             return Verdict::Accept;
         }
-        let checked = Self::check_access(
-            st,
-            &rec,
-            Permission::WRITE,
-            d.remote_offset,
-            d.total_len as usize,
-        );
+        let checked = Self::check_access(st, &rec, Permission::WRITE, offset, total as usize);
         let quiesced = st
             .exports
             .get(rec.export.0, rec.export.1)
@@ -488,39 +524,40 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         if quiesced {
             return Verdict::Defer;
         }
-        let frag = d.frag_offset as usize;
-        let last = frag + d.data.len() == d.total_len as usize;
+        let frag_offset = frag;
+        let frag = frag as usize;
+        let last = frag + data.len() == total as usize;
         // The frame handle_frame holds: copy its bytes after the table lock is released,
         // holding the export busy meanwhile (issue 9 §2: no HAL copy under the spin lock).
-        if let (true, false, Ok(roff)) = (st.rx_direct, d.data.is_empty(), &checked) {
+        if let (true, false, Ok(roff)) = (st.rx_direct, data.is_empty(), &checked) {
             if let Some(ex) = st.exports.get_mut(rec.export.0, rec.export.1) {
                 ex.busy += 1;
                 let region = ex.region.clone();
                 st.rx_write = Some(crate::proto::RxWrite {
                     region,
                     off: roff + frag,
-                    at: wire::FRAME_OVERHEAD + wire::PUT_DATA_FIXED_LEN,
-                    len: d.data.len(),
+                    at,
+                    len: data.len(),
                     export: rec.export,
                     ix,
                     src,
-                    import_id: d.import_id,
-                    segid: d.segment_id,
+                    import_id,
+                    segid,
                     ack: last.then_some(Ack {
-                        op_id: d.op_id,
-                        entry: d.entry,
+                        op_id,
+                        entry,
                         status: 0,
-                        done_len: d.total_len,
+                        done_len: total,
                     }),
-                    op_id: d.op_id,
-                    entry: d.entry,
-                    frag_offset: d.frag_offset,
+                    op_id,
+                    entry,
+                    frag_offset,
                 });
                 return Verdict::Accept;
             }
         }
         let result = checked.and_then(|roff| {
-            if d.data.is_empty() {
+            if data.is_empty() {
                 return Ok(());
             }
             let ex = st
@@ -528,33 +565,34 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 .get(rec.export.0, rec.export.1)
                 .ok_or(RsmError::ConnAborted)?;
             self.platform
-                .write(&ex.region, roff + frag, d.data)
+                .write(&ex.region, roff + frag, data)
                 .map_err(|e| copy_error(e.kind()))
         });
         let mut verdict = Verdict::Accept;
         let ack = match result {
             Ok(()) if !last => None,
             Ok(()) => Some(Ack {
-                op_id: d.op_id,
-                entry: d.entry,
+                op_id,
+                entry,
                 status: 0,
-                done_len: d.total_len,
+                done_len: total,
             }),
             Err(e) => {
                 if matches!(e, RsmError::PermDenied | RsmError::BadOffset) {
                     verdict = Verdict::Reject;
                 }
-                st.remote.importers[k].failed_op = Some(d.op_id);
+                st.remote.importers[k].failed_op = Some(op_id);
                 Some(Ack {
-                    op_id: d.op_id,
-                    entry: d.entry,
+                    op_id,
+                    entry,
                     status: status_of(Err(e)),
-                    done_len: d.frag_offset,
+                    done_len: frag_offset,
                 })
             }
         };
         if let Some(a) = ack {
-            let _ = st.net.peers[ix].ctrl.push_back(Msg::Ack(a));
+            // Room was checked above.
+            let _ = st.net.queue_ctrl(ix, Msg::Ack(a));
         }
         verdict
     }
@@ -563,36 +601,41 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         &self,
         st: &mut State<P, L, E, I, F>,
         src: NodeId,
-        r: &GetRequest,
+        ev: &Event<'_>,
     ) -> Verdict {
+        let Event::GetRequest {
+            import_id,
+            segid,
+            op_id,
+            entry,
+            offset,
+            len,
+        } = *ev
+        else {
+            return Verdict::Reject;
+        };
         let mine = st.remote.jobs.iter().filter(|j| j.node == src).count();
         if st.remote.jobs.is_full() || mine >= crate::proto::MAX_GET_JOBS_PER_PEER {
             return Verdict::Defer;
         }
-        let Some(k) = Self::importer_of(st, src, r.import_id, r.segment_id) else {
+        let Some(k) = Self::importer_of(st, src, import_id, segid) else {
             return Verdict::Reject;
         };
         let rec = st.remote.importers[k];
-        if rec.failed_op == Some(r.op_id) {
+        if rec.failed_op == Some(op_id) {
             return Verdict::Accept;
         }
-        let checked = Self::check_access(
-            st,
-            &rec,
-            Permission::READ,
-            r.remote_offset,
-            r.length as usize,
-        );
+        let checked = Self::check_access(st, &rec, Permission::READ, offset, len as usize);
         let mut verdict = Verdict::Accept;
         let job = match checked {
             Ok(off) => GetJob {
                 node: src,
                 export: rec.export,
                 epoch: rec.epoch,
-                op_id: r.op_id,
-                entry: r.entry,
+                op_id,
+                entry,
                 offset: off,
-                len: r.length as usize,
+                len: len as usize,
                 sent: 0,
                 status: 0,
             },
@@ -600,13 +643,13 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 if matches!(e, RsmError::PermDenied | RsmError::BadOffset) {
                     verdict = Verdict::Reject;
                 }
-                st.remote.importers[k].failed_op = Some(r.op_id);
+                st.remote.importers[k].failed_op = Some(op_id);
                 GetJob {
                     node: src,
                     export: rec.export,
                     epoch: rec.epoch,
-                    op_id: r.op_id,
-                    entry: r.entry,
+                    op_id,
+                    entry,
                     offset: 0,
                     len: 0,
                     sent: 0,
@@ -647,8 +690,20 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         Ok((i, g))
     }
 
-    fn rx_get_data(&self, st: &mut State<P, L, E, I, F>, src: NodeId, d: &GetData<'_>) -> Verdict {
-        let (i, g) = match self.answer_to(st, src, d.op_id, Direction::Get, d.entry, d.status) {
+    fn rx_get_data(&self, st: &mut State<P, L, E, I, F>, src: NodeId, ev: &Event<'_>) -> Verdict {
+        let Event::GetData {
+            op_id,
+            entry,
+            status,
+            frag,
+            total,
+            data,
+            at,
+        } = *ev
+        else {
+            return Verdict::Reject;
+        };
+        let (i, g) = match self.answer_to(st, src, op_id, Direction::Get, entry, status) {
             Ok(op) => op,
             Err(v) => return v,
         };
@@ -656,24 +711,24 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             return Verdict::Reject;
         };
         let (_, len) = op.entry(op.done);
-        let frag = d.frag_offset as usize;
-        if d.total_len as usize != len || frag != op.recv || frag + d.data.len() > len {
+        let frag = frag as usize;
+        if total as usize != len || frag != op.recv || frag + data.len() > len {
             return Verdict::Reject;
         }
         let k = op.done;
         // The frame handle_frame holds: write its bytes after the table lock is released
         // (issue 9 §2), through a clone of the local region; completion waits for the write.
-        if let (true, false, Src::Plan(plan)) = (st.rx_direct, d.data.is_empty(), &op.src) {
+        if let (true, false, Src::Plan(plan)) = (st.rx_direct, data.is_empty(), &op.src) {
             if let (Some(s), Some(local)) = (plan.get(k), crate::sg::local_of(plan, k)) {
                 let w = crate::proto::ImportWrite {
                     region: local.clone(),
                     off: s.local_off + frag,
-                    at: wire::FRAME_OVERHEAD + wire::GET_DATA_FIXED_LEN,
-                    len: d.data.len(),
+                    at,
+                    len: data.len(),
                     op: (i, g),
                     complete: false,
                 };
-                op.recv += d.data.len();
+                op.recv += data.len();
                 if op.recv == len {
                     op.recv = 0;
                     op.done += 1;
@@ -684,18 +739,18 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
         }
         let written = match &mut op.src {
-            Src::Inline { data, .. } => match data.get_mut(frag..frag + d.data.len()) {
+            Src::Inline { data: buf, .. } => match buf.get_mut(frag..frag + data.len()) {
                 Some(dst) => {
-                    dst.copy_from_slice(d.data);
+                    dst.copy_from_slice(data);
                     Ok(())
                 }
                 None => Err(RsmError::BadLength),
             },
             Src::Plan(plan) => match (plan.get(k), crate::sg::local_of(plan, k)) {
-                (Some(_), _) if d.data.is_empty() => Ok(()),
+                (Some(_), _) if data.is_empty() => Ok(()),
                 (Some(s), Some(local)) => self
                     .platform
-                    .write(local, s.local_off + frag, d.data)
+                    .write(local, s.local_off + frag, data)
                     .map_err(|e| copy_error(e.kind())),
                 _ => Err(RsmError::BadSgio),
             },
@@ -704,7 +759,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             self.finish_op(st, (i, g), Err(e));
             return Verdict::Accept;
         }
-        op.recv += d.data.len();
+        op.recv += data.len();
         if op.recv == len {
             op.recv = 0;
             op.done += 1;
@@ -715,25 +770,41 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         Verdict::Accept
     }
 
-    fn rx_ack(&self, st: &mut State<P, L, E, I, F>, src: NodeId, a: &Ack) -> Verdict {
-        if a.entry == wire::BELL_ACK_ENTRY {
-            // The exporter's answer to a bell: the post completes with it.
-            let Some((i, g)) = st.ops.find_wire(a.op_id) else {
-                return Verdict::Reject;
-            };
-            match st.ops.get(i, g) {
-                Some(OpSlot::Remote(op)) if op.node == src && op.bell == BellState::Sent => {}
-                _ => return Verdict::Reject,
-            }
-            let result = if a.status == 0 {
-                Ok(())
-            } else {
-                Err(error_of(a.status))
-            };
-            self.finish_op(st, (i, g), result);
-            return Verdict::Accept;
+    /// The exporter's answer to a bell: the post completes with it.
+    fn rx_bell_answer(
+        &self,
+        st: &mut State<P, L, E, I, F>,
+        src: NodeId,
+        op_id: u32,
+        status: u16,
+    ) -> Verdict {
+        let Some((i, g)) = st.ops.find_wire(op_id) else {
+            return Verdict::Reject;
+        };
+        match st.ops.get(i, g) {
+            Some(OpSlot::Remote(op)) if op.node == src && op.bell == BellState::Sent => {}
+            _ => return Verdict::Reject,
         }
-        let (i, g) = match self.answer_to(st, src, a.op_id, Direction::Put, a.entry, a.status) {
+        let result = if status == 0 {
+            Ok(())
+        } else {
+            Err(error_of(status))
+        };
+        self.finish_op(st, (i, g), result);
+        Verdict::Accept
+    }
+
+    fn rx_ack(&self, st: &mut State<P, L, E, I, F>, src: NodeId, ev: &Event<'_>) -> Verdict {
+        let Event::Ack {
+            op_id,
+            entry,
+            status,
+            done,
+        } = *ev
+        else {
+            return Verdict::Reject;
+        };
+        let (i, g) = match self.answer_to(st, src, op_id, Direction::Put, entry, status) {
             Ok(op) => op,
             Err(v) => return v,
         };
@@ -741,7 +812,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             return Verdict::Reject;
         };
         let (_, len) = op.entry(op.done);
-        if a.done_len as usize != len {
+        if done as usize != len {
             return Verdict::Reject;
         }
         op.done += 1;

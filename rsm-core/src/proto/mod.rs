@@ -69,6 +69,7 @@
 //! reply wait).
 
 pub(crate) mod channel;
+pub(crate) mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub(crate) mod send;
@@ -80,6 +81,7 @@ use crate::wire::{
     ImportNotice, Message, FLAG_ACK, FLAG_NAK, NODE_BROADCAST,
 };
 use channel::Peer;
+pub(crate) use event::Event;
 use rsm_hal::Instant;
 pub(crate) use send::{Next, Source};
 
@@ -1010,6 +1012,39 @@ impl<const F: usize> Engine<F> {
             }
         }
         lost
+    }
+
+    /// Mark peer `ix` unreachable at `now` (its timers or its silence said so; counted):
+    /// its node id, for the node's [`Event::PeerUnreachable`]; `None` if it already is.
+    pub(crate) fn mark_unreachable(&mut self, ix: usize, now: Instant) -> Option<NodeId> {
+        let peer = self.peers.get_mut(ix)?;
+        if peer.unreachable {
+            return None;
+        }
+        peer.unreachable = true;
+        peer.last_progress = now;
+        self.stats.unreachable += 1;
+        Some(peer.node)
+    }
+
+    /// The heartbeat's check of peer `ix` at `now`, for a peer the node has business with
+    /// (bit of its node id in `related`): `true` if it has been silent for
+    /// [`UNREACHABLE_AFTER_NS`] (the node declares it unreachable), else a unicast hello
+    /// becomes due when nothing was sent to it for [`HEARTBEAT_INTERVAL_NS`].
+    pub(crate) fn heartbeat(&mut self, ix: usize, now: Instant, related: u64) -> bool {
+        let Some(peer) = self.peers.get_mut(ix) else {
+            return false;
+        };
+        if peer.inc == 0 || peer.unreachable || related & node_bit(peer.node) == 0 {
+            return false;
+        }
+        if now.nanos_since(peer.last_heard) >= UNREACHABLE_AFTER_NS {
+            return true;
+        }
+        if now.nanos_since(peer.last_sent) >= HEARTBEAT_INTERVAL_NS {
+            peer.hello_due = true;
+        }
+        false
     }
 
     /// The node sends `msg` as new message `seq` to peer `ix` (after [`TxChoice::Fresh`]).
