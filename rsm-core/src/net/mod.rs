@@ -166,18 +166,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         if !st.net.on {
             return None;
         }
-        let mut t = st.net.next_hello.min(st.net.next_heartbeat);
-        for p in st.net.peers.iter() {
-            if let Some(r) = p.rto_at {
-                t = t.min(r);
-            }
-            if !p.inflight.is_empty() && !p.unreachable {
-                t = t.min(p.last_progress.add_nanos(UNREACHABLE_AFTER_NS));
-            }
-            if let Some(pr) = p.probe_at {
-                t = t.min(pr);
-            }
-        }
+        let mut t = st.net.next_deadline();
         for (_, _, op) in st.ops.iter() {
             if let crate::op::OpSlot::Connect(c) = op {
                 t = t.min(c.started.add_nanos(UNREACHABLE_AFTER_NS));

@@ -15,9 +15,6 @@ use crate::table::wire_id;
 use crate::types::{NodeId, Permission, SegmentId, SgFlags, MAX_NODES};
 use rsm_hal::{Instant, Platform};
 
-/// Interval of hello probes while a connect waits for a node never heard from.
-const PROBE_INTERVAL_NS: u64 = 100_000_000;
-
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
@@ -288,11 +285,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
         for node in probe {
             if let Some(ix) = st.net.ix(node) {
-                let peer = &mut st.net.peers[ix];
-                if peer.probe_at.is_none_or(|t| now >= t) {
-                    peer.hello_due = true;
-                    peer.probe_at = Some(now.add_nanos(PROBE_INTERVAL_NS));
-                }
+                st.net.probe(ix, now);
             }
         }
     }

@@ -240,9 +240,9 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 })
             }
         };
-        if let (Some(a), Some(peer)) = (ack, st.net.peers.get_mut(w.ix)) {
+        if let Some(a) = ack {
             // Room was checked when the fragment arrived; only senders took from it since.
-            let _ = peer.ctrl.push_back(Msg::Ack(a));
+            let _ = st.net.queue_ctrl(w.ix, Msg::Ack(a));
         }
     }
 

@@ -72,6 +72,8 @@ pub(crate) mod channel;
 pub(crate) mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(test)]
+mod pair_tests;
 pub(crate) mod send;
 
 use crate::sg::{Direction, Plan};
@@ -96,6 +98,9 @@ pub const RTO_MAX_NS: u64 = 250_000_000;
 pub(crate) const SERVICE_ROUNDS: usize = 16;
 /// Interval of the broadcast hello (1 s).
 pub const HELLO_INTERVAL_NS: u64 = 1_000_000_000;
+
+/// Interval of hello probes while a connect waits for a node never heard from.
+pub(crate) const PROBE_INTERVAL_NS: u64 = 100_000_000;
 /// Heartbeat interval (250 ms). While two nodes are connected by an import (this node
 /// imports a segment of the peer, or the peer imports one of this node's), each sends the
 /// other a unicast hello whenever it has sent the peer nothing for this long, and declares
@@ -1012,6 +1017,35 @@ impl<const F: usize> Engine<F> {
             }
         }
         lost
+    }
+
+    /// The engine's next deadline: the broadcast hello, the heartbeat, and every channel's
+    /// retransmission, unreachability and probe timers.
+    pub(crate) fn next_deadline(&self) -> Instant {
+        let mut t = self.next_hello.min(self.next_heartbeat);
+        for p in self.peers.iter() {
+            if let Some(r) = p.rto_at {
+                t = t.min(r);
+            }
+            if !p.inflight.is_empty() && !p.unreachable {
+                t = t.min(p.last_progress.add_nanos(UNREACHABLE_AFTER_NS));
+            }
+            if let Some(pr) = p.probe_at {
+                t = t.min(pr);
+            }
+        }
+        t
+    }
+
+    /// A connect waits for peer `ix`, whose incarnation is not known: send it a hello now,
+    /// then every [`PROBE_INTERVAL_NS`].
+    pub(crate) fn probe(&mut self, ix: usize, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(ix) {
+            if peer.probe_at.is_none_or(|t| now >= t) {
+                peer.hello_due = true;
+                peer.probe_at = Some(now.add_nanos(PROBE_INTERVAL_NS));
+            }
+        }
     }
 
     /// Mark peer `ix` unreachable at `now` (its timers or its silence said so; counted):
