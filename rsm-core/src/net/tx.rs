@@ -332,7 +332,7 @@ impl<P: Platform, const E: usize, const I: usize, const F: usize> Out<'_, P, E, 
         }
     }
 
-    /// The next control message to `node` (b–e of [`Self::next_message`]), found by scanning
+    /// The next control message to `node` (b–e of the engine's order of new messages), found by scanning
     /// the tables: only called while [`crate::proto::Engine::ctrl_work`] has its bit.
     fn next_control(&mut self, node: NodeId) -> Option<Msg> {
         // b. Connect requests.

@@ -7,6 +7,28 @@
 //! [`Rsm::drive`](crate::Rsm::drive) does one such round over a [`rsm_hal::Link`]. Every node is driven even
 //! when idle, because an exporter serves its importers without any API call.
 //!
+//! # The engine and the node layer
+//! Inside the crate the protocol is split like quinn-proto's `Connection` and smoltcp's
+//! iface/socket: `Engine` (this module) owns the peers, channels, windows,
+//! retransmission, reassembly and timers and knows nothing of the RSM tables; the node
+//! layer (`net/`) owns the tables and the memory. (Both are internal to the crate; the public
+//! face is `Rsm`'s `handle_frame` / `poll_transmit` / `poll_timeout`.)
+//! - In: `Engine::on_frame` takes a frame and the time and yields `Event`s — put data
+//!   for import X at offset O, get request, get data, acknowledgement of entry k, bell and
+//!   bell answer, connect request and reply, disconnect, import closed, peer restarted — that
+//!   the node applies to its tables (copying data after it released its lock), then reports
+//!   with `Engine::delivered` (or defers, when it has no room).
+//! - Out: `Engine::poll_transmit` chooses the peer and what its channel sends (hello,
+//!   retransmission, new message, acknowledgement), writes the header and takes message
+//!   bodies from the node through the small `Source` trait (control messages, data,
+//!   rendering) — again for every retransmission.
+//! - Time: `Engine::channel_timers`, `Engine::heartbeat` and `Engine::next_deadline`;
+//!   a lost peer becomes `Event::PeerUnreachable` for the node. Connect timeouts stay with
+//!   the node (they belong to its pending connects, not to a channel).
+//!
+//! The engine is tested on its own, without an `Rsm` (two engines over a lossy wire, a test
+//! source, hostile frames), and fuzzed on its own (`fuzz` target `engine_rx`).
+//!
 //! # Reliability
 //! Each pair of nodes runs one reliable, ordered channel per direction: every message but the
 //! hello carries a sequence number; the receiver delivers only the next one in order
