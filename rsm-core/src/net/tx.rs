@@ -206,7 +206,7 @@ impl<P: Platform, const E: usize, const I: usize, const F: usize> Out<'_, P, E, 
                         .emit_with(out, self.platform)
                         .ok();
                 }
-                let Ok(len) = Frame { header, message: m }.emit_unsealed(out) else {
+                let Ok(len) = Frame { header, message: m }.emit_without_data(out) else {
                     // Cut for a larger frame than the one in use now (the frame size shrank
                     // while it was in flight): fail the operation and send the no-data
                     // no-op, which keeps the sequence — never leave a number unsent.
@@ -296,7 +296,7 @@ impl<P: Platform, const E: usize, const I: usize, const F: usize> Out<'_, P, E, 
                     total_len: total,
                     data: &ZEROS[..n],
                 });
-                let Ok(len) = Frame { header, message: m }.emit_unsealed(out) else {
+                let Ok(len) = Frame { header, message: m }.emit_without_data(out) else {
                     // Cut for a larger frame than the one in use now: answer this entry with
                     // an error instead (the sequence number is still sent).
                     let m = Message::GetData(GetData {
@@ -325,6 +325,14 @@ impl<P: Platform, const E: usize, const I: usize, const F: usize> Out<'_, P, E, 
                         });
                         return Some(len);
                     }
+                }
+                // No data to read after all (the export went away just now): zeroes, never
+                // the bytes the buffer held before.
+                if let Some(d) = out
+                    .get_mut(FRAME_OVERHEAD + GET_DATA_FIXED_LEN..)
+                    .and_then(|d| d.get_mut(..n))
+                {
+                    d.fill(0);
                 }
                 wire::seal_with(&mut out[..len], self.platform);
                 Some(len)

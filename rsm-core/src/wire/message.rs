@@ -130,9 +130,25 @@ impl<'a> Reader<'a> {
 struct Writer<'b> {
     buf: &'b mut [u8],
     pos: usize,
+    /// Leave the data bytes of put/get data unwritten (see [`Message::emit_without_data`]).
+    skip_data: bool,
 }
 
 impl Writer<'_> {
+    /// A message's data: copied, or only room left for it.
+    fn data(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        if !self.skip_data {
+            return self.put(bytes);
+        }
+        let end = self
+            .pos
+            .checked_add(bytes.len())
+            .filter(|&end| end <= self.buf.len())
+            .ok_or(WireError::BufferTooSmall)?;
+        self.pos = end;
+        Ok(())
+    }
+
     fn put(&mut self, bytes: &[u8]) -> Result<(), WireError> {
         let end = self
             .pos
@@ -602,7 +618,26 @@ impl<'a> Message<'a> {
     /// [`WireError::BufferTooSmall`] if `buf` is too short (nothing is guaranteed about its
     /// contents then).
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
-        let mut w = Writer { buf, pos: 0 };
+        self.emit_inner(buf, false)
+    }
+
+    /// [`Message::emit`], except that the data bytes of [`PutData`] and [`GetData`] are not
+    /// written: `data` gives only their length, and the caller writes them into the
+    /// `data.len()` bytes after the fixed fields (so a frame is filled straight from the
+    /// source memory, with no copy of placeholder bytes first). Every other byte is written.
+    ///
+    /// # Errors
+    /// As [`Message::emit`].
+    pub fn emit_without_data(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        self.emit_inner(buf, true)
+    }
+
+    fn emit_inner(&self, buf: &mut [u8], skip_data: bool) -> Result<usize, WireError> {
+        let mut w = Writer {
+            buf,
+            pos: 0,
+            skip_data,
+        };
         match self {
             Self::ConnectRequest(c) => {
                 w.u32(c.segment_id)?;
@@ -647,7 +682,7 @@ impl<'a> Message<'a> {
                 w.u64(p.remote_offset)?;
                 w.u32(p.frag_offset)?;
                 w.u32(p.total_len)?;
-                w.put(p.data)?;
+                w.data(p.data)?;
             }
             Self::GetRequest(g) => {
                 w.u32(g.import_id)?;
@@ -663,7 +698,7 @@ impl<'a> Message<'a> {
                 w.u16(g.status)?;
                 w.u32(g.frag_offset)?;
                 w.u32(g.total_len)?;
-                w.put(g.data)?;
+                w.data(g.data)?;
             }
             Self::Ack(a) => {
                 w.u32(a.op_id)?;

@@ -239,6 +239,21 @@ impl<'a> Frame<'a> {
     /// # Errors
     /// As [`Frame::emit`].
     pub fn emit_unsealed(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        self.emit_parts(buf, false)
+    }
+
+    /// [`Frame::emit_unsealed`] without the data bytes of a put/get data message
+    /// ([`Message::emit_without_data`]): the caller writes them at
+    /// [`FRAME_OVERHEAD`] + the message's fixed length, then seals the frame ([`seal_with`]).
+    /// Until then those bytes are whatever `buf` held.
+    ///
+    /// # Errors
+    /// As [`Frame::emit`].
+    pub fn emit_without_data(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        self.emit_parts(buf, true)
+    }
+
+    fn emit_parts(&self, buf: &mut [u8], skip_data: bool) -> Result<usize, WireError> {
         self.header.validate()?;
         self.message.validate()?;
         if let Message::Hello(h) = self.message {
@@ -265,7 +280,11 @@ impl<'a> Frame<'a> {
         let mut h = Header::new_unchecked(&mut head[ETHERNET_HEADER_LEN..]);
         self.header
             .emit(&mut h, self.message.msg_type(), payload_len);
-        self.message.emit(h.payload_mut())?;
+        if skip_data {
+            self.message.emit_without_data(h.payload_mut())?;
+        } else {
+            self.message.emit(h.payload_mut())?;
+        }
         Ok(total)
     }
 }
