@@ -79,7 +79,11 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         consumed
     }
 
-    /// Deliver the kept frames of peer `p` that are now in order.
+    /// Deliver the kept frames of peer `p` that are now in order. Out of line and cold: a
+    /// kept frame is taken by value (up to `F` bytes), and the stack frame of every
+    /// `handle_frame` would otherwise be sized (and probed, page by page) for it.
+    #[inline(never)]
+    #[cold]
     fn deliver_early(&self, st: &mut State<P, L, E, I, F>, p: usize, src: NodeId) {
         while let Some(e) = st.net.take_early(p) {
             // It parsed when it arrived; the bytes are unchanged.
