@@ -289,12 +289,13 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
 /// 1536 by default, at most [`crate::proto::MAX_FRAME_LIMIT`]; see there).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// over a three-word region (the fake's and the host's) is 156 688 bytes (pinned by a test):
+/// over a three-word region (the fake's and the host's) is 156 696 bytes (pinned by a test):
 /// the RSM tables take 63 584 (local handles 14 360, exports 9 240 — each keeps its access
-/// list as 66 bytes of decisions —, imports 8 216, the 32 operation slots 31 768) and the wire
-/// engine 92 584 (the 64 peers 71 176, mostly
-/// their windows of messages in flight; the reorder frames 12 360). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`,
-/// not in a small stack frame.
+/// list as 66 bytes of decisions —, imports 8 216, the 32 operation slots 31 768), the wire
+/// engine 83 792 (the 64 peers 71 176, mostly their windows of messages in flight; the
+/// reorder frames 12 360) and the node's wire records 8 800 (remote importers of its
+/// segments, get answers owed). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`, not in
+/// a small stack frame.
 pub struct Rsm<
     P: Platform,
     const L: usize = 256,
