@@ -139,10 +139,12 @@ mod pages;
 mod platform;
 mod region;
 mod shared;
+pub mod udp;
 
 pub use error::HostError;
 pub use platform::{HostPin, HostPlatform};
 pub use region::{MemRegion, PinnedBuf};
+pub use udp::{UdpLink, UdpLinkConfig, UdpPeers, UdpStats, DEFAULT_SOCKET_BUFFER, UDP_MAX_FRAME};
 
 /// Where Solaris keeps the segment-id configuration (spec §4.2).
 pub const SEGID_CONF_PATH: &str = "/etc/rsm/rsm.segmentid";
