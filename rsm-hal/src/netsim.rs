@@ -6,6 +6,8 @@
 //! limit) — in the spirit of smoltcp's `FaultInjector` and its netsim tests.
 //! [`Network::port`] adds a port with a MAC and returns a [`SimLink`], which implements
 //! [`Link`]. The same seed and the same sequence of calls give the same run, byte for byte.
+//! The fault injector is also usable on its own ([`FaultInjector`]): the host's UDP L2
+//! switch applies the same faults to real datagrams, so there is one implementation of them.
 //!
 //! ## Delivery model
 //! * **Routing.** A frame goes to the port whose MAC equals its destination MAC; a destination
@@ -214,6 +216,191 @@ struct Held {
     data: Vec<u8>,
 }
 
+/// One copy of a frame for port `dst`, to be delivered at `at` (ns on the caller's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The destination port (the caller's numbering).
+    pub dst: usize,
+    /// When it arrives.
+    pub at: u64,
+    /// The copy's bytes (corrupted, if the injector said so).
+    pub data: Vec<u8>,
+}
+
+/// What the injector did to one sender's frames (charged to the sender).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Copies lost.
+    pub dropped: u64,
+    /// Extra copies made.
+    pub duplicated: u64,
+    /// Copies with one bit flipped.
+    pub corrupted: u64,
+    /// Copies held back to be overtaken by later frames.
+    pub reordered: u64,
+}
+
+/// The seeded fault injector of [`FaultConfig`] on its own — drop, duplicate, corrupt,
+/// reorder, delay and jitter per destination copy — for any switch with numbered ports and a
+/// nanosecond clock: the in-memory [`Network`] here, and the UDP L2 switch of the host
+/// tools. (Routing, rate limits and queue limits stay with the switch.) The same seed and the
+/// same calls give the same decisions.
+#[derive(Debug)]
+pub struct FaultInjector {
+    rng: SplitMix64,
+    faults: FaultConfig,
+    /// Per sending port: its copies held back for reordering.
+    held: Vec<Vec<Held>>,
+}
+
+impl FaultInjector {
+    /// An injector applying `faults`, its PRNG seeded with `seed`.
+    pub fn new(seed: u64, faults: FaultConfig) -> Self {
+        FaultInjector {
+            rng: SplitMix64(seed),
+            faults,
+            held: Vec::new(),
+        }
+    }
+
+    /// The faults applied.
+    pub fn faults(&self) -> FaultConfig {
+        self.faults
+    }
+
+    /// Apply `faults` from now on (copies already held back keep their release rules).
+    pub fn set_faults(&mut self, faults: FaultConfig) {
+        self.faults = faults;
+    }
+
+    /// A frame from port `src`, leaving it at `leave`, for the ports `dsts` (in this order):
+    /// each copy meets the faults (drop, duplicate, then per copy corrupt, jitter, reorder);
+    /// `deliver` gets every copy to deliver now (at its time), then the copies held back
+    /// earlier that this frame released. Counts go to `counts` (the sender's).
+    pub fn inject(
+        &mut self,
+        src: usize,
+        leave: u64,
+        frame: &[u8],
+        dsts: &[usize],
+        counts: &mut FaultCounts,
+        mut deliver: impl FnMut(Delivery),
+    ) {
+        let f = self.faults;
+        if self.held.len() <= src {
+            self.held.resize_with(src + 1, Vec::new);
+        }
+        let mut latest = leave.saturating_add(f.delay_ns);
+        let mut newly_held = Vec::new();
+        for &dst in dsts {
+            if self.rng.chance(f.drop_pct) {
+                counts.dropped += 1;
+                continue;
+            }
+            let copies = if self.rng.chance(f.duplicate_pct) {
+                counts.duplicated += 1;
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let mut data = frame.to_vec();
+                if self.rng.chance(f.corrupt_pct) && !data.is_empty() {
+                    let bit = self.rng.below(data.len() as u64 * 8);
+                    data[(bit / 8) as usize] ^= 1 << (bit % 8);
+                    counts.corrupted += 1;
+                }
+                let jitter = if f.jitter_ns == 0 {
+                    0
+                } else {
+                    self.rng.below(f.jitter_ns.saturating_add(1))
+                };
+                let at = leave.saturating_add(f.delay_ns).saturating_add(jitter);
+                if f.reorder_window > 0 && self.rng.chance(f.reorder_pct) {
+                    let k = 1 + self.rng.below(u64::from(f.reorder_window)) as u32;
+                    counts.reordered += 1;
+                    newly_held.push(Held {
+                        remaining: k,
+                        at,
+                        deadline: at.saturating_add(f.reorder_timeout_ns),
+                        dst,
+                        data,
+                    });
+                } else {
+                    latest = latest.max(at);
+                    deliver(Delivery { dst, at, data });
+                }
+            }
+        }
+        // This frame overtakes the copies held back earlier; release those whose count ran out
+        // right after it.
+        let held = std::mem::take(&mut self.held[src]);
+        let mut keep = Vec::with_capacity(held.len() + newly_held.len());
+        for mut h in held {
+            h.remaining -= 1;
+            if h.remaining == 0 {
+                deliver(Delivery {
+                    dst: h.dst,
+                    at: h.at.max(latest),
+                    data: h.data,
+                });
+            } else {
+                keep.push(h);
+            }
+        }
+        keep.extend(newly_held);
+        self.held[src] = keep;
+    }
+
+    /// The copies held back whose deadline is `<= t` (their sender went quiet), each at its
+    /// deadline, oldest deadline first (ties by sender, then holding order).
+    pub fn release_due(&mut self, t: u64, mut deliver: impl FnMut(Delivery)) {
+        let mut due: Vec<(u64, usize, usize)> = Vec::new();
+        for (pi, held) in self.held.iter().enumerate() {
+            for (hi, h) in held.iter().enumerate() {
+                if h.deadline <= t {
+                    due.push((h.deadline, pi, hi));
+                }
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        due.sort_unstable();
+        let mut taken: Vec<Vec<Option<Held>>> = self
+            .held
+            .iter_mut()
+            .map(|held| std::mem::take(held).into_iter().map(Some).collect())
+            .collect();
+        for &(deadline, pi, hi) in &due {
+            if let Some(h) = taken[pi][hi].take() {
+                deliver(Delivery {
+                    dst: h.dst,
+                    at: deadline.max(h.at),
+                    data: h.data,
+                });
+            }
+        }
+        for (held, rest) in self.held.iter_mut().zip(taken) {
+            *held = rest.into_iter().flatten().collect();
+        }
+    }
+
+    /// The earliest deadline of a held copy, no earlier than `after` (`None` if none is held).
+    pub fn next_deadline(&self, after: u64) -> Option<u64> {
+        self.held
+            .iter()
+            .flatten()
+            .map(|h| h.deadline.max(after))
+            .min()
+    }
+
+    /// Copies held back now.
+    pub fn held(&self) -> usize {
+        self.held.iter().map(Vec::len).sum()
+    }
+}
+
 #[derive(Debug)]
 struct Port {
     mac: [u8; 6],
@@ -222,23 +409,20 @@ struct Port {
     queue: BTreeMap<(u64, u64), Vec<u8>>,
     /// When the sender's line is free again (rate limiting).
     busy_until: u64,
-    /// Copies this port sent that are held back for reordering.
-    held: Vec<Held>,
     stats: PortStats,
 }
 
 #[derive(Debug)]
 struct Inner {
     now: u64,
-    rng: SplitMix64,
-    faults: FaultConfig,
+    injector: FaultInjector,
     ports: Vec<Port>,
     next_seq: u64,
 }
 
 impl Inner {
     fn schedule(&mut self, dst: usize, at: u64, data: Vec<u8>) {
-        let max_queue = self.faults.max_queue;
+        let max_queue = self.injector.faults().max_queue;
         let seq = self.next_seq;
         self.next_seq += 1;
         let port = &mut self.ports[dst];
@@ -260,7 +444,7 @@ impl Inner {
         if frame.len() < MIN_FRAME {
             return Err(SimLinkError::FrameTooShort { len: frame.len() });
         }
-        let f = self.faults;
+        let f = self.injector.faults();
         let now = self.now;
         {
             let s = &mut self.ports[src].stats;
@@ -291,63 +475,19 @@ impl Inner {
         if dsts.is_empty() && dst_mac[0] & 1 == 0 {
             self.ports[src].stats.no_route += 1;
         }
-        // Fault injection per destination copy.
-        let mut latest = leave.saturating_add(f.delay_ns);
-        let mut newly_held = Vec::new();
-        for dst in dsts {
-            if self.rng.chance(f.drop_pct) {
-                self.ports[src].stats.dropped += 1;
-                continue;
-            }
-            let copies = if self.rng.chance(f.duplicate_pct) {
-                self.ports[src].stats.duplicated += 1;
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                let mut data = frame.to_vec();
-                if self.rng.chance(f.corrupt_pct) {
-                    let bit = self.rng.below(data.len() as u64 * 8);
-                    data[(bit / 8) as usize] ^= 1 << (bit % 8);
-                    self.ports[src].stats.corrupted += 1;
-                }
-                let jitter = if f.jitter_ns == 0 {
-                    0
-                } else {
-                    self.rng.below(f.jitter_ns.saturating_add(1))
-                };
-                let at = leave.saturating_add(f.delay_ns).saturating_add(jitter);
-                if f.reorder_window > 0 && self.rng.chance(f.reorder_pct) {
-                    let k = 1 + self.rng.below(u64::from(f.reorder_window)) as u32;
-                    self.ports[src].stats.reordered += 1;
-                    newly_held.push(Held {
-                        remaining: k,
-                        at,
-                        deadline: at.saturating_add(f.reorder_timeout_ns),
-                        dst,
-                        data,
-                    });
-                } else {
-                    latest = latest.max(at);
-                    self.schedule(dst, at, data);
-                }
-            }
+        // Faults per destination copy.
+        let mut counts = FaultCounts::default();
+        let mut out = Vec::new();
+        self.injector
+            .inject(src, leave, frame, &dsts, &mut counts, |d| out.push(d));
+        let s = &mut self.ports[src].stats;
+        s.dropped += counts.dropped;
+        s.duplicated += counts.duplicated;
+        s.corrupted += counts.corrupted;
+        s.reordered += counts.reordered;
+        for d in out {
+            self.schedule(d.dst, d.at, d.data);
         }
-        // This frame overtakes the copies held back earlier; release those whose count ran out
-        // right after it.
-        let held = std::mem::take(&mut self.ports[src].held);
-        let mut keep = Vec::with_capacity(held.len() + newly_held.len());
-        for mut h in held {
-            h.remaining -= 1;
-            if h.remaining == 0 {
-                self.schedule(h.dst, h.at.max(latest), h.data);
-            } else {
-                keep.push(h);
-            }
-        }
-        keep.extend(newly_held);
-        self.ports[src].held = keep;
         Ok(())
     }
 
@@ -382,10 +522,9 @@ impl Inner {
             if let Some((&(at, _), _)) = p.queue.range((now.saturating_add(1), 0)..).next() {
                 best = Some(best.map_or(at, |b| b.min(at)));
             }
-            for h in &p.held {
-                let d = h.deadline.max(now.saturating_add(1));
-                best = Some(best.map_or(d, |b| b.min(d)));
-            }
+        }
+        if let Some(d) = self.injector.next_deadline(now.saturating_add(1)) {
+            best = Some(best.map_or(d, |b| b.min(d)));
         }
         best
     }
@@ -395,27 +534,10 @@ impl Inner {
             return;
         }
         // Held copies whose deadline passes are delivered at their deadline, oldest first.
-        let mut due: Vec<(u64, usize, usize)> = Vec::new();
-        for (pi, p) in self.ports.iter().enumerate() {
-            for (hi, h) in p.held.iter().enumerate() {
-                if h.deadline <= t {
-                    due.push((h.deadline, pi, hi));
-                }
-            }
-        }
-        due.sort_unstable();
-        let mut taken: Vec<Vec<Option<Held>>> = self
-            .ports
-            .iter_mut()
-            .map(|p| std::mem::take(&mut p.held).into_iter().map(Some).collect())
-            .collect();
-        for &(deadline, pi, hi) in &due {
-            if let Some(h) = taken[pi][hi].take() {
-                self.schedule(h.dst, deadline.max(h.at), h.data);
-            }
-        }
-        for (p, rest) in self.ports.iter_mut().zip(taken) {
-            p.held = rest.into_iter().flatten().collect();
+        let mut out = Vec::new();
+        self.injector.release_due(t, |d| out.push(d));
+        for d in out {
+            self.schedule(d.dst, d.at, d.data);
         }
         self.now = t;
     }
@@ -439,8 +561,7 @@ impl Network {
         Network {
             inner: Arc::new(Mutex::new(Inner {
                 now: 0,
-                rng: SplitMix64(seed),
-                faults,
+                injector: FaultInjector::new(seed, faults),
                 ports: Vec::new(),
                 next_seq: 0,
             })),
@@ -470,7 +591,6 @@ impl Network {
             max_frame,
             queue: BTreeMap::new(),
             busy_until: 0,
-            held: Vec::new(),
             stats: PortStats::default(),
         });
         SimLink {
@@ -524,7 +644,7 @@ impl Network {
     /// Frames in flight or waiting at any port, plus held-back copies.
     pub fn pending(&self) -> usize {
         let g = lock(&self.inner);
-        g.ports.iter().map(|p| p.queue.len() + p.held.len()).sum()
+        g.ports.iter().map(|p| p.queue.len()).sum::<usize>() + g.injector.held()
     }
 
     /// The counters of the port with MAC `mac`, or `None` if there is none.
@@ -535,13 +655,13 @@ impl Network {
 
     /// The current fault configuration.
     pub fn faults(&self) -> FaultConfig {
-        lock(&self.inner).faults
+        lock(&self.inner).injector.faults()
     }
 
     /// Replace the fault configuration for frames sent from now on (e.g. heal a lossy link);
     /// frames already in flight keep their fate.
     pub fn set_faults(&self, faults: FaultConfig) {
-        lock(&self.inner).faults = faults;
+        lock(&self.inner).injector.set_faults(faults);
     }
 }
 
@@ -602,5 +722,90 @@ impl Link for SimLink {
     /// (the frame is discarded and counted in [`PortStats::too_long`]).
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, SimLinkError> {
         lock(&self.net).receive(self.port, buf)
+    }
+}
+
+#[cfg(test)]
+mod injector_tests {
+    use super::*;
+
+    fn run(inj: &mut FaultInjector, src: usize, leave: u64, dsts: &[usize]) -> Vec<Delivery> {
+        let mut counts = FaultCounts::default();
+        let mut out = Vec::new();
+        inj.inject(src, leave, &[7u8; 64], dsts, &mut counts, |d| out.push(d));
+        out
+    }
+
+    #[test]
+    fn a_perfect_link_delivers_one_copy_per_destination_after_the_delay() {
+        let mut inj = FaultInjector::new(
+            1,
+            FaultConfig {
+                delay_ns: 500,
+                ..FaultConfig::default()
+            },
+        );
+        let out = run(&mut inj, 0, 1000, &[1, 2]);
+        let got: Vec<(usize, u64)> = out.iter().map(|d| (d.dst, d.at)).collect();
+        assert_eq!(got, [(1, 1500), (2, 1500)]);
+        assert!(out.iter().all(|d| d.data == [7u8; 64]));
+    }
+
+    #[test]
+    fn drops_duplicates_and_corruption_are_counted_per_copy() {
+        let mut inj = FaultInjector::new(
+            2,
+            FaultConfig {
+                duplicate_pct: 100.0,
+                corrupt_pct: 100.0,
+                ..FaultConfig::default()
+            },
+        );
+        let mut counts = FaultCounts::default();
+        let mut out = Vec::new();
+        inj.inject(0, 0, &[0u8; 64], &[1], &mut counts, |d| out.push(d));
+        assert_eq!(out.len(), 2);
+        // Exactly one bit flipped in each copy.
+        for d in &out {
+            let bits: u32 = d.data.iter().map(|b| b.count_ones()).sum();
+            assert_eq!(bits, 1);
+        }
+        assert_eq!((counts.duplicated, counts.corrupted), (1, 2));
+        inj.set_faults(FaultConfig {
+            drop_pct: 100.0,
+            ..FaultConfig::default()
+        });
+        let mut counts = FaultCounts::default();
+        inj.inject(0, 0, &[0u8; 64], &[1, 2, 3], &mut counts, |_| {
+            panic!("dropped")
+        });
+        assert_eq!(counts.dropped, 3);
+    }
+
+    #[test]
+    fn a_held_copy_is_overtaken_by_later_frames_or_released_at_its_deadline() {
+        let mut inj = FaultInjector::new(
+            3,
+            FaultConfig {
+                reorder_pct: 100.0,
+                reorder_window: 1,
+                reorder_timeout_ns: 10_000,
+                ..FaultConfig::default()
+            },
+        );
+        // Every copy is held back; window 1: the next frame of the sender releases it.
+        assert!(run(&mut inj, 0, 0, &[1]).is_empty());
+        assert_eq!(inj.held(), 1);
+        let out = run(&mut inj, 0, 100, &[1]);
+        assert_eq!(out.len(), 1, "the first copy, released by the second frame");
+        assert_eq!(inj.held(), 1);
+        assert_eq!(inj.next_deadline(0), Some(10_100));
+        let mut late = Vec::new();
+        inj.release_due(10_099, |d| late.push(d));
+        assert!(late.is_empty());
+        inj.release_due(10_100, |d| late.push(d));
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].at, 10_100);
+        assert_eq!(inj.held(), 0);
     }
 }
