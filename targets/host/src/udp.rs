@@ -128,6 +128,32 @@ fn enlarge(fd: RawFd, force: libc::c_int, plain: libc::c_int, size: usize) -> us
     get_int(fd, libc::SOL_SOCKET, plain)
 }
 
+/// Enlarge both buffers of `sock` to `size` bytes each (as root beyond the system maximum);
+/// returns the sizes the kernel reports, `(receive, send)`. For every UDP socket of the
+/// cluster tools (links, the switch, raw baselines), so they all get the same buffers.
+pub fn enlarge_socket_buffers(sock: &UdpSocket, size: usize) -> (usize, usize) {
+    let fd = sock.as_raw_fd();
+    let rcv = enlarge(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, size);
+    let snd = enlarge(fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, size);
+    (rcv, snd)
+}
+
+/// Sleep until `fd` is readable or `timeout` passed (rounded up to a millisecond; at most
+/// ~24 days); `true` if it is readable. For drivers and the switch, which sleep on their
+/// socket instead of spinning.
+pub fn wait_readable(fd: &impl AsRawFd, timeout: std::time::Duration) -> bool {
+    let ms = i32::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one live `pollfd` (the count passed is 1) naming a descriptor the
+    // caller holds open for the call.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    r > 0 && pfd.revents & libc::POLLIN != 0
+}
+
 impl UdpLink {
     /// Bind the socket and enlarge its buffers.
     ///
@@ -140,9 +166,7 @@ impl UdpLink {
         }
         let sock = UdpSocket::bind(cfg.bind).map_err(|e| io_error(&e))?;
         sock.set_nonblocking(true).map_err(|e| io_error(&e))?;
-        let fd = sock.as_raw_fd();
-        let rcv = enlarge(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, cfg.socket_buffer);
-        let snd = enlarge(fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, cfg.socket_buffer);
+        let (rcv, snd) = enlarge_socket_buffers(&sock, cfg.socket_buffer);
         Ok(UdpLink {
             sock,
             mac: cfg.mac,
