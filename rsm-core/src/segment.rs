@@ -166,6 +166,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 let ex = st.exports.remove(i, g).ok_or(RsmError::BadSegHndl)?;
                 // Its remote importers are told (forced disconnect).
                 st.net.poke_all();
+                self.platform.kick();
                 let waiters = st.waiters > 0;
                 drop(st);
                 self.wake_if(waiters);
@@ -178,6 +179,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             ex.published = None;
             ex.epoch = ex.epoch.wrapping_add(1);
             st.net.poke_all();
+            self.platform.kick();
             (i, g)
         };
         self.platform.wake();
@@ -270,6 +272,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
             ex.epoch = ex.epoch.wrapping_add(1);
             st.net.poke_all();
+            self.platform.kick();
             (i, g)
         };
         self.platform.wake();

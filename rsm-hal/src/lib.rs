@@ -210,6 +210,14 @@ pub trait Wait {
     fn wait(&self, token: WaitToken, deadline: Option<Instant>);
     /// Advance the event count and wake every sleeper. Callable from any thread or interrupt.
     fn wake(&self);
+
+    /// The node queued work for its engine (a new remote operation, a connect, a bell, a
+    /// disconnect notice): a driver sleeping on the link (a host runtime thread in `poll`)
+    /// should run the engine now instead of at its next deadline. Called with the node's
+    /// table lock held: it must not block or call back into the node (a host writes an
+    /// eventfd). The default does nothing — right where the caller drives the engine itself
+    /// (an attached link, a firmware main loop, a test stepping the network).
+    fn kick(&self) {}
 }
 
 /// The frame checksum, CRC-32C (Castagnoli, reflected, init and final XOR `0xFFFF_FFFF`),

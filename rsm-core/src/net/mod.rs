@@ -36,6 +36,33 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         }
     }
 
+    /// Leave the cluster cleanly (a process that shuts down): every remote import of this
+    /// node's segments is disconnected at once — the importers' next calls on them fail with
+    /// `RSMERR_CONN_ABORTED`, as after an unpublish (spec §6.4) — instead of after the peers'
+    /// unreachability time; connect requests are refused (`RSMERR_SEG_NOT_PUBLISHED`) from
+    /// now on. Drive the engine until [`Rsm::net_quiet`] (or a time limit) before stopping,
+    /// so the notices are delivered. Imports this node holds of other nodes' segments are
+    /// left to the application (disconnect them first to tell their exporters).
+    pub fn net_leave(&self) {
+        let mut st = self.state.lock();
+        st.remote.leaving = true;
+        st.net.poke_all();
+        self.platform.kick();
+    }
+
+    /// `true` when nothing is left to tell any peer: no remote importer record is waiting
+    /// for its disconnect notice and no message is unacknowledged.
+    pub fn net_quiet(&self) -> bool {
+        let st = self.state.lock();
+        let notices = st.remote.leaving && !st.remote.importers.is_empty();
+        !notices
+            && st
+                .net
+                .peers
+                .iter()
+                .all(|p| p.inflight.is_empty() && p.ctrl.is_empty())
+    }
+
     /// This node's incarnation (0 before [`Rsm::net_start`]).
     pub fn net_incarnation(&self) -> u64 {
         self.state.lock().net.inc

@@ -37,6 +37,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     op.bell = BellState::Due;
                     let node = op.node;
                     st.net.poke(node);
+                    self.platform.kick();
                 }
                 return;
             }
@@ -118,6 +119,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 }
                 let node = im.node;
                 st.net.poke(node);
+                self.platform.kick();
             }
             Some(_) => {
                 st.imports.remove(i, g);
@@ -160,6 +162,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     c.sent = false;
                 }
                 st.net.poke(node);
+                self.platform.kick();
                 continue;
             }
             let import = match st.ops.get(i, g) {
@@ -247,6 +250,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         if now >= st.net.next_heartbeat {
             st.net.next_heartbeat = now.add_nanos(HEARTBEAT_INTERVAL_NS);
             st.net.poke_all();
+            self.platform.kick();
             self.heartbeat(st, now);
         }
         let mut expired: heapless::Vec<(u16, u32, (u16, u32), bool), { crate::MAX_PENDING_OPS }> =
@@ -351,6 +355,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             sent: false,
         };
         st.net.poke(node);
+        self.platform.kick();
         match st.ops.insert(OpSlot::Connect(op)) {
             Ok((i, g)) => Ok(OpId::from_raw(crate::handle::encode(
                 self.instance(),
@@ -405,6 +410,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         if let Some(s) = st.ops.get_mut(i, g) {
             *s = slot;
         }
+        self.platform.kick();
         Ok(OpId::from_raw(crate::handle::encode(
             self.instance(),
             Kind::Op,
@@ -726,6 +732,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             })
         };
         st.net.poke(node);
+        self.platform.kick();
         self.insert_op(st, build, 0)
     }
 
@@ -745,5 +752,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 st.net.ctrl_work |= crate::proto::node_bit(r.node);
             }
         }
+        self.platform.kick();
     }
 }

@@ -334,6 +334,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             .iter()
             .find(|(_, _, e)| e.published.as_ref().is_some_and(|p| p.segid == segid));
         let result = match found {
+            _ if st.remote.leaving => Err(RsmError::SegNotPublished),
             None => Err(RsmError::SegNotPublished),
             Some((ei, eg, ex)) => {
                 let acl = ex.published.as_ref().map(|p| &p.acl);

@@ -359,12 +359,11 @@ impl<P: Platform, const E: usize, const I: usize, const F: usize> Out<'_, P, E, 
                 permission: c.perm.bits() as u16,
             }));
         }
-        // c. Forced disconnects of importers whose segment went away (spec §6.4).
-        let gone = self
-            .remote
-            .importers
-            .iter()
-            .position(|r| r.node == node && self.live_export(r.export, r.epoch).is_none());
+        // c. Forced disconnects of importers whose segment went away (spec §6.4), or of every
+        //    importer once the node leaves the cluster (`Rsm::net_leave`).
+        let gone = self.remote.importers.iter().position(|r| {
+            r.node == node && (self.remote.leaving || self.live_export(r.export, r.epoch).is_none())
+        });
         if let Some(k) = gone {
             let r = self.remote.importers.swap_remove(k);
             return Some(Msg::Disconnect(Disconnect {

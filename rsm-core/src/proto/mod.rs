@@ -542,6 +542,9 @@ pub(crate) struct Serving {
     pub(crate) op_seq: u64,
     /// Something completed: wake sleepers after the lock is released.
     pub(crate) wake: bool,
+    /// The node leaves the cluster ([`Rsm::net_leave`](crate::Rsm::net_leave)): every remote
+    /// importer is disconnected, and connects are refused.
+    pub(crate) leaving: bool,
 }
 
 impl Serving {
@@ -553,6 +556,7 @@ impl Serving {
             importer_hint: [0; MAX_PEERS],
             op_seq: 0,
             wake: false,
+            leaving: false,
         }
     }
 

@@ -138,12 +138,14 @@ mod intervals;
 mod pages;
 mod platform;
 mod region;
+pub mod runtime;
 mod shared;
 pub mod udp;
 
 pub use error::HostError;
 pub use platform::{HostPin, HostPlatform};
 pub use region::{MemRegion, PinnedBuf};
+pub use runtime::{HostNode, HostRsm, LinkSpec, NodeConfig};
 pub use udp::{UdpLink, UdpLinkConfig, UdpPeers, UdpStats, DEFAULT_SOCKET_BUFFER, UDP_MAX_FRAME};
 
 /// Where Solaris keeps the segment-id configuration (spec §4.2).

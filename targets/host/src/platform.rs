@@ -78,6 +78,9 @@ pub struct HostPlatform {
     origin: std::time::Instant,
     events: Mutex<u64>,
     cv: Condvar,
+    /// Written by [`Wait::kick`]: the driver thread of a [`crate::runtime::HostNode`] sleeps
+    /// on it with its socket.
+    kick: Option<std::sync::Arc<crate::runtime::Kicker>>,
 }
 
 impl Default for HostPlatform {
@@ -108,7 +111,14 @@ impl HostPlatform {
             origin: std::time::Instant::now(),
             events: Mutex::new(0),
             cv: Condvar::new(),
+            kick: None,
         }
+    }
+
+    /// This platform, with [`Wait::kick`] signalling `kicker` (the runtime's eventfd).
+    pub fn with_kicker(mut self, kicker: std::sync::Arc<crate::runtime::Kicker>) -> HostPlatform {
+        self.kick = Some(kicker);
+        self
     }
 
     /// A platform that `mlock`s pinned pages and keeps at most `bytes` pinned (rounded down
@@ -293,5 +303,11 @@ impl Wait for HostPlatform {
             *events = events.wrapping_add(1);
         }
         self.cv.notify_all();
+    }
+
+    fn kick(&self) {
+        if let Some(k) = &self.kick {
+            k.kick();
+        }
     }
 }
