@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod decode;
+
 use std::ffi::OsString;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
@@ -29,6 +31,7 @@ Usage:
   cargo rsm demo          run the main job (the demo)
   cargo rsm test          run every test, stopping at the first failure
   cargo rsm test --list   print the test steps without running them
+  cargo rsm decode FILE   decode every rsm-rs frame of a pcap capture (the switch's)
   cargo rsm help          print this help
 
 Each command does its own set-up (`rustup target add x86_64-unknown-none`).
@@ -53,6 +56,11 @@ pub enum Cli {
     },
     /// `demo`: run the main job.
     Demo,
+    /// `decode FILE`: print every frame of a pcap capture with rsm-core's wire parser.
+    Decode {
+        /// The capture.
+        file: PathBuf,
+    },
     /// `help`, `-h`, `--help` or no arguments: print usage.
     Help,
 }
@@ -99,6 +107,10 @@ where
     match words.as_slice() {
         [] | ["help" | "-h" | "--help"] | ["demo" | "test", "-h" | "--help"] => Ok(Cli::Help),
         ["demo"] => Ok(Cli::Demo),
+        ["decode", file] => Ok(Cli::Decode {
+            file: PathBuf::from(file),
+        }),
+        ["decode", ..] => Err(UsageError("`decode` takes one pcap file".into())),
         ["test"] => Ok(Cli::Test { list: false }),
         ["test", "--list"] => Ok(Cli::Test { list: true }),
         ["demo", extra, ..] => Err(UsageError(format!(
@@ -217,10 +229,22 @@ pub fn setup_step() -> Step {
     )
 }
 
+/// The tools the tests call that a fresh machine lacks: `tcpdump` (a pcap reader other than
+/// ours, for the switch's capture). Installed with apt when missing; the step fails if it
+/// cannot be installed, so the tests that need it never skip.
+pub const TOOLS_SCRIPT: &str = "command -v tcpdump >/dev/null 2>&1 || \
+     { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tcpdump; }";
+
+/// The step that installs [`TOOLS_SCRIPT`]'s tools.
+pub fn tools_step() -> Step {
+    Step::new("tools", Program::Other("sh".into()), &["-c", TOOLS_SCRIPT])
+}
+
 /// Every step of `cargo rsm test`, in order.
 pub fn test_steps() -> Vec<Step> {
     vec![
         setup_step(),
+        tools_step(),
         Step::cargo("fmt", &["fmt", "--all", "--", "--check"]),
         Step::cargo(
             "clippy",
@@ -611,6 +635,19 @@ where
         }
         Ok(Cli::Test { list }) => cmd_test(list),
         Ok(Cli::Demo) => cmd_demo(),
+        Ok(Cli::Decode { file }) => {
+            let mut out = String::new();
+            match decode::decode(&file, &mut out) {
+                Ok(_) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
         Err(err) => {
             eprintln!("error: {err}\n\n{USAGE}");
             ExitCode::from(EXIT_USAGE)
@@ -664,6 +701,7 @@ mod tests {
         assert_eq!(steps[0], setup_step());
         let order = [
             "setup",
+            "tools",
             "fmt",
             "clippy",
             "no_std build",
@@ -685,6 +723,7 @@ mod tests {
         let lines: Vec<String> = test_steps().iter().map(Step::command_line).collect();
         let expected = [
             "rustup target add x86_64-unknown-none",
+            &format!("sh -c {TOOLS_SCRIPT}"),
             "cargo fmt --all -- --check",
             "cargo clippy --workspace --all-targets -- -D warnings",
             "cargo build -p rsm-core --target x86_64-unknown-none",

@@ -189,8 +189,11 @@ impl Switch {
         let buffers = rsm_host::udp::enlarge_socket_buffers(&sock, cfg.socket_buffer);
         let pcap = match &cfg.pcap {
             Some(path) => {
+                // The header announces the largest frame; records are cut to `snaplen`
+                // (a record's original length never exceeds the header's snap length, which
+                // strict readers check).
                 let header = PcapHeader {
-                    snaplen: cfg.snaplen,
+                    snaplen: MAX_DATAGRAM as u32,
                     datalink: DataLink::ETHERNET,
                     endianness: pcap_file::Endianness::Little,
                     ..PcapHeader::default()

@@ -165,7 +165,11 @@ fn the_capture_holds_every_received_frame() {
     let _ = std::fs::remove_file(&path);
     let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap());
     assert_eq!(u32_at(0), 0xa1b2_c3d4, "little-endian microsecond pcap");
-    assert_eq!((u32_at(16), u32_at(20)), (64, 1), "snap length, Ethernet");
+    assert_eq!(
+        (u32_at(16), u32_at(20)),
+        (65_507, 1),
+        "largest frame, Ethernet"
+    );
     let (mut at, mut n) = (24usize, 0u64);
     while at < bytes.len() {
         let (incl, orig) = (u32_at(at + 8) as usize, u32_at(at + 12));
