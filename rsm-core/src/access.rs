@@ -220,7 +220,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             return Err(RsmError::BarrierUninitialized);
         }
         if !st.import_alive(im) {
-            return Err(RsmError::ConnAborted);
+            return Err(im.lost());
         }
         Ok((ii, ig, off, len))
     }

@@ -126,7 +126,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                     im.events -= 1;
                     Some(Ok(()))
                 } else if aborted {
-                    Some(Err(RsmError::ConnAborted))
+                    Some(Err(im.lost()))
                 } else {
                     None
                 }
@@ -262,7 +262,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     ///   waiting) → `RSMERR_BAD_SEG_HNDL`;
     /// * pending events are consumed first; then an import that was force-disconnected (the
     ///   exporter unpublished or destroyed the segment, spec §6.4) → `RSMERR_CONN_ABORTED` —
-    ///   our choice: nothing can ring it any more, so waiting would be pointless;
+    ///   our choice: nothing can ring it any more, so waiting would be pointless; an import
+    ///   whose exporting node was declared unreachable (silent for
+    ///   [`crate::proto::UNREACHABLE_AFTER_NS`]) → `RSMERR_REMOTE_NODE_UNREACHABLE`, the
+    ///   reason, as every later call on that import reports;
     /// * no event by the deadline → `RSMERR_TIMEOUT`.
     ///
     /// An export segment need not be published to be waited on.

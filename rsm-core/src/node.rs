@@ -146,6 +146,11 @@ pub(crate) struct Import<R, Pin> {
     pub(crate) closing: bool,
     /// Force-disconnected on its own (a rebind of a segment it had mapped), regardless of epoch.
     pub(crate) aborted: bool,
+    /// Aborted because the exporting node was declared unreachable: calls on the import then
+    /// fail with `RSMERR_REMOTE_NODE_UNREACHABLE` (the reason) rather than
+    /// `RSMERR_CONN_ABORTED`, also a wait for its doorbell (our choice, see
+    /// [`crate::Rsm::intr_signal_wait`]).
+    pub(crate) unreachable: bool,
     /// Barrier mode for put/get (spec §4.8; new imports are implicit).
     pub(crate) mode: BarrierMode,
     /// Id of the barrier implicit-mode accesses use (the last one initialised), if any.
@@ -161,6 +166,15 @@ pub(crate) struct Import<R, Pin> {
 }
 
 impl<R, Pin> Import<R, Pin> {
+    /// The error of a call on this import once its connection is gone.
+    pub(crate) fn lost(&self) -> crate::RsmError {
+        if self.unreachable {
+            crate::RsmError::RemoteNodeUnreachable
+        } else {
+            crate::RsmError::ConnAborted
+        }
+    }
+
     /// A fresh connection to export slot `export` taken at `epoch`.
     pub(crate) fn new(
         node: NodeId,
@@ -180,6 +194,7 @@ impl<R, Pin> Import<R, Pin> {
             busy: 0,
             closing: false,
             aborted: false,
+            unreachable: false,
             mode: BarrierMode::Implicit,
             barrier: None,
             events: 0,

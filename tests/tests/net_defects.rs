@@ -455,17 +455,17 @@ fn an_idle_import_notices_its_exporter_died_and_its_wait_ends() {
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the wait on an import of a dead exporter ends");
             waiter.join().unwrap();
-            assert_eq!(r, Err(RsmError::ConnAborted));
+            assert_eq!(r, Err(RsmError::RemoteNodeUnreachable));
             let took = at.nanos_since(crash);
             assert!(
                 took <= UNREACHABLE_AFTER_NS + HEARTBEAT_INTERVAL_NS + 200_000_000,
                 "declared {took} ns after the crash"
             );
             assert_eq!(n0.net_stats().unreachable, 1);
-            // The import stays aborted.
+            // The import stays aborted, for that reason.
             assert_eq!(
                 n0.intr_signal_wait(SegmentRef::Import(imp), 0),
-                Err(RsmError::ConnAborted)
+                Err(RsmError::RemoteNodeUnreachable)
             );
         },
     );
@@ -536,10 +536,10 @@ fn a_post_to_a_crashed_exporter_reports_unreachable() {
             took <= UNREACHABLE_AFTER_NS + HEARTBEAT_INTERVAL_NS + 200_000_000,
             "failed {took} ns after the crash"
         );
-        // The import is aborted now: later posts fail at once.
+        // The import is aborted now: later posts fail at once, with the reason.
         assert_eq!(
             n0.intr_signal_post(SegmentRef::Import(imp), SigpostFlags::NO_ACCUMULATE),
-            Err(RsmError::ConnAborted)
+            Err(RsmError::RemoteNodeUnreachable)
         );
     });
 }

@@ -381,15 +381,15 @@ fn powered_off_exporter_fails_the_op_in_flight_after_5_s() {
     let s = c.node(0).net_stats();
     assert_eq!(s.unreachable, 1, "{s:?}");
     assert!(!c.node(0).net_peers().contains(&1));
-    // The import is aborted afterwards.
+    // The import is aborted afterwards, and calls say why.
     let op = c.node(0).start_put(imp, 0, b"x").unwrap();
     assert_eq!(
         c.node(0).take_completion(op).map(|c| c.result),
-        Some(Err(RsmError::ConnAborted))
+        Some(Err(RsmError::RemoteNodeUnreachable))
     );
     assert_eq!(
         c.node(0).intr_signal_wait(SegmentRef::Import(imp), 0),
-        Err(RsmError::ConnAborted)
+        Err(RsmError::RemoteNodeUnreachable)
     );
 }
 

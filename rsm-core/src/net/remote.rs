@@ -183,7 +183,10 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 continue;
             }
             match r.state {
-                RemoteState::Connected => im.aborted = true,
+                RemoteState::Connected => {
+                    im.aborted = true;
+                    im.unreachable |= op_error == RsmError::RemoteNodeUnreachable;
+                }
                 RemoteState::Closing => {
                     let _ = gone.push((i, g));
                 }
@@ -431,7 +434,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         let im = st.imports.get(ii, ig).ok_or(RsmError::BadSegHndl)?;
         let entries = sg::entries(sg)?;
         if !st.import_alive(im) {
-            return Err(RsmError::ConnAborted);
+            return Err(im.lost());
         }
         let need = match dir {
             Direction::Put => Permission::WRITE,
@@ -530,7 +533,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             }
             let remote = im.remote.filter(|r| r.state == RemoteState::Connected);
             let Some(r) = remote.filter(|_| !im.aborted) else {
-                return Err(RsmError::ConnAborted);
+                return Err(im.lost());
             };
             im.busy += 1;
             let mut data = [0u8; INLINE_MAX];
@@ -691,7 +694,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     ) -> RsmResult<OpId> {
         let im = st.imports.get(i, g).ok_or(RsmError::BadSegHndl)?;
         if !st.import_alive(im) {
-            return Err(RsmError::ConnAborted);
+            return Err(im.lost());
         }
         if st.net.peer(im.node).is_none_or(|p| p.unreachable) {
             return Err(RsmError::RemoteNodeUnreachable);
