@@ -199,3 +199,271 @@ fn the_switch_capture_reads_back_with_tcpdump_and_our_decoder() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// A hand-made node on a raw UDP socket: node [`ATTACKER`], its own MAC, talking to node 1
+/// through the switch with frames made by rsm-core's wire emitter.
+struct Attacker {
+    sock: std::net::UdpSocket,
+    sw: std::net::SocketAddr,
+    inc: u64,
+    victim_inc: u64,
+    /// Next sequence number to send; next one expected from the victim.
+    seq: u32,
+    ack: u32,
+}
+
+const ATTACKER: u8 = 5;
+
+impl Attacker {
+    fn header(&self) -> rsm_core::wire::HeaderRepr {
+        rsm_core::wire::HeaderRepr {
+            flags: rsm_core::wire::FLAG_ACK,
+            src_node: ATTACKER,
+            dst_node: 1,
+            incarnation: self.inc,
+            peer_incarnation: self.victim_inc,
+            seq: self.seq,
+            ack: self.ack,
+        }
+    }
+
+    fn frame(h: &rsm_core::wire::HeaderRepr, m: &rsm_core::wire::Message<'_>) -> Vec<u8> {
+        let mut buf = vec![0u8; 2048];
+        let n = rsm_core::wire::emit(h, m, &mut buf).expect("a valid frame");
+        buf.truncate(n);
+        buf
+    }
+
+    fn send(&self, f: &[u8]) {
+        self.sock.send_to(f, self.sw).unwrap();
+    }
+
+    /// A pure acknowledgement of everything received (a unicast hello, seq = no SACK bits).
+    fn pure_ack(&self) {
+        let mut h = self.header();
+        h.seq = 0;
+        self.send(&Self::frame(
+            &h,
+            &rsm_core::wire::Message::Hello(rsm_core::wire::Hello {
+                incarnation: self.inc,
+                max_frame: 1514,
+            }),
+        ));
+    }
+
+    /// The next in-order message to node 1.
+    fn send_seq(&mut self, m: &rsm_core::wire::Message<'_>) {
+        let f = Self::frame(&self.header(), m);
+        self.send(&f);
+        self.seq += 1;
+    }
+
+    /// Read frames until an in-order message from node 1 satisfies `want` (its status), for
+    /// at most 2 s; acknowledge it.
+    fn answer(&mut self, want: impl Fn(&rsm_core::wire::Message<'_>) -> Option<u16>) -> u16 {
+        use rsm_core::wire::Message;
+        let end = Instant::now() + Duration::from_secs(2);
+        let mut buf = vec![0u8; 70_000];
+        while Instant::now() < end {
+            self.sock
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let Ok(n) = self.sock.recv(&mut buf) else {
+                continue;
+            };
+            let Ok((h, m)) = rsm_core::wire::parse(&buf[..n]) else {
+                continue;
+            };
+            if h.src_node != 1 || h.dst_node != ATTACKER {
+                continue;
+            }
+            self.victim_inc = h.incarnation;
+            if matches!(m, Message::Hello(_)) || h.seq != self.ack {
+                continue;
+            }
+            self.ack += 1;
+            self.pure_ack();
+            if let Some(status) = want(&m) {
+                return status;
+            }
+        }
+        panic!("no answer from node 1 within 2 s");
+    }
+}
+
+/// An exporter flooded with crafted frames from a raw UDP socket keeps serving an honest
+/// importer; each class of bad frame is counted in exactly its own counter; memory outside
+/// what was granted (and written by the honest importer) is unchanged byte for byte.
+#[test]
+fn a_flooded_exporter_keeps_serving_and_counts_each_class() {
+    use rsm_core::wire::{ConnectRequest, Message, PutData};
+    use rsm_core::AccessEntry;
+    with_watchdog("flood", Duration::from_secs(120), || {
+        let sw = Switch::start(SwitchConfig::default()).unwrap();
+        let (exp, imp) = (node(1, &sw, 1), node(2, &sw, 1));
+        let e = exp.rsm();
+        let ctrl = e.get_controller(Some("rsmnet0")).unwrap();
+        let pat = |k: usize, i: usize| (i.wrapping_mul(31 + 2 * k) ^ (i >> 8) ^ (0x5a + k)) as u8;
+        // A: the honest importer's (read+write for node 2); B: nobody's but node 2's;
+        // C: read+write for the attacker, so its crafted puts reach the range check.
+        let lens = [65536usize, 16384, 8192];
+        let acls = [
+            vec![AccessEntry::new(2, 0o600)],
+            vec![AccessEntry::new(2, 0o600)],
+            vec![AccessEntry::new(u32::from(ATTACKER), 0o600)],
+        ];
+        let mut mems = Vec::new();
+        for k in 0..3 {
+            let m = PinnedBuf::new(lens[k]).unwrap();
+            let bytes: Vec<u8> = (0..lens[k]).map(|i| pat(k, i)).collect();
+            m.write(0, &bytes).unwrap();
+            let s = e
+                .export_create(ctrl, m.region(), CreateFlags::empty())
+                .unwrap();
+            e.export_publish(s, SEG + k as u32, &acls[k]).unwrap();
+            mems.push(m);
+        }
+
+        // The attacker makes itself known and imports C (its own crafted connect), once the
+        // switch knows where node 1 is.
+        let t = Instant::now();
+        while sw.stats().port_of(rsm_host::runtime::node_mac(1)).is_none() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "node 1 never said hello"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut a = Attacker {
+            sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            sw: sw.addr(),
+            inc: 1000,
+            victim_inc: e.net_incarnation(),
+            seq: 1,
+            ack: 1,
+        };
+        a.pure_ack();
+        a.send_seq(&Message::ConnectRequest(ConnectRequest {
+            segment_id: SEG + 2,
+            request_id: 77,
+            import_id: 0xA77A,
+            permission: 0o600,
+        }));
+        let status = a.answer(|m| match m {
+            Message::ConnectReply(r) if r.request_id == 77 => Some(r.status),
+            _ => None,
+        });
+        assert_eq!(status, 0, "the attacker's import of C");
+
+        // The honest importer works meanwhile: putv/getv of 16 KiB of A, checked.
+        let honest = std::thread::scope(|s| {
+            let worker = s.spawn(|| {
+                let i = imp.rsm();
+                let c = i.get_controller(Some("rsmnet0")).unwrap();
+                let h = i.import_connect(c, 1, SEG, Permission::RDWR).unwrap();
+                let buf = PinnedBuf::new(16384).unwrap();
+                let b = buf.region();
+                let v: Vec<IoVec<'_, _>> = (0..4)
+                    .map(|k| IoVec::va(&b, k * 4096, k * 4096, 4096))
+                    .collect();
+                let mut rounds = 0;
+                for r in 0..40u8 {
+                    let data: Vec<u8> = (0..16384).map(|j| (j as u8) ^ r).collect();
+                    buf.write(0, &data).unwrap();
+                    i.putv(&mut ScatGath::new(h, &v)).unwrap();
+                    buf.write(0, &[0u8; 16384]).unwrap();
+                    i.getv(&mut ScatGath::new(h, &v)).unwrap();
+                    let mut got = vec![0u8; 16384];
+                    buf.read(0, &mut got).unwrap();
+                    assert!(got == data, "round {r}");
+                    rounds += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                i.import_disconnect(h).unwrap();
+                rounds
+            });
+
+            let before = e.net_stats();
+            // At least 300 of each class, and until the honest importer is finished: it is
+            // served during the flood.
+            let mut n: u64 = 0;
+            let put = |op_id: u64, import_id, segment_id, off: u64, data: &'static [u8]| {
+                Message::PutData(PutData {
+                    import_id,
+                    segment_id,
+                    op_id: op_id as u32,
+                    entry: 0,
+                    remote_offset: off,
+                    frag_offset: 0,
+                    total_len: data.len() as u32,
+                    data,
+                })
+            };
+            let mut rng = rsm_tests::Rng::new(99);
+            loop {
+                let k = n;
+                if (k >= 300 && worker.is_finished()) || k >= 20_000 {
+                    break;
+                }
+                n += 1;
+                // 1. A wrong node/MAC pair: node 2's id from the attacker's MAC.
+                let mut h = a.header();
+                h.src_node = 2;
+                h.seq = 0;
+                let mut f = Attacker::frame(&h, &put(k, 1, SEG, 0, &[0xEE; 64]));
+                f[6..12].copy_from_slice(&rsm_host::runtime::node_mac(u32::from(ATTACKER)));
+                a.send(&f);
+                // 2. A stale incarnation of the attacker.
+                let mut h = a.header();
+                h.incarnation = a.inc - 1;
+                a.send(&Attacker::frame(
+                    &h,
+                    &put(k, 0xA77A, SEG + 2, 0, &[0xEE; 64]),
+                ));
+                // 3. Garbage after a good Ethernet header.
+                let len = 20 + (rng.next_u64() % 300) as usize;
+                let mut g: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                g[..6].copy_from_slice(&rsm_host::runtime::node_mac(1));
+                g[6..12].copy_from_slice(&rsm_host::runtime::node_mac(u32::from(ATTACKER)));
+                g[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+                a.send(&g);
+                // 4. Out-of-range offsets through the attacker's own import of C:
+                //    crossing the end, far beyond it, and at 2^63.
+                let off = [8192 - 32, 1 << 40, 1 << 63][(k % 3) as usize];
+                a.send_seq(&put(1000 + k, 0xA77A, SEG + 2, off, &[0xEE; 64]));
+                let status = a.answer(|m| match m {
+                    Message::Ack(ack) if u64::from(ack.op_id) == 1000 + k => Some(ack.status),
+                    _ => None,
+                });
+                assert_eq!(status as i32, RsmError::BadOffset.code(), "frame {k}");
+            }
+            let after = e.net_stats();
+            let d = |f: fn(&rsm_core::proto::NetStats) -> u64| f(&after) - f(&before);
+            println!("exporter counters moved: {before:?} -> {after:?}");
+            println!("{n} frames of each class");
+            assert_eq!(d(|s| s.spoofed), n, "wrong node/MAC pairs");
+            assert_eq!(d(|s| s.stale), n, "stale incarnations");
+            assert_eq!(d(|s| s.malformed), n, "garbage");
+            assert_eq!(d(|s| s.rejected), n, "out-of-range offsets");
+            worker.join().unwrap()
+        });
+        assert_eq!(honest, 40, "the honest importer was served throughout");
+        // A: the honest importer's last round in [0, 16384), the rest unchanged; B and C
+        // unchanged.
+        for k in 0..3 {
+            let mut got = vec![0u8; lens[k]];
+            mems[k].read(0, &mut got).unwrap();
+            let from = if k == 0 { 16384 } else { 0 };
+            let bad = (from..lens[k]).filter(|&i| got[i] != pat(k, i)).count();
+            assert_eq!(bad, 0, "segment {k}: {bad} bytes changed outside the grant");
+        }
+        let st = sw.stop();
+        let att = st
+            .port_of(rsm_host::runtime::node_mac(u32::from(ATTACKER)))
+            .unwrap();
+        assert_eq!(
+            att.counters.spoofed, 0,
+            "the switch let every frame through"
+        );
+    });
+}
