@@ -203,7 +203,7 @@ fn source(args: Vec<String>) -> Res {
         let (mut sent, mut credited, mut lost) = (0u64, 0u64, 0u64);
         let start = Instant::now();
         while start.elapsed().as_secs_f64() < secs {
-            while sent - credited.min(sent) - lost.min(sent) < u64::from(w) {
+            while sent - credited.max(lost).min(sent) < u64::from(w) {
                 raw_frame(&mut f, sink, me, DATA, w, sent);
                 link.transmit(&f).map_err(|e| e.to_string())?;
                 sent += 1;
@@ -216,7 +216,7 @@ fn source(args: Vec<String>) -> Res {
                 }
             } else {
                 // Nothing came back for 2 ms: the rest was lost; start a new window.
-                lost = sent - credited.min(sent);
+                lost = sent;
             }
         }
         // End of this window's run; wait for the sink to take its count.

@@ -511,21 +511,30 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
         if let Some(v) = ready(&mut self.state.lock()) {
             return Some(v);
         }
+        let mut slept = false;
         loop {
             let token = self.platform.prepare_wait();
             // Waiting means driving (DESIGN §3): with an attached link, move its frames and
             // run the timers before sleeping, and sleep no longer than the next timer.
             let timer = self.service(self.platform.now());
-            {
+            let out = {
                 let mut st = self.state.lock();
                 if let Some(v) = ready(&mut st) {
-                    return Some(v);
+                    Some(Some(v))
+                } else if deadline.is_some_and(|d| self.platform.now() >= d) {
+                    Some(None)
+                } else {
+                    st.waiters += 1;
+                    None
                 }
-                if deadline.is_some_and(|d| self.platform.now() >= d) {
-                    return None;
+            };
+            if let Some(out) = out {
+                if slept {
+                    self.platform.wait_over();
                 }
-                st.waiters += 1;
+                return out;
             }
+            slept = true;
             let until = match (deadline, timer) {
                 (Some(d), Some(t)) => Some(d.min(t)),
                 (d, None) => d,

@@ -218,6 +218,12 @@ pub trait Wait {
     /// eventfd). The default does nothing — right where the caller drives the engine itself
     /// (an attached link, a firmware main loop, a test stepping the network).
     fn kick(&self) {}
+
+    /// A blocking call that slept in [`Wait::wait`] (one or more times) is about to return:
+    /// nobody is waiting for it any more. Called with no lock held. The default does nothing;
+    /// a host whose blocked callers watch the link themselves tells its driver thread to
+    /// watch it again.
+    fn wait_over(&self) {}
 }
 
 /// The frame checksum, CRC-32C (Castagnoli, reflected, init and final XOR `0xFFFF_FFFF`),

@@ -170,7 +170,11 @@ fn the_switch_capture_reads_back_with_tcpdump_and_our_decoder() {
         assert_eq!(n("ConnectReply"), 1);
         assert_eq!(n("GetRequest"), 4);
         assert!(n("PutData") >= 4 && n("GetData") >= 4, "{:?}", sum.counts);
-        assert!(n("Ack") >= 4 && n("Hello") >= 2 && n("NotImporting") == 1);
+        assert!(
+            n("Ack") >= 4 && n("Hello") >= 2 && n("NotImporting") == 1,
+            "{:?}\n{text}",
+            sum.counts
+        );
         assert_eq!(n("malformed") + n("other EtherType"), 0);
 
         // A reader other than ours: tcpdump (installed by the test command's set-up).

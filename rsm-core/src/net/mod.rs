@@ -51,11 +51,18 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     }
 
     /// `true` when nothing is left to tell any peer: no remote importer record is waiting
-    /// for its disconnect notice and no message is unacknowledged.
+    /// for its disconnect notice, no import the application disconnected is waiting to tell
+    /// its exporter, and no message is unacknowledged.
     pub fn net_quiet(&self) -> bool {
         let st = self.state.lock();
         let notices = st.remote.leaving && !st.remote.importers.is_empty();
+        // Imports the application disconnected whose exporter is not told yet.
+        let closing = st.imports.iter().any(|(_, _, im)| {
+            im.remote
+                .is_some_and(|r| r.state == crate::proto::RemoteState::Closing)
+        });
         !notices
+            && !closing
             && st
                 .net
                 .peers

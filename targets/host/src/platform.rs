@@ -6,7 +6,7 @@ use crate::region::MemRegion;
 use crate::shared;
 use core::fmt;
 use rsm_hal::{Checksum, Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -76,8 +76,18 @@ pub struct HostPlatform {
     /// This platform's slot in the process-wide pin table ([`GLOBAL`]).
     slot: usize,
     origin: std::time::Instant,
-    events: Mutex<u64>,
+    events: Mutex<Events>,
     cv: Condvar,
+    /// The socket of a link the waiting callers drive themselves (-1: none): a waiter then
+    /// sleeps in `poll` on it and on its thread's wake-up eventfd, so a frame wakes it
+    /// directly ([`HostPlatform::set_link_fd`]).
+    link_fd: AtomicI32,
+    /// Blocking calls whose callers watch the link socket (from their first `poll` wait
+    /// until [`Wait::wait_over`]).
+    socket_pollers: AtomicUsize,
+    /// The driver thread sleeps without the socket (a waiter polls it); the last waiter to
+    /// leave kicks it.
+    driver_blind: AtomicBool,
     /// Written by [`Wait::kick`]: the driver thread of a [`crate::runtime::HostNode`] sleeps
     /// on it with its socket.
     kick: Option<std::sync::Arc<crate::runtime::Kicker>>,
@@ -109,9 +119,24 @@ impl HostPlatform {
             quota_pages: None,
             slot: lock(&GLOBAL).register(),
             origin: std::time::Instant::now(),
-            events: Mutex::new(0),
+            events: Mutex::new(Events::default()),
             cv: Condvar::new(),
+            link_fd: AtomicI32::new(-1),
+            socket_pollers: AtomicUsize::new(0),
+            driver_blind: AtomicBool::new(false),
             kick: None,
+        }
+    }
+
+    /// Let waiters sleep in `poll` on socket `fd` (and their own wake-up eventfd) instead of
+    /// the condition variable: a node whose blocking callers drive its attached link
+    /// ([`rsm_core::Rsm::attach_link`]) then wakes on the frame that completes their call
+    /// with no hand-off through another thread. `-1` returns to the condition variable
+    /// (set it before the socket is closed; waiters already in `poll` are woken).
+    pub fn set_link_fd(&self, fd: std::os::fd::RawFd) {
+        self.link_fd.store(fd, Ordering::SeqCst);
+        if fd < 0 {
+            self.wake();
         }
     }
 
@@ -272,14 +297,124 @@ impl Clock for HostPlatform {
     }
 }
 
+/// The event count of [`Wait`], and the wake-up eventfds of the threads sleeping in `poll`.
+#[derive(Debug, Default)]
+struct Events {
+    count: u64,
+    pollers: Vec<std::os::fd::RawFd>,
+}
+
+thread_local! {
+    /// The platform (its id) whose blocking call this thread is in and counted in its
+    /// `socket_pollers` (0: none), from its first `poll` wait until `wait_over`.
+    static IN_CALL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+
+    /// This thread's wake-up eventfd for [`HostPlatform::set_link_fd`] waits (`None` if the
+    /// system gave none: the thread then waits on the condition variable).
+    static WAKE_FD: Option<std::os::fd::OwnedFd> = {
+        use std::os::fd::FromRawFd;
+        // SAFETY: `eventfd` takes no pointers; a negative result is an error, else a new
+        // descriptor owned by nobody else.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        // SAFETY: `fd` is fresh and owned by no one else (see above).
+        (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    };
+}
+
+impl HostPlatform {
+    /// [`Wait::wait`] in `poll` on the link socket and this thread's eventfd; `false` if this
+    /// thread has no eventfd (the caller waits on the condition variable instead).
+    fn poll_wait(&self, token: WaitToken, deadline: Option<Instant>, link: i32) -> bool {
+        use std::os::fd::AsRawFd;
+        WAKE_FD.with(|w| {
+            let Some(w) = w.as_ref() else {
+                return false;
+            };
+            let me = w.as_raw_fd();
+            {
+                let mut ev = lock(&self.events);
+                if ev.count != token.0 {
+                    return true;
+                }
+                ev.pollers.push(me);
+            }
+            let ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.nanos_since(self.now());
+                    i32::try_from(left.div_ceil(1_000_000)).unwrap_or(i32::MAX)
+                }
+            };
+            // Count this blocking call once, until `wait_over`.
+            if IN_CALL.with(|c| c.replace(self.id)) != self.id {
+                self.socket_pollers.fetch_add(1, Ordering::SeqCst);
+            }
+            if ms != 0 {
+                let mut fds = [
+                    libc::pollfd {
+                        fd: link,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: me,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                // SAFETY: `fds` is an array of two live `pollfd`s and 2 is its length.
+                let _ = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            }
+
+            {
+                let mut ev = lock(&self.events);
+                if let Some(i) = ev.pollers.iter().position(|&f| f == me) {
+                    ev.pollers.swap_remove(i);
+                }
+            }
+            let mut v: u64 = 0;
+            // SAFETY: reads at most 8 bytes into a live `u64` from this thread's non-blocking
+            // eventfd (reset; `EAGAIN` if it was not signalled).
+            let _ = unsafe { libc::read(me, (&mut v as *mut u64).cast(), 8) };
+            true
+        })
+    }
+}
+
+impl HostPlatform {
+    /// For the runtime's driver thread, before it sleeps: `true` if a waiter polls the
+    /// socket now, so the driver sleeps without it (and is kicked when the last waiter
+    /// leaves); `false`: the driver polls the socket itself.
+    pub(crate) fn driver_may_skip_socket(&self) -> bool {
+        if self.socket_pollers.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        self.driver_blind.store(true, Ordering::SeqCst);
+        if self.socket_pollers.load(Ordering::SeqCst) == 0 {
+            self.driver_blind.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// For the driver thread, after it woke.
+    pub(crate) fn driver_awake(&self) {
+        self.driver_blind.store(false, Ordering::SeqCst);
+    }
+}
+
 impl Wait for HostPlatform {
     fn prepare_wait(&self) -> WaitToken {
-        WaitToken(*lock(&self.events))
+        WaitToken(lock(&self.events).count)
     }
 
     fn wait(&self, token: WaitToken, deadline: Option<Instant>) {
+        let link = self.link_fd.load(Ordering::SeqCst);
+        if link >= 0 && self.poll_wait(token, deadline, link) {
+            return;
+        }
         let mut events = lock(&self.events);
-        while *events == token.0 {
+        while events.count == token.0 {
             match deadline {
                 None => events = self.cv.wait(events).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
@@ -300,9 +435,29 @@ impl Wait for HostPlatform {
     fn wake(&self) {
         {
             let mut events = lock(&self.events);
-            *events = events.wrapping_add(1);
+            events.count = events.count.wrapping_add(1);
+            let one: u64 = 1;
+            for &fd in &events.pollers {
+                // SAFETY: writes 8 bytes from a live `u64` to the eventfd of a thread that is
+                // registered while it sleeps in `poll` (it unregisters under this lock before
+                // its descriptor can close: the descriptor lives as long as its thread).
+                let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            }
         }
         self.cv.notify_all();
+    }
+
+    fn wait_over(&self) {
+        if IN_CALL.with(|c| c.get()) != self.id {
+            return;
+        }
+        IN_CALL.with(|c| c.set(0));
+        if self.socket_pollers.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.driver_blind.swap(false, Ordering::SeqCst)
+        {
+            // Nobody watches the socket now: the driver goes back to it.
+            self.kick();
+        }
     }
 
     fn kick(&self) {

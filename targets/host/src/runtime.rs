@@ -275,12 +275,23 @@ pub fn node_mac(id: u32) -> [u8; 6] {
     [0x52, 0x54, 0x00, 0x52, 0x53, id as u8]
 }
 
+/// The node's link, leaked while the node drives it ([`Rsm::attach_link`] keeps a
+/// `&'static mut`); turned back into its box when the node stops.
+struct Leaked(*mut UdpLink);
+
+// SAFETY: the pointer is only dereferenced through the reference the node holds (under its
+// link lock) and, once detached, by `HostNode::reclaim_link` alone; `UdpLink` is `Send`.
+unsafe impl Send for Leaked {}
+// SAFETY: `Leaked` offers no access through `&self`.
+unsafe impl Sync for Leaked {}
+
 /// A node of this process and its driver thread (module docs).
 pub struct HostNode {
     rsm: Arc<HostRsm>,
     kicker: Arc<Kicker>,
     stop: Arc<AtomicBool>,
-    driver: Option<JoinHandle<UdpStats>>,
+    driver: Option<JoinHandle<()>>,
+    link: Option<Leaked>,
     addr: Option<SocketAddr>,
     buffers: Option<(usize, usize)>,
     link_stats: Option<UdpStats>,
@@ -311,6 +322,16 @@ impl HostNode {
     /// As [`HostNode::start`].
     pub fn start_on(cfg: NodeConfig, platform: HostPlatform) -> Result<HostNode, HostError> {
         let kicker = Kicker::new()?;
+        let link = match &cfg.link {
+            LinkSpec::None => None,
+            LinkSpec::Udp { bind, peers } => Some(UdpLink::new(UdpLinkConfig {
+                bind: *bind,
+                mac: node_mac(cfg.node_id),
+                peers: peers.clone(),
+                max_frame: cfg.max_frame,
+                socket_buffer: DEFAULT_SOCKET_BUFFER,
+            })?),
+        };
         let rsm = Arc::new(HostRsm::new(
             platform.with_kicker(kicker.clone()),
             Config {
@@ -319,44 +340,47 @@ impl HostNode {
             },
         ));
         let stop = Arc::new(AtomicBool::new(false));
-        let (driver, addr, buffers) = match cfg.link {
-            LinkSpec::None => (None, None, None),
-            LinkSpec::Udp { bind, peers } => {
-                let link = UdpLink::new(UdpLinkConfig {
-                    bind,
-                    mac: node_mac(cfg.node_id),
-                    peers,
-                    max_frame: cfg.max_frame,
-                    socket_buffer: DEFAULT_SOCKET_BUFFER,
-                })?;
-                let (addr, buffers) = (link.local_addr()?, link.buffers());
-                let now = rsm.platform().now();
-                rsm.net_start(
-                    now,
-                    NetConfig {
-                        incarnation: cfg.incarnation,
-                        max_frame: cfg.max_frame,
-                    },
-                );
-                let (r, k, s) = (rsm.clone(), kicker.clone(), stop.clone());
-                let t = std::thread::Builder::new()
-                    .name(format!("rsm-node-{}", cfg.node_id))
-                    .spawn(move || drive(&r, link, &k, &s))
-                    .map_err(|e| {
-                        HostError::from_errno(ErrorKind::Other, e.raw_os_error().unwrap_or(0))
-                    })?;
-                (Some(t), Some(addr), Some(buffers))
-            }
-        };
-        Ok(HostNode {
+        let mut node = HostNode {
             rsm,
             kicker,
             stop,
-            driver,
-            addr,
-            buffers,
+            driver: None,
+            link: None,
+            addr: None,
+            buffers: None,
             link_stats: None,
-        })
+        };
+        let Some(link) = link else {
+            return Ok(node);
+        };
+        node.addr = Some(link.local_addr()?);
+        node.buffers = Some(link.buffers());
+        let fd = link.as_raw_fd();
+        let now = node.rsm.platform().now();
+        node.rsm.net_start(
+            now,
+            NetConfig {
+                incarnation: cfg.incarnation,
+                max_frame: cfg.max_frame,
+            },
+        );
+        // The node keeps the link: whoever waits drives it — a blocking caller as well as
+        // the driver thread — so the frame that completes a call wakes its caller directly.
+        let leaked: &'static mut UdpLink = Box::leak(Box::new(link));
+        let ptr: *mut UdpLink = leaked;
+        node.link = Some(Leaked(ptr));
+        // SAFETY: `ptr` comes from `Box::leak` just above and is only dereferenced by the
+        // node through the reference attached here; `reclaim_link` detaches it before it
+        // turns the pointer back into the box.
+        node.rsm.attach_link(unsafe { &mut *ptr });
+        node.rsm.platform().set_link_fd(fd);
+        let (r, k, s) = (node.rsm.clone(), node.kicker.clone(), node.stop.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("rsm-node-{}", cfg.node_id))
+            .spawn(move || drive(&r, fd, &k, &s))
+            .map_err(|e| HostError::from_errno(ErrorKind::Other, e.raw_os_error().unwrap_or(0)))?;
+        node.driver = Some(t);
+        Ok(node)
     }
 
     /// The node: every RSMAPI call.
@@ -402,7 +426,24 @@ impl HostNode {
         }
         self.stop.store(true, Ordering::Relaxed);
         self.kicker.kick();
-        self.link_stats = t.join().ok();
+        let _ = t.join();
+        self.reclaim_link();
+    }
+
+    /// Take the link back from the node and close it; keep its counters.
+    fn reclaim_link(&mut self) {
+        let Some(Leaked(ptr)) = self.link.take() else {
+            return;
+        };
+        // Waiters leave the socket before it closes.
+        self.rsm.platform().set_link_fd(-1);
+        // Taking it waits for a caller driving it right now; nobody can reach it afterwards.
+        let _ = self.rsm.detach_link();
+        // SAFETY: `ptr` came from `Box::leak` in `start_on`; the only reference made from it
+        // was attached to the node and has just been detached (and dropped), so this is the
+        // sole owner again.
+        let link = unsafe { Box::from_raw(ptr) };
+        self.link_stats = Some(link.stats());
     }
 }
 
@@ -412,28 +453,34 @@ impl Drop for HostNode {
     }
 }
 
-/// The driver thread: drive the link, then sleep on the socket and the kicker until the
-/// engine's next deadline.
-fn drive(rsm: &HostRsm, mut link: UdpLink, kicker: &Kicker, stop: &AtomicBool) -> UdpStats {
+/// The driver thread: drive the attached link and run the timers, then sleep on the socket
+/// and the kicker until the engine's next deadline — without the socket while a blocking
+/// caller sleeps on it (that caller drives the link; it kicks this thread when it leaves).
+fn drive(rsm: &HostRsm, fd: RawFd, kicker: &Kicker, stop: &AtomicBool) {
     const MAX_SLEEP: Duration = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
         kicker.drain();
         let now = rsm.platform().now();
-        for _ in 0..64 {
-            if !rsm.drive(&mut link, now) {
-                break;
-            }
-        }
+        let next = rsm.service(now);
         let after = rsm.platform().now();
-        let sleep = rsm
-            .poll_timeout()
+        let sleep = next
             .map_or(MAX_SLEEP, |t| Duration::from_nanos(t.nanos_since(after)))
             .min(MAX_SLEEP);
-        if !sleep.is_zero() {
-            wait_either(link.as_raw_fd(), kicker.as_raw_fd(), sleep);
+        if sleep.is_zero() {
+            continue;
         }
+        if rsm.platform().driver_may_skip_socket() {
+            rsm_hal_wait_one(kicker.as_raw_fd(), sleep);
+        } else {
+            wait_either(fd, kicker.as_raw_fd(), sleep);
+        }
+        rsm.platform().driver_awake();
     }
-    link.stats()
+}
+
+/// Sleep until `fd` is readable or `timeout` passed.
+fn rsm_hal_wait_one(fd: RawFd, timeout: Duration) {
+    wait_either(fd, fd, timeout);
 }
 
 #[cfg(test)]
