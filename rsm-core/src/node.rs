@@ -324,14 +324,14 @@ pub struct Rsm<
     pub(crate) config: Config,
     /// `loopback` (index 0) and `rsmnet0` (index 1).
     pub(crate) ctrls: [Ctrl; 2],
-    pub(crate) state: spin::Mutex<State<P, L, E, I, F>>,
+    pub(crate) state: crate::lock::Lock<State<P, L, E, I, F>>,
     /// The link the node drives itself ([`Rsm::attach_link`]): from [`Rsm::service`] and from
     /// every blocking call while it waits. Locked only by whoever drives, never while the
     /// table lock is held by the same caller (order: link, then table).
-    pub(crate) link: spin::Mutex<Option<&'static mut (dyn rsm_hal::AnyLink + Send)>>,
+    pub(crate) link: crate::lock::Lock<Option<&'static mut (dyn rsm_hal::AnyLink + Send)>>,
     /// Serialises [`Rsm::handle_frame`] calls (frames are applied one at a time, in order,
     /// also while a put's bytes are copied outside the table lock). API calls never take it.
-    pub(crate) rx_lock: spin::Mutex<()>,
+    pub(crate) rx_lock: crate::lock::Lock<()>,
 }
 
 /// Map a HAL pinning error to the RSMERR code of spec §4.3 / §5.2.
@@ -381,7 +381,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             instance_tag: core::sync::atomic::AtomicU16::new(0),
             config,
             ctrls: [Ctrl::new(), Ctrl::new()],
-            state: spin::Mutex::new(State {
+            state: crate::lock::Lock::new(State {
                 locals: Table::new(),
                 exports: Table::new(),
                 imports: Table::new(),
@@ -396,8 +396,8 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 tx_read: None,
                 rx_import: None,
             }),
-            rx_lock: spin::Mutex::new(()),
-            link: spin::Mutex::new(None),
+            rx_lock: crate::lock::Lock::new(()),
+            link: crate::lock::Lock::new(None),
         }
     }
 

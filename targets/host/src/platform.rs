@@ -113,6 +113,8 @@ impl fmt::Debug for HostPlatform {
 impl HostPlatform {
     /// A platform that `mlock`s pinned pages, with no quota.
     pub fn new() -> HostPlatform {
+        // A node lock's holder can be preempted here: waiters yield instead of spinning.
+        rsm_core::set_contention_hook(std::thread::yield_now);
         HostPlatform {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             mlock: true,
@@ -304,7 +306,14 @@ struct Events {
     pollers: Vec<std::os::fd::RawFd>,
 }
 
+/// A `poll` wait that returns within this found the socket readable "at once".
+const SPIN_NS: u64 = 20_000;
+/// How long a waiter that found the socket readable at once twice watches only its eventfd.
+const BACKOFF_NS: u64 = 50_000;
+
 thread_local! {
+    /// Consecutive `poll` waits of this thread that found the link socket readable at once.
+    static SPINS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     /// The platform (its id) whose blocking call this thread is in and counted in its
     /// `socket_pollers` (0: none), from its first `poll` wait until `wait_over`.
     static IN_CALL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -338,34 +347,53 @@ impl HostPlatform {
                 }
                 ev.pollers.push(me);
             }
-            let ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.nanos_since(self.now());
-                    i32::try_from(left.div_ceil(1_000_000)).unwrap_or(i32::MAX)
-                }
-            };
+            let left = deadline.map(|d| d.nanos_since(self.now()));
             // Count this blocking call once, until `wait_over`.
             if IN_CALL.with(|c| c.replace(self.id)) != self.id {
                 self.socket_pollers.fetch_add(1, Ordering::SeqCst);
             }
-            if ms != 0 {
+            // The socket was readable at once the last times: someone else is draining it
+            // (holding the link); do not spin against it — watch only the wake-up eventfd
+            // for a moment (the holder wakes us if it completes our call).
+            let backoff = SPINS.with(|c| c.get()) >= 2;
+            if left != Some(0) {
                 let mut fds = [
-                    libc::pollfd {
-                        fd: link,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
                     libc::pollfd {
                         fd: me,
                         events: libc::POLLIN,
                         revents: 0,
                     },
+                    libc::pollfd {
+                        fd: link,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
                 ];
-                // SAFETY: `fds` is an array of two live `pollfd`s and 2 is its length.
-                let _ = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+                let ns = match (left, backoff) {
+                    (l, true) => Some(l.unwrap_or(u64::MAX).min(BACKOFF_NS)),
+                    (l, false) => l,
+                };
+                let ts = ns.map(|n| libc::timespec {
+                    tv_sec: (n / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
+                    tv_nsec: (n % 1_000_000_000) as libc::c_long,
+                });
+                let tsp = ts
+                    .as_ref()
+                    .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+                let n = if backoff { 1 } else { 2 };
+                let t0 = std::time::Instant::now();
+                // SAFETY: `fds` holds two live `pollfd`s and `n` ≤ 2 of them are passed; `tsp`
+                // is null or points to a live `timespec`; no signal mask is changed (null).
+                let _ = unsafe { libc::ppoll(fds.as_mut_ptr(), n, tsp, core::ptr::null()) };
+                let at_once =
+                    !backoff && fds[1].revents != 0 && t0.elapsed() < Duration::from_nanos(SPIN_NS);
+                SPINS.with(|c| c.set(if at_once { c.get() + 1 } else { 0 }));
+            } else {
+                // The engine's next timer is due but this caller could not run it: another
+                // thread holds the link (or the node's lock) — let it run rather than spin
+                // against it (on a host with more threads than cores it may be preempted).
+                std::thread::yield_now();
             }
-
             {
                 let mut ev = lock(&self.events);
                 if let Some(i) = ev.pollers.iter().position(|&f| f == me) {
@@ -448,6 +476,7 @@ impl Wait for HostPlatform {
     }
 
     fn wait_over(&self) {
+        SPINS.with(|c| c.set(0));
         if IN_CALL.with(|c| c.get()) != self.id {
             return;
         }

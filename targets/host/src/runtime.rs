@@ -454,27 +454,29 @@ impl Drop for HostNode {
 }
 
 /// The driver thread: drive the attached link and run the timers, then sleep on the socket
-/// and the kicker until the engine's next deadline — without the socket while a blocking
-/// caller sleeps on it (that caller drives the link; it kicks this thread when it leaves).
+/// and the kicker until the engine's next deadline — unless a blocking caller watches the
+/// socket: that caller drives the link, and this thread sleeps until it leaves (it kicks).
 fn drive(rsm: &HostRsm, fd: RawFd, kicker: &Kicker, stop: &AtomicBool) {
     const MAX_SLEEP: Duration = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
         kicker.drain();
+        if rsm.platform().driver_may_skip_socket() {
+            // A blocking caller watches the socket and drives the link (and the timers:
+            // it sleeps no longer than the next one); competing with it for the link only
+            // delays it. Sleep until it leaves (it kicks) or for at most MAX_SLEEP.
+            rsm_hal_wait_one(kicker.as_raw_fd(), MAX_SLEEP);
+            rsm.platform().driver_awake();
+            continue;
+        }
         let now = rsm.platform().now();
         let next = rsm.service(now);
         let after = rsm.platform().now();
         let sleep = next
             .map_or(MAX_SLEEP, |t| Duration::from_nanos(t.nanos_since(after)))
             .min(MAX_SLEEP);
-        if sleep.is_zero() {
-            continue;
-        }
-        if rsm.platform().driver_may_skip_socket() {
-            rsm_hal_wait_one(kicker.as_raw_fd(), sleep);
-        } else {
+        if !sleep.is_zero() {
             wait_either(fd, kicker.as_raw_fd(), sleep);
         }
-        rsm.platform().driver_awake();
     }
 }
 
