@@ -471,3 +471,61 @@ fn a_flooded_exporter_keeps_serving_and_counts_each_class() {
         );
     });
 }
+
+/// While one thread of the importer sleeps in a bell wait (it watches the socket and drives
+/// the link; the driver thread leaves it alone then), another thread's non-blocking
+/// `start_putv` still goes out at once: the kick wakes the watching caller.
+#[test]
+fn a_non_blocking_start_goes_out_while_another_thread_waits() {
+    use rsm_core::SegmentRef;
+    with_watchdog("start while waiting", Duration::from_secs(60), || {
+        let sw = Switch::start(SwitchConfig::default()).unwrap();
+        let (exp, imp) = (node(1, &sw, 1), node(2, &sw, 1));
+        let seg_mem = PinnedBuf::new(4096).unwrap();
+        let e = exp.rsm();
+        let ctrl = e.get_controller(Some("rsmnet0")).unwrap();
+        let seg = e
+            .export_create(ctrl, seg_mem.region(), CreateFlags::empty())
+            .unwrap();
+        e.export_publish(seg, SEG, &[]).unwrap();
+        let i = imp.rsm();
+        let c = i.get_controller(Some("rsmnet0")).unwrap();
+        let h = i.import_connect(c, 1, SEG, Permission::RDWR).unwrap();
+        let local = PinnedBuf::new(4096).unwrap();
+        local.write(0, b"kicked").unwrap();
+        let l = local.region();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| i.intr_signal_wait(SegmentRef::Import(h), 10_000));
+            // Let the waiter settle in its wait.
+            std::thread::sleep(Duration::from_millis(100));
+            let mut worst = Duration::ZERO;
+            for k in 0..20u8 {
+                local.write(0, &[k]).unwrap();
+                let one = [IoVec::va(&l, 0, 0, 6)];
+                let t = Instant::now();
+                let op = i.start_putv(&ScatGath::new(h, &one)).unwrap();
+                let done = loop {
+                    if let Some(d) = i.take_completion(op) {
+                        break d;
+                    }
+                    assert!(
+                        t.elapsed() < Duration::from_secs(5),
+                        "put {k} never completed"
+                    );
+                    std::thread::sleep(Duration::from_micros(200));
+                };
+                assert_eq!(done.result, Ok(()));
+                worst = worst.max(t.elapsed());
+            }
+            println!("worst start_putv completion while another thread waits: {worst:?}");
+            // Well under the 250 ms heartbeat that would otherwise carry the frames.
+            assert!(worst < Duration::from_millis(50), "{worst:?}");
+            e.intr_signal_post(SegmentRef::Export(seg), rsm_core::SigpostFlags::empty())
+                .unwrap();
+            assert_eq!(waiter.join().unwrap(), Ok(()));
+        });
+        let mut got = [0u8; 6];
+        seg_mem.read(0, &mut got).unwrap();
+        assert_eq!(&got, &[19, b'i', b'c', b'k', b'e', b'd']);
+    });
+}

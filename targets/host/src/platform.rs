@@ -493,5 +493,13 @@ impl Wait for HostPlatform {
         if let Some(k) = &self.kick {
             k.kick();
         }
+        // A caller that watches the socket drives the link (the driver leaves it alone
+        // then): wake it so the new work goes out now, not at its next timer.
+        let events = lock(&self.events);
+        let one: u64 = 1;
+        for &fd in &events.pollers {
+            // SAFETY: as in `wake`: the eventfd of a thread registered while it sleeps.
+            let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        }
     }
 }

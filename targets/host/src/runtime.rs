@@ -366,12 +366,11 @@ impl HostNode {
         );
         // The node keeps the link: whoever waits drives it — a blocking caller as well as
         // the driver thread — so the frame that completes a call wakes its caller directly.
-        let leaked: &'static mut UdpLink = Box::leak(Box::new(link));
-        let ptr: *mut UdpLink = leaked;
+        let ptr: *mut UdpLink = Box::into_raw(Box::new(link));
         node.link = Some(Leaked(ptr));
-        // SAFETY: `ptr` comes from `Box::leak` just above and is only dereferenced by the
-        // node through the reference attached here; `reclaim_link` detaches it before it
-        // turns the pointer back into the box.
+        // SAFETY: `ptr` comes from `Box::into_raw` just above (valid, aligned, unique) and is
+        // only dereferenced through the reference attached here; `reclaim_link` detaches
+        // that reference before it turns the pointer back into the box.
         node.rsm.attach_link(unsafe { &mut *ptr });
         node.rsm.platform().set_link_fd(fd);
         let (r, k, s) = (node.rsm.clone(), node.kicker.clone(), node.stop.clone());
@@ -439,7 +438,7 @@ impl HostNode {
         self.rsm.platform().set_link_fd(-1);
         // Taking it waits for a caller driving it right now; nobody can reach it afterwards.
         let _ = self.rsm.detach_link();
-        // SAFETY: `ptr` came from `Box::leak` in `start_on`; the only reference made from it
+        // SAFETY: `ptr` came from `Box::into_raw` in `start_on`; the only reference made from it
         // was attached to the node and has just been detached (and dropped), so this is the
         // sole owner again.
         let link = unsafe { Box::from_raw(ptr) };
