@@ -230,10 +230,48 @@ pub fn setup_step() -> Step {
 }
 
 /// The tools the tests call that a fresh machine lacks: `tcpdump` (a pcap reader other than
-/// ours, for the switch's capture). Installed with apt when missing; the step fails if it
-/// cannot be installed, so the tests that need it never skip.
-pub const TOOLS_SCRIPT: &str = "command -v tcpdump >/dev/null 2>&1 || \
-     { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tcpdump; }";
+/// ours, for the switch's capture) and QEMU (`qemu-system-x86_64`, for the image). Installed
+/// with apt when missing; the step fails if they cannot be installed, so the tests that need
+/// them never skip.
+pub const TOOLS_SCRIPT: &str = "need=''; \
+     command -v tcpdump >/dev/null 2>&1 || need=\"$need tcpdump\"; \
+     command -v qemu-system-x86_64 >/dev/null 2>&1 || need=\"$need qemu-system-x86\"; \
+     [ -z \"$need\" ] || { echo \"installing:$need\"; apt-get update -q && \
+     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need; }";
+
+/// The image crate (outside the host workspace: it builds for [`BARE_METAL_TARGET`] with
+/// its own flags in `targets/kernel/.cargo/config.toml`, read from that directory).
+pub const IMAGE_DIR: &str = "targets/kernel";
+
+/// Where the image is built, once per run (its own target dir).
+pub const IMAGE_TARGET_DIR: &str = "target/image";
+
+/// The image file passed to QEMU's `-kernel`.
+pub const IMAGE_PATH: &str = "target/image/x86_64-unknown-none/release/rsm-kernel";
+
+/// Build the image once into [`IMAGE_TARGET_DIR`] (cargo runs in [`IMAGE_DIR`] so that its
+/// configuration applies).
+pub const IMAGE_BUILD_SCRIPT: &str = "cd targets/kernel && \
+     \"${CARGO:-cargo}\" build --release --target-dir ../../target/image";
+
+/// Lint the image crate as the host crates are linted.
+pub const IMAGE_CLIPPY_SCRIPT: &str = "cd targets/kernel && \
+     \"${CARGO:-cargo}\" clippy --release --target-dir ../../target/image -- -D warnings";
+
+/// Boot the image under QEMU (TCG, one vCPU) with a command line and check that it reached
+/// `ready` and exited through `isa-debug-exit` with the pass code (QEMU status 33). Fails
+/// with the reason when QEMU or the image is missing, at a timeout, or on any other status.
+pub const BOOT_SCRIPT: &str = "command -v qemu-system-x86_64 >/dev/null 2>&1 || \
+     { echo 'qemu-system-x86_64 is missing (the tools step installs it)'; exit 1; }; \
+     img=target/image/x86_64-unknown-none/release/rsm-kernel; \
+     [ -f \"$img\" ] || { echo \"no image at $img (the image step builds it)\"; exit 1; }; \
+     log=target/image/boot.log; rm -f \"$log\"; \
+     timeout 60 qemu-system-x86_64 -machine q35 -accel tcg -smp 1 -m 128M -kernel \"$img\" \
+     -append 'node=1 role=boot' -serial file:\"$log\" -display none -monitor none \
+     -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot; rc=$?; cat \"$log\"; \
+     [ $rc -eq 33 ] || { echo \"QEMU exited with status $rc (33 = pass, 35 = fail, 37 = panic, 124 = timeout)\"; exit 1; }; \
+     grep -q 'rsm-kernel: cmdline .*node=1 role=boot' \"$log\" && grep -q 'rsm-kernel: ready' \"$log\" || \
+     { echo 'the image did not report its command line and ready'; exit 1; }";
 
 /// The step that installs [`TOOLS_SCRIPT`]'s tools.
 pub fn tools_step() -> Step {
@@ -303,6 +341,31 @@ pub fn test_steps() -> Vec<Step> {
             &["build", "--manifest-path", FUZZ_MANIFEST, "--bins"],
         ),
         Step::cargo("rsm-hal alone", &["test", "-p", "rsm-hal"]),
+        Step::cargo(
+            "image fmt",
+            &[
+                "fmt",
+                "--manifest-path",
+                "targets/kernel/Cargo.toml",
+                "--",
+                "--check",
+            ],
+        ),
+        Step::new(
+            "image build",
+            Program::Other("sh".into()),
+            &["-c", IMAGE_BUILD_SCRIPT],
+        ),
+        Step::new(
+            "image clippy",
+            Program::Other("sh".into()),
+            &["-c", IMAGE_CLIPPY_SCRIPT],
+        ),
+        Step::new(
+            "qemu boot",
+            Program::Other("sh".into()),
+            &["-c", BOOT_SCRIPT],
+        ),
         Step::cargo("test", &["test", "--workspace", "--all-targets"]),
         Step::cargo("doctest", &["test", "--workspace", "--doc"]),
     ]
@@ -710,6 +773,10 @@ mod tests {
             "fuzz clippy",
             "fuzz build",
             "rsm-hal alone",
+            "image fmt",
+            "image build",
+            "image clippy",
+            "qemu boot",
             "test",
             "doctest",
         ];
@@ -732,6 +799,10 @@ mod tests {
             "cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings",
             "cargo build --manifest-path fuzz/Cargo.toml --bins",
             "cargo test -p rsm-hal",
+            "cargo fmt --manifest-path targets/kernel/Cargo.toml -- --check",
+            &format!("sh -c {IMAGE_BUILD_SCRIPT}"),
+            &format!("sh -c {IMAGE_CLIPPY_SCRIPT}"),
+            &format!("sh -c {BOOT_SCRIPT}"),
             "cargo test --workspace --all-targets",
             "cargo test --workspace --doc",
         ];
