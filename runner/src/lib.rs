@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod decode;
+pub mod qemu;
 
 use std::ffi::OsString;
 use std::fmt::{self, Write as _};
@@ -32,6 +33,7 @@ Usage:
   cargo rsm test          run every test, stopping at the first failure
   cargo rsm test --list   print the test steps without running them
   cargo rsm decode FILE   decode every rsm-rs frame of a pcap capture (the switch's)
+  cargo rsm qemu-smoke    boot the built image under QEMU into its self-checks
   cargo rsm help          print this help
 
 Each command does its own set-up (`rustup target add x86_64-unknown-none`).
@@ -61,6 +63,8 @@ pub enum Cli {
         /// The capture.
         file: PathBuf,
     },
+    /// `qemu-smoke`: boot the built image under QEMU into its three self-checks.
+    QemuSmoke,
     /// `help`, `-h`, `--help` or no arguments: print usage.
     Help,
 }
@@ -111,6 +115,7 @@ where
             file: PathBuf::from(file),
         }),
         ["decode", ..] => Err(UsageError("`decode` takes one pcap file".into())),
+        ["qemu-smoke"] => Ok(Cli::QemuSmoke),
         ["test"] => Ok(Cli::Test { list: false }),
         ["test", "--list"] => Ok(Cli::Test { list: true }),
         ["demo", extra, ..] => Err(UsageError(format!(
@@ -258,21 +263,6 @@ pub const IMAGE_BUILD_SCRIPT: &str = "cd targets/kernel && \
 pub const IMAGE_CLIPPY_SCRIPT: &str = "cd targets/kernel && \
      \"${CARGO:-cargo}\" clippy --release --target-dir ../../target/image -- -D warnings";
 
-/// Boot the image under QEMU (TCG, one vCPU) with a command line and check that it reached
-/// `ready` and exited through `isa-debug-exit` with the pass code (QEMU status 33). Fails
-/// with the reason when QEMU or the image is missing, at a timeout, or on any other status.
-pub const BOOT_SCRIPT: &str = "command -v qemu-system-x86_64 >/dev/null 2>&1 || \
-     { echo 'qemu-system-x86_64 is missing (the tools step installs it)'; exit 1; }; \
-     img=target/image/x86_64-unknown-none/release/rsm-kernel; \
-     [ -f \"$img\" ] || { echo \"no image at $img (the image step builds it)\"; exit 1; }; \
-     log=target/image/boot.log; rm -f \"$log\"; \
-     timeout 60 qemu-system-x86_64 -machine q35 -accel tcg -smp 1 -m 128M -kernel \"$img\" \
-     -append 'node=1 role=boot' -serial file:\"$log\" -display none -monitor none \
-     -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot; rc=$?; cat \"$log\"; \
-     [ $rc -eq 33 ] || { echo \"QEMU exited with status $rc (33 = pass, 35 = fail, 37 = panic, 124 = timeout)\"; exit 1; }; \
-     grep -q 'rsm-kernel: cmdline .*node=1 role=boot' \"$log\" && grep -q 'rsm-kernel: ready' \"$log\" || \
-     { echo 'the image did not report its command line and ready'; exit 1; }";
-
 /// The step that installs [`TOOLS_SCRIPT`]'s tools.
 pub fn tools_step() -> Step {
     Step::new("tools", Program::Other("sh".into()), &["-c", TOOLS_SCRIPT])
@@ -361,10 +351,17 @@ pub fn test_steps() -> Vec<Step> {
             Program::Other("sh".into()),
             &["-c", IMAGE_CLIPPY_SCRIPT],
         ),
-        Step::new(
+        Step::cargo(
             "qemu boot",
-            Program::Other("sh".into()),
-            &["-c", BOOT_SCRIPT],
+            &[
+                "run",
+                "-q",
+                "--release",
+                "-p",
+                "rsm-runner",
+                "--",
+                "qemu-smoke",
+            ],
         ),
         Step::cargo("test", &["test", "--workspace", "--all-targets"]),
         Step::cargo("doctest", &["test", "--workspace", "--doc"]),
@@ -698,6 +695,16 @@ where
         }
         Ok(Cli::Test { list }) => cmd_test(list),
         Ok(Cli::Demo) => cmd_demo(),
+        Ok(Cli::QemuSmoke) => {
+            let mut out = std::io::stdout();
+            match qemu::smoke(Path::new(IMAGE_PATH), Path::new(IMAGE_TARGET_DIR), &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
         Ok(Cli::Decode { file }) => {
             let mut out = String::new();
             match decode::decode(&file, &mut out) {
@@ -802,7 +809,7 @@ mod tests {
             "cargo fmt --manifest-path targets/kernel/Cargo.toml -- --check",
             &format!("sh -c {IMAGE_BUILD_SCRIPT}"),
             &format!("sh -c {IMAGE_CLIPPY_SCRIPT}"),
-            &format!("sh -c {BOOT_SCRIPT}"),
+            "cargo run -q --release -p rsm-runner -- qemu-smoke",
             "cargo test --workspace --all-targets",
             "cargo test --workspace --doc",
         ];

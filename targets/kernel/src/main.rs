@@ -6,6 +6,7 @@
 #![no_main]
 
 mod boot;
+mod interrupts;
 
 use core::fmt::Write;
 use uart_16550::SerialPort;
@@ -24,12 +25,36 @@ pub mod exit {
 /// The multiboot loader's magic in `eax`.
 const MULTIBOOT_MAGIC: u32 = 0x2BAD_B002;
 
-fn serial() -> SerialPort {
-    // SAFETY: 0x3F8 is COM1 on the PC platform QEMU emulates; this image is the only code
-    // touching it.
-    let mut s = unsafe { SerialPort::new(0x3F8) };
-    s.init();
-    s
+/// COM1, initialised once.
+static SERIAL: spin::Once<spin::Mutex<SerialPort>> = spin::Once::new();
+
+/// Write formatted text to COM1.
+pub fn print(args: core::fmt::Arguments<'_>) {
+    let port = SERIAL.call_once(|| {
+        // SAFETY: 0x3F8 is COM1 on the PC platform QEMU emulates; this image is the only
+        // code touching it, through this one value.
+        let mut s = unsafe { SerialPort::new(0x3F8) };
+        s.init();
+        spin::Mutex::new(s)
+    });
+    // A panic or exception while the port is held: write anyway rather than deadlock.
+    let mut guard = match port.try_lock() {
+        Some(g) => g,
+        None => {
+            // SAFETY: as above; a second value for the same port only while the first
+            // is stuck in an interrupted write.
+            let mut s = unsafe { SerialPort::new(0x3F8) };
+            let _ = s.write_fmt(args);
+            return;
+        }
+    };
+    let _ = guard.write_fmt(args);
+}
+
+/// `println!` to COM1.
+#[macro_export]
+macro_rules! println {
+    ($($t:tt)*) => { $crate::print(format_args!("{}\n", format_args!($($t)*))) };
 }
 
 /// Leave QEMU with `code` (see [`exit`]).
@@ -68,21 +93,39 @@ fn cmdline(info: u32) -> &'static [u8] {
 
 #[no_mangle]
 extern "C" fn kernel_main(magic: u32, info: u32) -> ! {
-    let mut s = serial();
-    let _ = writeln!(s, "rsm-kernel: long mode, magic {:#x}", magic);
+    println!("rsm-kernel: long mode, magic {magic:#x}");
     if magic != MULTIBOOT_MAGIC {
-        let _ = writeln!(s, "rsm-kernel: not started by a multiboot loader");
+        println!("rsm-kernel: not started by a multiboot loader");
         qemu_exit(exit::FAIL);
     }
+    interrupts::init();
     let line = core::str::from_utf8(cmdline(info)).unwrap_or("?");
-    let _ = writeln!(s, "rsm-kernel: cmdline `{line}`");
-    let _ = writeln!(s, "rsm-kernel: ready");
+    println!("rsm-kernel: cmdline `{line}`");
+    match arg(line, "scenario") {
+        // Self-checks of the board code: a fault and a panic must end in their exit codes.
+        Some("fault") => {
+            let p = 0x4000_0000_0000usize as *const u64;
+            // SAFETY: none — this reads an unmapped address on purpose, to check that the
+            // page fault is logged and ends in the failure exit.
+            let v = unsafe { p.read_volatile() };
+            println!("rsm-kernel: read {v} from an unmapped address");
+            qemu_exit(exit::PASS)
+        }
+        Some("panic") => panic!("requested by the command line"),
+        _ => {}
+    }
+    println!("rsm-kernel: ready");
     qemu_exit(exit::PASS)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let mut s = serial();
-    let _ = writeln!(s, "rsm-kernel: PANIC {info}");
+    println!("rsm-kernel: PANIC {info}");
     qemu_exit(exit::PANIC)
+}
+
+/// The value of `key=value` on the command line.
+fn arg<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
