@@ -3,6 +3,7 @@
 //! timeout too), so none outlives its call.
 
 use std::io;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,6 +70,37 @@ pub fn boot(
     serial_log: &Path,
     timeout: Duration,
 ) -> Result<Boot, BootError> {
+    boot_with(image, append, serial_log, timeout, &[])
+}
+
+/// QEMU arguments for a virtio-net NIC (MAC of node `node`) whose frames go as UDP
+/// datagrams to `remote` from the local address `local` (`-netdev dgram`).
+pub fn nic_args(node: u8, local: SocketAddr, remote: SocketAddr) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!(
+            "dgram,id=n0,remote.type=inet,remote.host={},remote.port={},local.type=inet,local.host={},local.port={}",
+            remote.ip(),
+            remote.port(),
+            local.ip(),
+            local.port()
+        ),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=n0,disable-legacy=on,mac=52:54:00:52:53:{node:02x}"),
+    ]
+}
+
+/// [`boot`] with extra QEMU arguments (e.g. [`nic_args`]).
+///
+/// # Errors
+/// As [`boot`].
+pub fn boot_with(
+    image: &Path,
+    append: &str,
+    serial_log: &Path,
+    timeout: Duration,
+    extra: &[String],
+) -> Result<Boot, BootError> {
     if !image.is_file() {
         return Err(BootError::NoImage(image.to_path_buf()));
     }
@@ -85,6 +117,7 @@ pub fn boot(
         .arg(format!("file:{}", serial_log.display()))
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(extra)
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| match e.kind() {
@@ -140,6 +173,47 @@ const CASES: [Case; 3] = [
     },
 ];
 
+/// The NIC self-check: the image (node 1) sends a broadcast frame through virtio-net to a
+/// UDP socket of ours, which answers with a frame addressed to the node's MAC; the image
+/// must receive it and pass. Returns the boot and what our socket received.
+fn net_case(image: &Path, log: &Path) -> Result<(Boot, Option<Vec<u8>>), String> {
+    let peer = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let qemu_side = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let (ours, theirs) = (
+        peer.local_addr().map_err(|e| e.to_string())?,
+        qemu_side.local_addr().map_err(|e| e.to_string())?,
+    );
+    drop(qemu_side);
+    peer.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let echo = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        let (n, from) = peer.recv_from(&mut buf).ok()?;
+        let got = buf[..n].to_vec();
+        let mut reply = vec![0u8; 64];
+        reply[..6].copy_from_slice(&[0x52, 0x54, 0x00, 0x52, 0x53, 0x01]);
+        reply[6..12].copy_from_slice(&[0x52, 0x54, 0x00, 0x52, 0x53, 0x00]);
+        reply[12..14].copy_from_slice(&0x88B6u16.to_be_bytes());
+        reply[14..18].copy_from_slice(b"echo");
+        let _ = peer.send_to(&reply, from);
+        Some(got)
+    });
+    let b = boot_with(
+        image,
+        "node=1 scenario=net",
+        log,
+        Duration::from_secs(60),
+        &nic_args(1, theirs, ours),
+    )
+    .map_err(|e| e.to_string())?;
+    let got = if echo.is_finished() {
+        echo.join().ok().flatten()
+    } else {
+        None
+    };
+    Ok((b, got))
+}
+
 /// `cargo rsm qemu-smoke IMAGE`: boot the image three times (to ready, into a page fault,
 /// into a panic) and check each exit status and log line; one line per case on `out`.
 ///
@@ -170,6 +244,32 @@ pub fn smoke(image: &Path, dir: &Path, out: &mut dyn io::Write) -> Result<(), St
                 c.name, b.status, c.status, b.serial
             ));
         }
+    }
+    let log = dir.join("smoke-net.log");
+    let (b, got) = net_case(image, &log)?;
+    let frame_ok = got.as_ref().is_some_and(|f| {
+        f.len() >= 14
+            && f[6..12] == [0x52, 0x54, 0x00, 0x52, 0x53, 0x01]
+            && f[12..14] == 0x88B6u16.to_be_bytes()
+            && f.windows(6).any(|w| w == b"node=1")
+    });
+    let ok =
+        b.status == Some(STATUS_PASS) && frame_ok && b.serial.contains("addressed to us: true");
+    let _ = writeln!(
+        out,
+        "  [{}] {:<36} QEMU status {:?} (want {STATUS_PASS}), frame from the image: {}, {:.0?}",
+        if ok { " OK " } else { "FAIL" },
+        "virtio-net frame out and back",
+        b.status,
+        got.as_ref()
+            .map_or("none".to_string(), |f| format!("{} bytes", f.len())),
+        b.elapsed
+    );
+    if !ok {
+        return Err(format!(
+            "virtio-net self-check: status {:?}, frame {:?}, serial log:\n{}",
+            b.status, got, b.serial
+        ));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Multiboot (v1, a.out kludge) entry: 32-bit protected mode → long mode with the first
-//! GiB identity-mapped (2 MiB pages), then `kernel_main(magic, info)`.
+//! 4 GiB identity-mapped (2 MiB pages: RAM and the PCI BARs SeaBIOS assigns below 4 GiB),
+//! then `kernel_main(magic, info)`.
 
 core::arch::global_asm!(
     r#"
@@ -26,9 +27,16 @@ _start:
     movl $pdpt, %eax
     orl $3, %eax
     movl %eax, pml4
-    movl $pd, %eax
+    xorl %ecx, %ecx
+3:
+    movl %ecx, %eax
+    shll $12, %eax
+    addl $pd, %eax
     orl $3, %eax
-    movl %eax, pdpt
+    movl %eax, pdpt(,%ecx,8)
+    incl %ecx
+    cmpl $4, %ecx
+    jne 3b
     xorl %ecx, %ecx
 1:
     movl %ecx, %eax
@@ -37,7 +45,7 @@ _start:
     movl %eax, pd(,%ecx,8)
     movl $0, pd+4(,%ecx,8)
     incl %ecx
-    cmpl $512, %ecx
+    cmpl $2048, %ecx
     jne 1b
     movl $pml4, %eax
     movl %eax, %cr3
@@ -88,7 +96,7 @@ pml4:
 pdpt:
     .skip 4096
 pd:
-    .skip 4096
+    .skip 16384
 boot_stack:
     .skip 65536
 boot_stack_top:

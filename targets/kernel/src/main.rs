@@ -6,7 +6,10 @@
 #![no_main]
 
 mod boot;
+mod hal;
 mod interrupts;
+mod net;
+mod pci;
 
 use core::fmt::Write;
 use uart_16550::SerialPort;
@@ -112,6 +115,10 @@ extern "C" fn kernel_main(magic: u32, info: u32) -> ! {
             qemu_exit(exit::PASS)
         }
         Some("panic") => panic!("requested by the command line"),
+        Some("net") => {
+            let ok = net::self_check(arg(line, "node").unwrap_or("?"));
+            qemu_exit(if ok { exit::PASS } else { exit::FAIL })
+        }
         _ => {}
     }
     println!("rsm-kernel: ready");
