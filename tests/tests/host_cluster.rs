@@ -27,6 +27,32 @@ fn node(id: u32, sw: &Switch, incarnation: u64) -> HostNode {
     .unwrap()
 }
 
+/// Nodes 1 (exporter of a `len`-byte segment published as [`SEG`]) and 2 (connected to it
+/// read+write) on `sw`.
+fn connected(
+    sw: &Switch,
+    len: usize,
+) -> (
+    HostNode,
+    HostNode,
+    PinnedBuf,
+    rsm_core::ExportHandle,
+    rsm_core::ImportHandle,
+) {
+    let (exp, imp) = (node(1, sw, 1), node(2, sw, 1));
+    let seg_mem = PinnedBuf::new(len).unwrap();
+    let e = exp.rsm();
+    let ctrl = e.get_controller(Some("rsmnet0")).unwrap();
+    let seg = e
+        .export_create(ctrl, seg_mem.region(), CreateFlags::empty())
+        .unwrap();
+    e.export_publish(seg, SEG, &[]).unwrap();
+    let i = imp.rsm();
+    let c = i.get_controller(Some("rsmnet0")).unwrap();
+    let h = i.import_connect(c, 1, SEG, Permission::RDWR).unwrap();
+    (exp, imp, seg_mem, seg, h)
+}
+
 #[test]
 fn putv_getv_through_the_switch_with_driver_threads() {
     with_watchdog("host cluster putv/getv", Duration::from_secs(60), || {
@@ -84,17 +110,8 @@ fn putv_getv_through_the_switch_with_driver_threads() {
 fn a_clean_exporter_exit_aborts_imports_at_once() {
     with_watchdog("clean exit", Duration::from_secs(60), || {
         let sw = Switch::start(SwitchConfig::default()).unwrap();
-        let (exp, imp) = (node(1, &sw, 1), node(2, &sw, 1));
-        let seg_mem = PinnedBuf::new(4096).unwrap();
-        let e = exp.rsm();
-        let ctrl = e.get_controller(Some("rsmnet0")).unwrap();
-        let seg = e
-            .export_create(ctrl, seg_mem.region(), CreateFlags::empty())
-            .unwrap();
-        e.export_publish(seg, SEG, &[]).unwrap();
+        let (exp, imp, _seg_mem, _seg, h) = connected(&sw, 4096);
         let i = imp.rsm();
-        let c = i.get_controller(Some("rsmnet0")).unwrap();
-        let h = i.import_connect(c, 1, SEG, Permission::RDWR).unwrap();
         let mut local = PinnedBuf::new(4096).unwrap();
         local.as_mut_slice().unwrap()[..5].copy_from_slice(b"alive");
         let l = local.region();
@@ -133,17 +150,8 @@ fn the_switch_capture_reads_back_with_tcpdump_and_our_decoder() {
             ..SwitchConfig::default()
         })
         .unwrap();
-        let (exp, imp) = (node(1, &sw, 1), node(2, &sw, 1));
-        let seg_mem = PinnedBuf::new(256 * 1024).unwrap();
-        let e = exp.rsm();
-        let ctrl = e.get_controller(Some("rsmnet0")).unwrap();
-        let seg = e
-            .export_create(ctrl, seg_mem.region(), CreateFlags::empty())
-            .unwrap();
-        e.export_publish(seg, SEG, &[]).unwrap();
+        let (exp, imp, _seg_mem, _seg, h) = connected(&sw, 256 * 1024);
         let i = imp.rsm();
-        let c = i.get_controller(Some("rsmnet0")).unwrap();
-        let h = i.import_connect(c, 1, SEG, Permission::RDWR).unwrap();
         let buf = PinnedBuf::new(256 * 1024).unwrap();
         let b = buf.region();
         let v: Vec<IoVec<'_, _>> = (0..4)
@@ -480,17 +488,8 @@ fn a_non_blocking_start_goes_out_while_another_thread_waits() {
     use rsm_core::SegmentRef;
     with_watchdog("start while waiting", Duration::from_secs(60), || {
         let sw = Switch::start(SwitchConfig::default()).unwrap();
-        let (exp, imp) = (node(1, &sw, 1), node(2, &sw, 1));
-        let seg_mem = PinnedBuf::new(4096).unwrap();
-        let e = exp.rsm();
-        let ctrl = e.get_controller(Some("rsmnet0")).unwrap();
-        let seg = e
-            .export_create(ctrl, seg_mem.region(), CreateFlags::empty())
-            .unwrap();
-        e.export_publish(seg, SEG, &[]).unwrap();
-        let i = imp.rsm();
-        let c = i.get_controller(Some("rsmnet0")).unwrap();
-        let h = i.import_connect(c, 1, SEG, Permission::RDWR).unwrap();
+        let (exp, imp, seg_mem, seg, h) = connected(&sw, 4096);
+        let (e, i) = (exp.rsm(), imp.rsm());
         let local = PinnedBuf::new(4096).unwrap();
         local.write(0, b"kicked").unwrap();
         let l = local.region();
