@@ -11,8 +11,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod decode;
+pub mod demo;
 pub mod qemu;
+pub mod serial;
 
 use std::ffi::OsString;
 use std::fmt::{self, Write as _};
@@ -34,6 +37,7 @@ Usage:
   cargo rsm test --list   print the test steps without running them
   cargo rsm decode FILE   decode every rsm-rs frame of a pcap capture (the switch's)
   cargo rsm qemu-smoke    boot the built image under QEMU into its self-checks
+  cargo rsm qemu-demo     the demo's QEMU part alone (two nodes; needs the built image)
   cargo rsm help          print this help
 
 Each command does its own set-up (`rustup target add x86_64-unknown-none`).
@@ -65,6 +69,8 @@ pub enum Cli {
     },
     /// `qemu-smoke`: boot the built image under QEMU into its three self-checks.
     QemuSmoke,
+    /// `qemu-demo`: boot the demo's two nodes from the built image and print the report.
+    QemuDemo,
     /// `help`, `-h`, `--help` or no arguments: print usage.
     Help,
 }
@@ -116,6 +122,7 @@ where
         }),
         ["decode", ..] => Err(UsageError("`decode` takes one pcap file".into())),
         ["qemu-smoke"] => Ok(Cli::QemuSmoke),
+        ["qemu-demo"] => Ok(Cli::QemuDemo),
         ["test"] => Ok(Cli::Test { list: false }),
         ["test", "--list"] => Ok(Cli::Test { list: true }),
         ["demo", extra, ..] => Err(UsageError(format!(
@@ -335,6 +342,7 @@ pub fn test_steps() -> Vec<Step> {
             "image fmt",
             &[
                 "fmt",
+                "--all",
                 "--manifest-path",
                 "targets/kernel/Cargo.toml",
                 "--",
@@ -372,26 +380,27 @@ pub fn test_steps() -> Vec<Step> {
 /// wants its own), so the test run builds and lints it explicitly: it cannot rot.
 pub const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
 
-/// The example the demo currently runs.
-pub const DEMO_EXAMPLE: &str = "seed_story";
-
-/// Every step of `cargo rsm demo`, in order.
-///
-/// For now this is a host demo of the seed man page's story; the QEMU
-/// cluster demo replaces it when the unikernel issue lands.
+/// Every step of `cargo rsm demo`, in order: set-up, tools (QEMU), the image build, then
+/// the two-node QEMU demo with its report (`qemu-demo`).
 pub fn demo_steps() -> Vec<Step> {
     vec![
         setup_step(),
+        tools_step(),
+        Step::new(
+            "image build",
+            Program::Other("sh".into()),
+            &["-c", IMAGE_BUILD_SCRIPT],
+        ),
         Step::cargo(
             "demo",
             &[
                 "run",
-                "--release",
                 "-q",
+                "--release",
                 "-p",
-                "rsm-host",
-                "--example",
-                DEMO_EXAMPLE,
+                "rsm-runner",
+                "--",
+                "qemu-demo",
             ],
         ),
     ]
@@ -649,14 +658,9 @@ pub fn cmd_demo() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = (|| -> io::Result<Report> {
-        writeln!(out, "==> rsm-rs demo")?;
         writeln!(
             out,
-            "    Host demo of the seed man page's story (rsm-host example `{DEMO_EXAMPLE}`)."
-        )?;
-        writeln!(
-            out,
-            "    The QEMU cluster demo replaces it when the unikernel issue lands."
+            "==> rsm-rs demo: two QEMU nodes, putv/getv over virtio-net"
         )?;
         run_steps(&demo_steps(), &root, &mut out)
     })();
@@ -668,15 +672,41 @@ pub fn cmd_demo() -> ExitCode {
         None => ExitCode::SUCCESS,
         Some((name, why)) => {
             eprintln!("error: demo step `{name}` failed: {why}");
-            let examples = root.join("targets/host/examples");
-            let written = examples.join(format!("{DEMO_EXAMPLE}.rs")).is_file()
-                || examples.join(DEMO_EXAMPLE).join("main.rs").is_file();
-            if name == "demo" && !written {
-                eprintln!(
-                    "note: the `{DEMO_EXAMPLE}` example (targets/host/examples/{DEMO_EXAMPLE}.rs) \
-                     has not been written yet."
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `cargo rsm qemu-demo`: boot the demo's nodes, show their logs, print the report; fails
+/// when anything is wrong ([`demo::problems`]).
+pub fn cmd_qemu_demo() -> ExitCode {
+    let image = workspace_root().join(IMAGE_PATH);
+    let dir = demo::run_dir("demo");
+    println!(
+        "booting 2 QEMU nodes from {} (run directory {})",
+        image.display(),
+        dir.display()
+    );
+    let mut show = |l: &str| println!("{l}");
+    match demo::run(&image, &dir, demo::ROUNDS, &mut show) {
+        Ok(run) => {
+            print!("\n{}", demo::report(&run));
+            let problems = demo::problems(&run, demo::ROUNDS);
+            if problems.is_empty() {
+                println!(
+                    "demo passed: {} bytes verified each way",
+                    u64::from(demo::ROUNDS) * demo::ROUND_BYTES
                 );
+                ExitCode::SUCCESS
+            } else {
+                for p in problems {
+                    eprintln!("error: {p}");
+                }
+                ExitCode::from(EXIT_FAILURE)
             }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
@@ -695,6 +725,7 @@ where
         }
         Ok(Cli::Test { list }) => cmd_test(list),
         Ok(Cli::Demo) => cmd_demo(),
+        Ok(Cli::QemuDemo) => cmd_qemu_demo(),
         Ok(Cli::QemuSmoke) => {
             let mut out = std::io::stdout();
             match qemu::smoke(Path::new(IMAGE_PATH), Path::new(IMAGE_TARGET_DIR), &mut out) {
@@ -806,7 +837,7 @@ mod tests {
             "cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings",
             "cargo build --manifest-path fuzz/Cargo.toml --bins",
             "cargo test -p rsm-hal",
-            "cargo fmt --manifest-path targets/kernel/Cargo.toml -- --check",
+            "cargo fmt --all --manifest-path targets/kernel/Cargo.toml -- --check",
             &format!("sh -c {IMAGE_BUILD_SCRIPT}"),
             &format!("sh -c {IMAGE_CLIPPY_SCRIPT}"),
             "cargo run -q --release -p rsm-runner -- qemu-smoke",
@@ -817,14 +848,19 @@ mod tests {
     }
 
     #[test]
-    fn demo_sets_up_then_runs_the_example() {
+    fn demo_sets_up_builds_the_image_then_boots_it() {
         let steps = demo_steps();
         assert_eq!(steps[0], setup_step());
+        assert_eq!(steps[1], tools_step());
         assert_eq!(
-            steps[1].command_line(),
-            "cargo run --release -q -p rsm-host --example seed_story"
+            steps[2].command_line(),
+            format!("sh -c {IMAGE_BUILD_SCRIPT}")
         );
-        assert_eq!(steps.len(), 2);
+        assert_eq!(
+            steps[3].command_line(),
+            "cargo run -q --release -p rsm-runner -- qemu-demo"
+        );
+        assert_eq!(steps.len(), 4);
     }
 
     #[test]

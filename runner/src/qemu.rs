@@ -90,6 +90,24 @@ pub fn nic_args(node: u8, local: SocketAddr, remote: SocketAddr) -> Vec<String> 
     ]
 }
 
+/// The QEMU command for one node: q35, TCG, one vCPU (`-cpu max`: SSE4.2 and friends),
+/// 128 MiB, `-kernel image -append append`, COM1 to `serial_log`, no display, no monitor,
+/// no reboot, `isa-debug-exit` at 0xf4.
+pub fn qemu_command(image: &Path, append: &str, serial_log: &Path) -> Command {
+    let mut c = Command::new(QEMU);
+    c.args([
+        "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "128M",
+    ])
+    .arg("-kernel")
+    .arg(image)
+    .args(["-append", append])
+    .arg("-serial")
+    .arg(format!("file:{}", serial_log.display()))
+    .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    c
+}
+
 /// [`boot`] with extra QEMU arguments (e.g. [`nic_args`]).
 ///
 /// # Errors
@@ -106,17 +124,7 @@ pub fn boot_with(
     }
     let _ = std::fs::remove_file(serial_log);
     let start = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args([
-            "-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", "128M",
-        ])
-        .arg("-kernel")
-        .arg(image)
-        .args(["-append", append])
-        .arg("-serial")
-        .arg(format!("file:{}", serial_log.display()))
-        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+    let mut child = qemu_command(image, append, serial_log)
         .args(extra)
         .stdin(Stdio::null())
         .spawn()
@@ -163,13 +171,13 @@ const CASES: [Case; 3] = [
         name: "page fault is logged, exit = fail",
         append: "node=1 scenario=fault",
         status: STATUS_FAIL,
-        line: "rsm-kernel: EXCEPTION 14",
+        line: "rsm-board: EXCEPTION 14",
     },
     Case {
         name: "panic is logged, exit = panic",
         append: "node=1 scenario=panic",
         status: STATUS_PANIC,
-        line: "rsm-kernel: PANIC",
+        line: "rsm-board: PANIC",
     },
 ];
 
@@ -227,7 +235,7 @@ pub fn smoke(image: &Path, dir: &Path, out: &mut dyn io::Write) -> Result<(), St
         let echoed = b
             .serial
             .lines()
-            .any(|l| l.starts_with("rsm-kernel: cmdline") && l.contains(c.append));
+            .any(|l| l.starts_with("rsm-board: cmdline") && l.contains(c.append));
         let ok = b.status == Some(c.status) && echoed && b.serial.contains(c.line);
         let _ = writeln!(
             out,

@@ -94,7 +94,7 @@ extern "C" fn exception(frame: *const u64) -> ! {
         core::array::from_fn(|i| unsafe { frame.add(i).read() });
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     crate::println!(
-        "rsm-kernel: EXCEPTION {vector} (error {error:#x}) at rip {rip:#x}, rsp {rsp:#x}, cr2 {cr2:#x}"
+        "rsm-board: EXCEPTION {vector} (error {error:#x}) at rip {rip:#x}, rsp {rsp:#x}, cr2 {cr2:#x}"
     );
     crate::qemu_exit(crate::exit::FAIL)
 }

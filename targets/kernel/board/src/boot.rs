@@ -98,7 +98,7 @@ pdpt:
 pd:
     .skip 16384
 boot_stack:
-    .skip 65536
+    .skip 1048576
 boot_stack_top:
 "#,
     options(att_syntax)

@@ -1,0 +1,538 @@
+//! The RSM demo: two image nodes over virtio-net through the runner's switch.
+//!
+//! * `role=exporter` (node 1 by default) creates a [`SEG_LEN`]-byte segment in static memory
+//!   and publishes it as [`SEG_ID`] to node `peer` (read+write). Then, woken by the
+//!   importer's signal, it checks every byte the importer put (the pattern of that round),
+//!   writes the complement as the reply, then the reply tag, and posts back — until the
+//!   importer's finish tag.
+//! * `role=importer` connects (retrying while the exporter is not there yet), creates a
+//!   local memory handle over a static buffer, and runs `rounds` rounds: round `r` fills
+//!   the buffer with the round's pattern and `putv`s it with a vector of `1 + r % 16`
+//!   entries — uneven pieces in a shuffled order, alternately `RSM_HANDLE_TYPE` and
+//!   `RSM_VA_TYPE` —, puts the round tag and posts a signal; it waits for the reply tag
+//!   (`intr_signal_wait` with a timeout), `getv`s the reply with as many mixed entries and
+//!   checks every byte. Then it writes the finish tag, disconnects and leaves.
+//!
+//! Every call blocks on the one vCPU with no helper thread: the node drives its attached
+//! virtio-net link while it waits (`Rsm::attach_link`).
+//!
+//! Both roles end with one `REPORT` line the runner parses: role, operations, bytes,
+//! throughput, latency p50/p99 of putv and getv, errors by RSMERR name, residuals, frames.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+use rsm_board::net::{VirtioLink, FRAME_MAX};
+use rsm_board::platform::{KernelPlatform, KernelRegion};
+use rsm_board::statics::StaticCell;
+use rsm_board::{clock, exit, println, Boot, StaticBuf};
+use rsm_core::lazy::LazyRsm;
+use rsm_core::proto::NetConfig;
+use rsm_core::{
+    node_mac, AccessEntry, Barrier, BarrierType, Config, ControllerHandle, CreateFlags,
+    ImportHandle, IoVec, LocalMemHandle, Permission, RsmError, RsmResult, ScatGath, SegmentRef,
+    SigpostFlags,
+};
+use rsm_hal::{Clock, Link};
+
+/// The node: 32 local memory handles, 8 exports, 8 imports, jumbo frames.
+type Node = rsm_core::Rsm<KernelPlatform, 32, 8, 8, FRAME_MAX>;
+
+/// The segment id the exporter publishes.
+pub const SEG_ID: u32 = 0x40_8000;
+/// The importer's buffer: 16 pages.
+const LOCAL_LEN: usize = 64 * 1024;
+/// Offsets in the segment.
+const DATA_OFF: usize = 0;
+const TAG_OFF: usize = LOCAL_LEN;
+const REPLY_OFF: usize = 2 * LOCAL_LEN;
+const REPLY_TAG_OFF: usize = 3 * LOCAL_LEN;
+/// The segment: data, tag page, reply, reply tag page.
+pub const SEG_LEN: usize = 4 * LOCAL_LEN;
+/// The importer's finish tag.
+const FIN: u64 = u64::MAX;
+/// Most rounds a run may ask for (latency samples are kept per round).
+const MAX_ROUNDS: usize = 256;
+/// How long the importer keeps trying to connect, and waits for a reply (ms).
+const PATIENCE_MS: u64 = 30_000;
+
+static NODE_ID: AtomicU8 = AtomicU8::new(0);
+
+fn init() -> Option<(KernelPlatform, Config)> {
+    Some((
+        KernelPlatform::new(),
+        Config {
+            node_id: u32::from(NODE_ID.load(Ordering::Relaxed)),
+            ..Config::DEFAULT
+        },
+    ))
+}
+
+/// The node lives in a `static`, built on first use.
+static RSM: LazyRsm<KernelPlatform, 32, 8, 8, FRAME_MAX> = LazyRsm::new(init);
+/// The NIC, kept by the node.
+static LINK: StaticCell<VirtioLink> = StaticCell::new();
+static SEGMENT: StaticBuf<SEG_LEN> = StaticBuf::new();
+static LOCAL: StaticBuf<LOCAL_LEN> = StaticBuf::new();
+static TAG: StaticBuf<4096> = StaticBuf::new();
+
+/// The data of round `round`, byte `i`.
+fn pattern(round: u32, i: usize) -> u8 {
+    ((i as u32).wrapping_mul(2_654_435_761) >> 13) as u8 ^ (round as u8).wrapping_mul(37) ^ 0x5a
+}
+
+/// Errors seen, by code (the runner prints them by RSMERR name).
+struct Errors([(i32, u32); 16]);
+
+impl Errors {
+    const fn new() -> Self {
+        Errors([(0, 0); 16])
+    }
+    fn count(&mut self, e: RsmError) {
+        let code = e.code();
+        if let Some(slot) = self.0.iter_mut().find(|(c, n)| *c == code || *n == 0) {
+            slot.0 = code;
+            slot.1 += 1;
+        }
+    }
+    fn print(&self) -> ErrorsFmt<'_> {
+        ErrorsFmt(self)
+    }
+}
+
+struct ErrorsFmt<'a>(&'a Errors);
+
+impl core::fmt::Display for ErrorsFmt<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut any = false;
+        for &(code, n) in self.0 .0.iter().filter(|(_, n)| *n > 0) {
+            let name = RsmError::from_code(code).map_or("?", RsmError::name);
+            write!(f, "{}{name}:{n}", if any { "," } else { "" })?;
+            any = true;
+        }
+        if !any {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed step: what, and the error if it was an RSM call.
+struct Fail(&'static str, Option<RsmError>);
+
+fn must<T>(what: &'static str, errors: &mut Errors, r: RsmResult<T>) -> Result<T, Fail> {
+    r.map_err(|e| {
+        errors.count(e);
+        Fail(what, Some(e))
+    })
+}
+
+/// p50 and p99 of the first `n` samples (sorted in place), in µs.
+fn percentiles(samples: &mut [u64]) -> (u64, u64) {
+    if samples.is_empty() {
+        return (0, 0);
+    }
+    samples.sort_unstable();
+    let at = |q: usize| samples[(samples.len() * q / 100).min(samples.len() - 1)] / 1000;
+    (at(50), at(99))
+}
+
+/// Bring the node up: id, link, engine.
+fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
+    NODE_ID.store(me, Ordering::Relaxed);
+    let rsm = RSM.get().map_err(|_| "node init")?;
+    let link = VirtioLink::open().ok_or("no virtio-net device")?;
+    if link.mac() != node_mac(u32::from(me)) {
+        println!(
+            "rsm-kernel: warning: NIC MAC {:02x?} is not node {me}'s {:02x?}",
+            link.mac(),
+            node_mac(u32::from(me))
+        );
+    }
+    let link = LINK.put(link).map_err(|_| "link taken")?;
+    let max_frame = boot
+        .num("frame", FRAME_MAX as u64)
+        .ok_or("bad frame=")?
+        .min(FRAME_MAX as u64) as usize;
+    // A new incarnation per boot: the command line's, else the TSC (nonzero, grows).
+    let inc = boot.num("inc", clock::rdtsc() >> 8).ok_or("bad inc=")?;
+    rsm.net_start(
+        rsm.platform().now(),
+        NetConfig {
+            incarnation: inc.max(1),
+            max_frame,
+        },
+    );
+    rsm.attach_link(link);
+    println!("rsm-kernel: node {me} up, frame {max_frame}, incarnation {inc}");
+    Ok(rsm)
+}
+
+/// Leave the network cleanly (bounded).
+fn leave(rsm: &Node) {
+    rsm.net_leave();
+    let end = clock::now_ns() + 2_000_000_000;
+    while !rsm.net_quiet() && clock::now_ns() < end {
+        let _ = rsm.service(rsm.platform().now());
+    }
+}
+
+fn frames_line(rsm: &Node) {
+    let s = rsm.net_stats();
+    println!(
+        "FRAMES sent={} received={} retransmits={} malformed={}",
+        s.frames_sent, s.frames_received, s.retransmits, s.malformed
+    );
+}
+
+/// Run the demo role named on the command line.
+pub fn run(boot: &Boot) -> u32 {
+    let role = boot.arg("role").unwrap_or("?");
+    let me = boot.num("node", 0).unwrap_or(0);
+    let peer = boot.num("peer", 0).unwrap_or(0);
+    if me == 0 || me > 63 || peer == 0 || peer > 63 || me == peer {
+        println!("FAIL demo needs node=1..63 and peer=1..63 (another node)");
+        return exit::FAIL;
+    }
+    let rsm = match start(boot, me as u8) {
+        Ok(r) => r,
+        Err(why) => {
+            println!("FAIL {why}");
+            return exit::FAIL;
+        }
+    };
+    let mut errors = Errors::new();
+    let r = match role {
+        "exporter" => exporter(rsm, peer as u32, &mut errors),
+        "importer" => {
+            let rounds = boot.num("rounds", 32).unwrap_or(0) as usize;
+            if rounds == 0 || rounds > MAX_ROUNDS {
+                println!("FAIL rounds= takes 1..={MAX_ROUNDS}");
+                return exit::FAIL;
+            }
+            importer(rsm, peer as u32, rounds, &mut errors)
+        }
+        _ => {
+            println!("FAIL role= takes exporter or importer");
+            return exit::FAIL;
+        }
+    };
+    frames_line(rsm);
+    match r {
+        Ok(()) => {
+            leave(rsm);
+            exit::PASS
+        }
+        Err(Fail(what, e)) => {
+            println!(
+                "FAIL {what}: {} errors={}",
+                e.map_or("check failed", RsmError::name),
+                errors.print()
+            );
+            exit::FAIL
+        }
+    }
+}
+
+fn controller(rsm: &Node, errors: &mut Errors) -> Result<ControllerHandle, Fail> {
+    must(
+        "get_controller",
+        errors,
+        rsm.get_controller(Some("rsmnet0")),
+    )
+}
+
+fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
+    let ctrl = controller(rsm, errors)?;
+    let mem = KernelRegion::from_static(SEGMENT.take().ok_or(Fail("segment memory", None))?);
+    let seg = must(
+        "export_create",
+        errors,
+        rsm.export_create(ctrl, mem.clone(), CreateFlags::empty()),
+    )?;
+    must(
+        "export_publish",
+        errors,
+        rsm.export_publish(seg, SEG_ID, &[AccessEntry::new(peer, 0o600)]),
+    )?;
+    println!(
+        "READY node={} segment={SEG_ID:#x} len={SEG_LEN}",
+        rsm.node_id()
+    );
+    let t0 = clock::now_ns();
+    let (mut done, mut rounds, mut verified) = (0u64, 0u64, 0u64);
+    let mut data = [0u8; 4096];
+    let idle_limit = clock::now_ns() + PATIENCE_MS * 1_000_000;
+    loop {
+        match rsm.intr_signal_wait(SegmentRef::Export(seg), 1000) {
+            Ok(()) | Err(RsmError::Timeout) => {}
+            Err(e) => return must("intr_signal_wait", errors, Err(e)),
+        }
+        let mut tag = [0u8; 8];
+        mem.read(TAG_OFF, &mut tag)
+            .map_err(|_| Fail("read tag", None))?;
+        let tag = u64::from_le_bytes(tag);
+        if tag == FIN {
+            break;
+        }
+        if tag == 0 || tag == done {
+            if done == 0 && clock::now_ns() > idle_limit {
+                return Err(Fail("no importer came", None));
+            }
+            continue;
+        }
+        let round = (tag - 1) as u32;
+        for page in 0..LOCAL_LEN / 4096 {
+            mem.read(DATA_OFF + page * 4096, &mut data)
+                .map_err(|_| Fail("read data", None))?;
+            let bad = (0..4096)
+                .filter(|&i| data[i] != pattern(round, page * 4096 + i))
+                .count();
+            if bad != 0 {
+                println!("FAIL round {round}: {bad} bytes of page {page} differ");
+                return Err(Fail("putv data check", None));
+            }
+            for b in data.iter_mut() {
+                *b = !*b;
+            }
+            mem.write(REPLY_OFF + page * 4096, &data)
+                .map_err(|_| Fail("write reply", None))?;
+        }
+        verified += LOCAL_LEN as u64;
+        mem.write(REPLY_TAG_OFF, &tag.to_le_bytes())
+            .map_err(|_| Fail("write reply tag", None))?;
+        must(
+            "intr_signal_post",
+            errors,
+            rsm.intr_signal_post(SegmentRef::Export(seg), SigpostFlags::empty()),
+        )?;
+        done = tag;
+        rounds += 1;
+    }
+    let us = (clock::now_ns() - t0) / 1000;
+    must("export_unpublish", errors, rsm.export_unpublish(seg))?;
+    must("export_destroy", errors, rsm.export_destroy(seg))?;
+    println!(
+        "REPORT node={} role=exporter ops={rounds} bytes={} verified={verified} elapsed_us={us} \
+         errors={} residual=0",
+        rsm.node_id(),
+        2 * verified,
+        errors.print()
+    );
+    Ok(())
+}
+
+/// `n` uneven pieces of `len` bytes: (offset, length), each at least 1 byte.
+fn cuts(len: usize, n: usize, out: &mut [(usize, usize); 16]) {
+    let mut at = [0usize; 17];
+    for (k, a) in at.iter_mut().enumerate().take(n) {
+        *a = if k == 0 {
+            0
+        } else {
+            k * len / n + (k * 37) % 61
+        };
+    }
+    at[n] = len;
+    for k in 0..n {
+        out[k] = (at[k], at[k + 1] - at[k]);
+    }
+}
+
+/// Connect, retrying while the exporter is not there yet.
+fn connect(
+    rsm: &Node,
+    ctrl: ControllerHandle,
+    peer: u32,
+    errors: &mut Errors,
+) -> Result<ImportHandle, Fail> {
+    let end = clock::now_ns() + PATIENCE_MS * 1_000_000;
+    loop {
+        match rsm.import_connect(ctrl, peer, SEG_ID, Permission::RDWR) {
+            Ok(h) => return Ok(h),
+            Err(e @ (RsmError::SegNotPublished | RsmError::RemoteNodeUnreachable))
+                if clock::now_ns() < end =>
+            {
+                errors.count(e);
+                // Keep the link driven while waiting.
+                let wake = clock::now_ns() + 50_000_000;
+                while clock::now_ns() < wake {
+                    let _ = rsm.service(rsm.platform().now());
+                }
+            }
+            Err(e) => return must("import_connect", errors, Err(e)),
+        }
+    }
+}
+
+/// Fill `v` with `n` entries over the pieces of `LOCAL_LEN`, in a shuffled order,
+/// alternately HANDLE and VA, at `base` in the segment.
+fn vector<'a>(
+    v: &mut [IoVec<'a, KernelRegion>; 16],
+    n: usize,
+    round: usize,
+    lh: LocalMemHandle,
+    local: &'a KernelRegion,
+    base: usize,
+) {
+    let mut parts = [(0usize, 0usize); 16];
+    cuts(LOCAL_LEN, n, &mut parts);
+    // A permutation of the pieces: a step coprime with n (11 is prime; 13 when n = 11).
+    let step = if n == 11 { 13 } else { 11 };
+    for (j, slot) in v.iter_mut().enumerate().take(n) {
+        let k = (j * step + round) % n;
+        let (off, len) = parts[k];
+        *slot = if j % 2 == 0 {
+            IoVec::handle(lh, off, base + off, len)
+        } else {
+            IoVec::va(local, off, base + off, len)
+        };
+    }
+}
+
+fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result<(), Fail> {
+    let ctrl = controller(rsm, errors)?;
+    let local = KernelRegion::from_static(LOCAL.take().ok_or(Fail("local memory", None))?);
+    let tagmem = KernelRegion::from_static(TAG.take().ok_or(Fail("tag memory", None))?);
+    let t_connect = clock::now_ns();
+    let h = connect(rsm, ctrl, peer, errors)?;
+    println!(
+        "CONNECTED node={} segment={SEG_ID:#x} after_ms={}",
+        rsm.node_id(),
+        (clock::now_ns() - t_connect) / 1_000_000
+    );
+    // Implicit barrier mode (the default): puts and gets need an initialised barrier; the
+    // data putv of each round runs inside an open barrier.
+    let mut barrier = Barrier::default();
+    must(
+        "init_barrier",
+        errors,
+        rsm.init_barrier(h, BarrierType::SEGMENT, &mut barrier),
+    )?;
+    let lh = must(
+        "create_localmemory_handle",
+        errors,
+        rsm.create_localmemory_handle(ctrl, local.clone()),
+    )?;
+    let mut put_ns = [0u64; MAX_ROUNDS];
+    let mut get_ns = [0u64; MAX_ROUNDS];
+    let (mut bytes, mut busy_ns, mut residual, mut verified) = (0u64, 0u64, 0u64, 0u64);
+    let t0 = clock::now_ns();
+    let mut page = [0u8; 4096];
+    for r in 0..rounds {
+        let n = 1 + r % 16;
+        let round = r as u32;
+        for p in 0..LOCAL_LEN / 4096 {
+            for (i, b) in page.iter_mut().enumerate() {
+                *b = pattern(round, p * 4096 + i);
+            }
+            local
+                .write(p * 4096, &page)
+                .map_err(|_| Fail("fill local", None))?;
+        }
+        let mut v = [IoVec::handle(lh, 0, 0, 0); 16];
+        vector(&mut v, n, r, lh, &local, DATA_OFF);
+        let mut sg = ScatGath::new(h, &v[..n]);
+        let t = clock::now_ns();
+        must("open_barrier", errors, rsm.open_barrier(&mut barrier))?;
+        let put = rsm.putv(&mut sg);
+        let closed = rsm.close_barrier(&mut barrier);
+        must("putv", errors, put)?;
+        must("close_barrier", errors, closed)?;
+        put_ns[r] = clock::now_ns() - t;
+        busy_ns += put_ns[r];
+        residual += sg.io_residual_count;
+        bytes += LOCAL_LEN as u64;
+        let tag = r as u64 + 1;
+        tagmem
+            .write(0, &tag.to_le_bytes())
+            .map_err(|_| Fail("tag", None))?;
+        let tv = [IoVec::va(&tagmem, 0, TAG_OFF, 8)];
+        must("putv tag", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
+        must(
+            "intr_signal_post",
+            errors,
+            rsm.intr_signal_post(SegmentRef::Import(h), SigpostFlags::empty()),
+        )?;
+        // Wait for the reply tag: a blocking signal wait with a timeout.
+        let end = clock::now_ns() + PATIENCE_MS * 1_000_000;
+        loop {
+            let mut b = [0u8; 8];
+            must(
+                "get reply tag",
+                errors,
+                rsm.get(h, REPLY_TAG_OFF as i64, &mut b),
+            )?;
+            if u64::from_le_bytes(b) == tag {
+                break;
+            }
+            if clock::now_ns() > end {
+                return Err(Fail("no reply from the exporter", None));
+            }
+            match rsm.intr_signal_wait(SegmentRef::Import(h), 1000) {
+                Ok(()) => {}
+                Err(RsmError::Timeout) => errors.count(RsmError::Timeout),
+                Err(e) => return must("intr_signal_wait", errors, Err(e)),
+            }
+        }
+        for p in 0..LOCAL_LEN / 4096 {
+            local
+                .write(p * 4096, &[0u8; 4096])
+                .map_err(|_| Fail("clear local", None))?;
+        }
+        vector(&mut v, n, r + 3, lh, &local, REPLY_OFF);
+        let mut sg = ScatGath::new(h, &v[..n]);
+        let t = clock::now_ns();
+        must("getv", errors, rsm.getv(&mut sg))?;
+        get_ns[r] = clock::now_ns() - t;
+        busy_ns += get_ns[r];
+        residual += sg.io_residual_count;
+        bytes += LOCAL_LEN as u64;
+        for p in 0..LOCAL_LEN / 4096 {
+            local
+                .read(p * 4096, &mut page)
+                .map_err(|_| Fail("read local", None))?;
+            let bad = (0..4096)
+                .filter(|&i| page[i] != !pattern(round, p * 4096 + i))
+                .count();
+            if bad != 0 {
+                println!("FAIL round {r}: {bad} reply bytes of page {p} differ");
+                return Err(Fail("getv data check", None));
+            }
+        }
+        verified += LOCAL_LEN as u64;
+        println!(
+            "ROUND {r} entries={n} put_us={} get_us={}",
+            put_ns[r] / 1000,
+            get_ns[r] / 1000
+        );
+    }
+    let elapsed = clock::now_ns() - t0;
+    tagmem
+        .write(0, &FIN.to_le_bytes())
+        .map_err(|_| Fail("tag", None))?;
+    let tv = [IoVec::va(&tagmem, 0, TAG_OFF, 8)];
+    must("putv fin", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
+    must(
+        "intr_signal_post",
+        errors,
+        rsm.intr_signal_post(SegmentRef::Import(h), SigpostFlags::empty()),
+    )?;
+    must("destroy_barrier", errors, rsm.destroy_barrier(&mut barrier))?;
+    must("import_disconnect", errors, rsm.import_disconnect(h))?;
+    must(
+        "free_localmemory_handle",
+        errors,
+        rsm.free_localmemory_handle(ctrl, lh),
+    )?;
+    let (p50, p99) = percentiles(&mut put_ns[..rounds]);
+    let (g50, g99) = percentiles(&mut get_ns[..rounds]);
+    println!(
+        "REPORT node={} role=importer ops={} bytes={bytes} verified={verified} elapsed_us={} \
+         throughput_kbs={} putv_p50_us={p50} putv_p99_us={p99} getv_p50_us={g50} \
+         getv_p99_us={g99} errors={} residual={residual}",
+        rsm.node_id(),
+        2 * rounds,
+        elapsed / 1000,
+        bytes * 1_000_000 / busy_ns.max(1),
+        errors.print()
+    );
+    Ok(())
+}

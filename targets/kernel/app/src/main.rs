@@ -1,0 +1,131 @@
+//! rsm-kernel: the rsm-rs unikernel application, on the board crate `rsm-board`.
+//!
+//! `scenario=` on the kernel command line picks what the image does:
+//! * (none) — boot to ready and pass (the boot self-check);
+//! * `fault` / `panic` — fault or panic on purpose: the board must log it and exit with the
+//!   failure / panic code;
+//! * `net` — virtio-net self-check: send a broadcast frame, receive one frame back;
+//! * `crc` — time the software CRC-32C against the `crc32` instruction (TCG emulates it);
+//! * `demo` — the RSM demo, `role=exporter` or `role=importer` (see [`demo`]).
+
+#![no_std]
+#![no_main]
+
+mod demo;
+
+use rsm_board::net::VirtioLink;
+use rsm_board::{clock, entry, exit, println, Boot};
+use rsm_hal::Link;
+
+/// EtherType of the self-check's frames (IEEE local experimental 2).
+const ETHERTYPE: u16 = 0x88B6;
+
+fn main(boot: &Boot) -> u32 {
+    match boot.arg("scenario") {
+        Some("fault") => fault(),
+        Some("panic") => panic!("requested by the command line"),
+        Some("net") => net_check(boot.arg("node").unwrap_or("?")),
+        Some("crc") => crc_speed(),
+        Some("demo") => demo::run(boot),
+        Some(other) => {
+            println!("rsm-kernel: unknown scenario `{other}`");
+            exit::FAIL
+        }
+        None => {
+            println!("rsm-kernel: ready");
+            exit::PASS
+        }
+    }
+}
+
+entry!(main);
+
+/// Read an unmapped address: the board's page-fault handler must end the run.
+fn fault() -> u32 {
+    let p = 0x4000_0000_0000usize as *const u64;
+    // SAFETY: none — this reads an unmapped address on purpose, to check that the page
+    // fault is logged and ends in the failure exit.
+    let v = unsafe { p.read_volatile() };
+    println!("rsm-kernel: read {v} from an unmapped address");
+    exit::PASS
+}
+
+/// Send one broadcast frame naming `node`, then wait (bounded) for one frame to our MAC.
+fn net_check(node: &str) -> u32 {
+    let Some(mut link) = VirtioLink::open() else {
+        println!("rsm-kernel: no virtio-net device");
+        return exit::FAIL;
+    };
+    let mac = link.mac();
+    println!(
+        "rsm-kernel: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    );
+    let mut frame = [0u8; 64];
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    frame[6..12].copy_from_slice(&mac);
+    frame[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
+    let text = b"rsm-kernel hello node=";
+    frame[14..14 + text.len()].copy_from_slice(text);
+    let n = node.len().min(64 - 14 - text.len());
+    frame[14 + text.len()..14 + text.len() + n].copy_from_slice(&node.as_bytes()[..n]);
+    if let Err(e) = link.transmit(&frame) {
+        println!("rsm-kernel: send: {e:?}");
+        return exit::FAIL;
+    }
+    println!("rsm-kernel: sent {} bytes", frame.len());
+    let mut rx = [0u8; rsm_board::net::FRAME_MAX];
+    let end = clock::now_ns() + 10_000_000_000;
+    while clock::now_ns() < end {
+        match link.receive(&mut rx) {
+            Ok(Some(len)) => {
+                let ours = len >= 14 && rx[12..14] == ETHERTYPE.to_be_bytes() && rx[..6] == mac;
+                println!("rsm-kernel: received {len} bytes, addressed to us: {ours}");
+                return if ours { exit::PASS } else { exit::FAIL };
+            }
+            Ok(None) => core::hint::spin_loop(),
+            Err(e) => {
+                println!("rsm-kernel: receive: {e:?}");
+                return exit::FAIL;
+            }
+        }
+    }
+    println!("rsm-kernel: nothing received");
+    exit::FAIL
+}
+
+/// Time CRC-32C over a 9000-byte buffer: software slice-by-16 (the platform's choice) and
+/// the SSE4.2 `crc32` instruction as TCG emulates it; check both agree.
+fn crc_speed() -> u32 {
+    static BUF: rsm_board::StaticBuf<9000> = rsm_board::StaticBuf::new();
+    let Some(buf) = BUF.take() else {
+        return exit::FAIL;
+    };
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (i * 31 + 7) as u8;
+    }
+    const ROUNDS: u64 = 200;
+    let t0 = clock::now_ns();
+    let mut soft = 0;
+    for _ in 0..ROUNDS {
+        soft = rsm_hal::soft_crc32c_append(0, buf);
+    }
+    let t1 = clock::now_ns();
+    let mut hard = 0;
+    for _ in 0..ROUNDS {
+        hard = rsm_board::clock::crc32c_sse42(0, buf);
+    }
+    let t2 = clock::now_ns();
+    let mbps = |ns: u64| ROUNDS * 9000 * 1000 / ns.max(1);
+    println!(
+        "CRC soft_mbps={} sse42_mbps={} agree={}",
+        mbps(t1 - t0),
+        mbps(t2 - t1),
+        soft == hard
+    );
+    if soft == hard {
+        exit::PASS
+    } else {
+        exit::FAIL
+    }
+}

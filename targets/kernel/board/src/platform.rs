@@ -1,0 +1,250 @@
+//! The image's [`rsm_hal::Platform`]: identity-mapped memory, the TSC clock, an event-count
+//! wait, the software CRC-32C.
+//!
+//! * **Memory**: a [`KernelRegion`] is an address range the application vouched for
+//!   ([`KernelRegion::from_static`] safely, [`KernelRegion::from_raw_parts`] with the
+//!   promise). Pinning marks every page frame the region touches in a frame table (a count
+//!   per 4 KiB frame of RAM, so pins nest) and returns its physical address — the virtual one,
+//!   RAM being identity-mapped and never paged. A range outside RAM is `BadAddress`; a frame
+//!   pinned 65 535 times is `QuotaExceeded`.
+//! * **Copies** use `memmove` semantics; [`rsm_hal::Memory::write`] and `read` move aligned
+//!   8-byte words with single 8-byte accesses.
+//! * **Wait** (this issue polls): `wait` returns when the event count moved, the deadline
+//!   passed, or after [`POLL_SLICE_US`] — the node drives its attached link before every
+//!   wait, so returning soon is what makes progress on the one vCPU.
+//! * **Checksum**: the default, software slice-by-16 (under TCG about six times the emulated
+//!   `crc32` instruction; measured by the image's `scenario=crc`).
+
+use crate::clock;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use rsm_hal::{Checksum, Clock, ErrorKind, Instant, Memory, Region, Wait, WaitToken, PAGE_SIZE};
+
+/// RAM frames the pin table covers (1 GiB): the image runs with `-m` ≤ 1 GiB.
+pub const MAX_FRAMES: usize = 1 << 18;
+
+/// How long one [`Wait::wait`] polls at most before returning to its caller, in µs.
+pub const POLL_SLICE_US: u64 = 20;
+
+static RAM_END: AtomicUsize = AtomicUsize::new(0);
+
+/// Pin counts per RAM frame.
+static PINS: spin::Mutex<[u16; MAX_FRAMES]> = spin::Mutex::new([0; MAX_FRAMES]);
+
+/// Frames pinned at least once (for reports).
+static PINNED_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// Set by the boot code from the loader's memory information.
+pub(crate) fn set_ram_end(end: usize) {
+    RAM_END.store(end.min(MAX_FRAMES * PAGE_SIZE), Ordering::Relaxed);
+}
+
+/// Page frames currently pinned (by any number of pins).
+pub fn pinned_frames() -> usize {
+    PINNED_FRAMES.load(Ordering::Relaxed)
+}
+
+/// An address range the application vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRegion {
+    addr: usize,
+    len: usize,
+}
+
+impl KernelRegion {
+    /// A region over static memory the caller gives up for good (e.g. from
+    /// [`crate::StaticBuf::take`]): always valid, so this is safe.
+    pub fn from_static(mem: &'static mut [u8]) -> KernelRegion {
+        KernelRegion {
+            addr: mem.as_mut_ptr() as usize,
+            len: mem.len(),
+        }
+    }
+
+    /// A region over `len` bytes at `addr`.
+    ///
+    /// # Safety
+    /// The bytes must stay valid for reads and writes for as long as any handle made from
+    /// the region (or a clone of it) lives, and nothing may access them through a Rust
+    /// reference meanwhile (the node writes them when remote nodes put).
+    pub unsafe fn from_raw_parts(addr: *mut u8, len: usize) -> KernelRegion {
+        KernelRegion {
+            addr: addr as usize,
+            len,
+        }
+    }
+
+    /// Read `out.len()` bytes at `off` (bounds-checked).
+    pub fn read(&self, off: usize, out: &mut [u8]) -> Result<(), ErrorKind> {
+        KernelPlatform::new().read(self, off, out)
+    }
+
+    /// Write `data` at `off` (bounds-checked).
+    pub fn write(&self, off: usize, data: &[u8]) -> Result<(), ErrorKind> {
+        KernelPlatform::new().write(self, off, data)
+    }
+}
+
+impl Region for KernelRegion {
+    fn addr(&self) -> usize {
+        self.addr
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn slice(&self, off: usize, len: usize) -> Option<Self> {
+        let end = off.checked_add(len)?;
+        (end <= self.len).then(|| KernelRegion {
+            addr: self.addr + off,
+            len,
+        })
+    }
+}
+
+/// Proof that a region's frames are pinned.
+#[derive(Debug)]
+pub struct KernelPin {
+    first_frame: usize,
+    frames: usize,
+    /// The physical address of the region's first byte.
+    pub phys: u64,
+}
+
+/// The image's platform (a unit value: its state is in statics of this module).
+#[derive(Debug, Default)]
+pub struct KernelPlatform {
+    events: AtomicU64,
+}
+
+impl KernelPlatform {
+    /// The platform.
+    pub const fn new() -> KernelPlatform {
+        KernelPlatform {
+            events: AtomicU64::new(0),
+        }
+    }
+}
+
+/// `len` bytes at `off` of `r`, as (address, len), or `OutOfRange`.
+fn span(r: &KernelRegion, off: usize, len: usize) -> Result<usize, ErrorKind> {
+    match off.checked_add(len) {
+        Some(end) if end <= r.len => Ok(r.addr + off),
+        _ => Err(ErrorKind::OutOfRange),
+    }
+}
+
+impl Memory for KernelPlatform {
+    type Region = KernelRegion;
+    type Pin = KernelPin;
+    type Error = ErrorKind;
+
+    fn pin(&self, region: &KernelRegion) -> Result<KernelPin, ErrorKind> {
+        let end = region
+            .addr
+            .checked_add(region.len.max(1))
+            .ok_or(ErrorKind::BadAddress)?;
+        if region.addr == 0 || end > RAM_END.load(Ordering::Relaxed) {
+            return Err(ErrorKind::BadAddress);
+        }
+        let first = region.addr / PAGE_SIZE;
+        let last = (end - 1) / PAGE_SIZE;
+        let mut pins = PINS.lock();
+        if pins[first..=last].contains(&u16::MAX) {
+            return Err(ErrorKind::QuotaExceeded);
+        }
+        for c in &mut pins[first..=last] {
+            if *c == 0 {
+                PINNED_FRAMES.fetch_add(1, Ordering::Relaxed);
+            }
+            *c += 1;
+        }
+        Ok(KernelPin {
+            first_frame: first,
+            frames: last + 1 - first,
+            phys: region.addr as u64,
+        })
+    }
+
+    fn unpin(&self, pin: KernelPin) {
+        let mut pins = PINS.lock();
+        for c in pins[pin.first_frame..pin.first_frame + pin.frames].iter_mut() {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                PINNED_FRAMES.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn copy(
+        &self,
+        dst: &KernelRegion,
+        dst_off: usize,
+        src: &KernelRegion,
+        src_off: usize,
+        len: usize,
+    ) -> Result<(), ErrorKind> {
+        let d = span(dst, dst_off, len)?;
+        let s = span(src, src_off, len)?;
+        // SAFETY: both ranges lie inside regions whose creators promised validity for reads
+        // and writes (`KernelRegion`); `copy` is memmove, so overlap is fine.
+        unsafe { core::ptr::copy(s as *const u8, d as *mut u8, len) };
+        Ok(())
+    }
+
+    fn write(&self, dst: &KernelRegion, dst_off: usize, src: &[u8]) -> Result<(), ErrorKind> {
+        let d = span(dst, dst_off, src.len())?;
+        if d.is_multiple_of(8) && src.len().is_multiple_of(8) {
+            for (k, w) in src.chunks_exact(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                // SAFETY: inside the region (checked by `span`), 8-aligned: one 8-byte store.
+                unsafe { ((d + 8 * k) as *mut u64).write_volatile(u64::from_ne_bytes(b)) };
+            }
+        } else {
+            // SAFETY: inside the region (checked by `span`); `src` is a live slice that
+            // cannot overlap memory the caller vouched for as the node's.
+            unsafe { core::ptr::copy(src.as_ptr(), d as *mut u8, src.len()) };
+        }
+        Ok(())
+    }
+
+    fn read(&self, src: &KernelRegion, src_off: usize, dst: &mut [u8]) -> Result<(), ErrorKind> {
+        let s = span(src, src_off, dst.len())?;
+        if s.is_multiple_of(8) && dst.len().is_multiple_of(8) {
+            for (k, w) in dst.chunks_exact_mut(8).enumerate() {
+                // SAFETY: inside the region (checked by `span`), 8-aligned: one 8-byte load.
+                let v = unsafe { ((s + 8 * k) as *const u64).read_volatile() };
+                w.copy_from_slice(&v.to_ne_bytes());
+            }
+        } else {
+            // SAFETY: inside the region (checked by `span`); `dst` is a live exclusive slice.
+            unsafe { core::ptr::copy(s as *const u8, dst.as_mut_ptr(), dst.len()) };
+        }
+        Ok(())
+    }
+}
+
+impl Clock for KernelPlatform {
+    fn now(&self) -> Instant {
+        Instant(clock::now_ns())
+    }
+}
+
+impl Wait for KernelPlatform {
+    fn prepare_wait(&self) -> WaitToken {
+        WaitToken(self.events.load(Ordering::Acquire))
+    }
+
+    fn wait(&self, token: WaitToken, deadline: Option<Instant>) {
+        let slice_end = clock::now_ns().saturating_add(POLL_SLICE_US * 1000);
+        let end = deadline.map_or(slice_end, |d| d.0.min(slice_end));
+        while self.events.load(Ordering::Acquire) == token.0 && clock::now_ns() < end {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn wake(&self) {
+        self.events.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Checksum for KernelPlatform {}
