@@ -12,6 +12,10 @@ use std::time::Duration;
 pub const ROUND_BYTES: u64 = 64 * 1024;
 /// Rounds of the demo: every vector length 1..=16, twice.
 pub const ROUNDS: u32 = 32;
+/// The segment id the image's exporter publishes (`SEG_ID` in the image's demo).
+pub const SEG_ID: u32 = 0x40_8000;
+/// Most rounds the image takes.
+pub const MAX_ROUNDS: u32 = 256;
 /// The demo's time limit.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 

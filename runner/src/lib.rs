@@ -37,7 +37,8 @@ Usage:
   cargo rsm test --list   print the test steps without running them
   cargo rsm decode FILE   decode every rsm-rs frame of a pcap capture (the switch's)
   cargo rsm qemu-smoke    boot the built image under QEMU into its self-checks
-  cargo rsm qemu-demo     the demo's QEMU part alone (two nodes; needs the built image)
+  cargo rsm qemu-demo [--rounds N] [--dir DIR]
+                          the demo's QEMU part alone (two nodes; needs the built image)
   cargo rsm help          print this help
 
 Each command does its own set-up (`rustup target add x86_64-unknown-none`).
@@ -69,10 +70,42 @@ pub enum Cli {
     },
     /// `qemu-smoke`: boot the built image under QEMU into its three self-checks.
     QemuSmoke,
-    /// `qemu-demo`: boot the demo's two nodes from the built image and print the report.
-    QemuDemo,
+    /// `qemu-demo [--rounds N] [--dir DIR]`: boot the demo's two nodes from the built image
+    /// and print the report.
+    QemuDemo {
+        /// Importer rounds (default [`demo::ROUNDS`]).
+        rounds: u32,
+        /// The run directory (default `target/runs/demo`).
+        dir: Option<PathBuf>,
+    },
     /// `help`, `-h`, `--help` or no arguments: print usage.
     Help,
+}
+
+/// The options of `qemu-demo`.
+fn parse_qemu_demo(words: &[&str]) -> Result<Cli, UsageError> {
+    let (mut rounds, mut dir) = (demo::ROUNDS, None);
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        match (*w, it.next()) {
+            ("--rounds", Some(n)) => {
+                rounds = n
+                    .parse()
+                    .ok()
+                    .filter(|r| (1..=demo::MAX_ROUNDS).contains(r))
+                    .ok_or_else(|| {
+                        UsageError(format!("--rounds takes 1..={}", demo::MAX_ROUNDS))
+                    })?;
+            }
+            ("--dir", Some(d)) => dir = Some(PathBuf::from(d)),
+            (other, _) => {
+                return Err(UsageError(format!(
+                    "`qemu-demo` takes --rounds N and --dir DIR (got `{other}`)"
+                )))
+            }
+        }
+    }
+    Ok(Cli::QemuDemo { rounds, dir })
 }
 
 /// A command line that could not be parsed.
@@ -122,7 +155,7 @@ where
         }),
         ["decode", ..] => Err(UsageError("`decode` takes one pcap file".into())),
         ["qemu-smoke"] => Ok(Cli::QemuSmoke),
-        ["qemu-demo"] => Ok(Cli::QemuDemo),
+        ["qemu-demo", rest @ ..] => parse_qemu_demo(rest),
         ["test"] => Ok(Cli::Test { list: false }),
         ["test", "--list"] => Ok(Cli::Test { list: true }),
         ["demo", extra, ..] => Err(UsageError(format!(
@@ -679,23 +712,23 @@ pub fn cmd_demo() -> ExitCode {
 
 /// `cargo rsm qemu-demo`: boot the demo's nodes, show their logs, print the report; fails
 /// when anything is wrong ([`demo::problems`]).
-pub fn cmd_qemu_demo() -> ExitCode {
+pub fn cmd_qemu_demo(rounds: u32, dir: Option<PathBuf>) -> ExitCode {
     let image = workspace_root().join(IMAGE_PATH);
-    let dir = demo::run_dir("demo");
+    let dir = dir.unwrap_or_else(|| demo::run_dir("demo"));
     println!(
         "booting 2 QEMU nodes from {} (run directory {})",
         image.display(),
         dir.display()
     );
     let mut show = |l: &str| println!("{l}");
-    match demo::run(&image, &dir, demo::ROUNDS, &mut show) {
+    match demo::run(&image, &dir, rounds, &mut show) {
         Ok(run) => {
             print!("\n{}", demo::report(&run));
-            let problems = demo::problems(&run, demo::ROUNDS);
+            let problems = demo::problems(&run, rounds);
             if problems.is_empty() {
                 println!(
                     "demo passed: {} bytes verified each way",
-                    u64::from(demo::ROUNDS) * demo::ROUND_BYTES
+                    u64::from(rounds) * demo::ROUND_BYTES
                 );
                 ExitCode::SUCCESS
             } else {
@@ -725,7 +758,7 @@ where
         }
         Ok(Cli::Test { list }) => cmd_test(list),
         Ok(Cli::Demo) => cmd_demo(),
-        Ok(Cli::QemuDemo) => cmd_qemu_demo(),
+        Ok(Cli::QemuDemo { rounds, dir }) => cmd_qemu_demo(rounds, dir),
         Ok(Cli::QemuSmoke) => {
             let mut out = std::io::stdout();
             match qemu::smoke(Path::new(IMAGE_PATH), Path::new(IMAGE_TARGET_DIR), &mut out) {

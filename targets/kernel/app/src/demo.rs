@@ -54,6 +54,9 @@ const MAX_ROUNDS: usize = 256;
 /// How long the importer keeps trying to connect, and waits for a reply (ms).
 const PATIENCE_MS: u64 = 30_000;
 
+/// The timeout of the importer's probe wait (see `WAITED`).
+const WAIT_PROBE_MS: i32 = 300;
+
 static NODE_ID: AtomicU8 = AtomicU8::new(0);
 
 fn init() -> Option<(KernelPlatform, Config)> {
@@ -406,6 +409,15 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
         errors,
         rsm.init_barrier(h, BarrierType::SEGMENT, &mut barrier),
     )?;
+    // A blocking wait with a timeout on the one vCPU: nobody posts yet, so it must end
+    // with RSMERR_TIMEOUT after the timeout, the link driven meanwhile (heartbeats).
+    let t = clock::now_ns();
+    let waited = rsm.intr_signal_wait(SegmentRef::Import(h), WAIT_PROBE_MS);
+    println!(
+        "WAITED timeout_ms={WAIT_PROBE_MS} took_ms={} result={}",
+        (clock::now_ns() - t) / 1_000_000,
+        waited.err().map_or("ok", RsmError::name)
+    );
     let lh = must(
         "create_localmemory_handle",
         errors,
