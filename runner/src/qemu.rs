@@ -23,7 +23,7 @@ pub const STATUS_PANIC: i32 = 37;
 pub struct Boot {
     /// QEMU's exit status; `None` if it was killed at the timeout.
     pub status: Option<i32>,
-    /// Everything the image wrote to COM1.
+    /// Everything the image wrote to COM1, decoded (defmt), one line per frame.
     pub serial: String,
     /// From spawn to exit.
     pub elapsed: Duration,
@@ -144,7 +144,8 @@ pub fn boot_with(
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = start.elapsed();
-    let serial = std::fs::read_to_string(serial_log).unwrap_or_default();
+    let mut dec = crate::serial::SerialDecoder::new(image);
+    let serial = dec.read_new(serial_log, &mut 0).join("\n") + "\n";
     Ok(Boot {
         status,
         serial,

@@ -20,10 +20,11 @@
 //! throughput, latency p50/p99 of putv and getv, errors by RSMERR name, residuals, frames.
 
 use core::sync::atomic::{AtomicU8, Ordering};
+use defmt::{println, Display2Format};
 use rsm_board::net::{VirtioLink, FRAME_MAX};
 use rsm_board::platform::{KernelPlatform, KernelRegion};
 use rsm_board::statics::StaticCell;
-use rsm_board::{clock, exit, println, Boot, StaticBuf};
+use rsm_board::{clock, exit, Boot, StaticBuf};
 use rsm_core::lazy::LazyRsm;
 use rsm_core::proto::NetConfig;
 use rsm_core::{
@@ -144,9 +145,10 @@ fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
     let rsm = RSM.get().map_err(|_| "node init")?;
     let link = VirtioLink::open().ok_or("no virtio-net device")?;
     if link.mac() != node_mac(u32::from(me)) {
-        println!(
-            "rsm-kernel: warning: NIC MAC {:02x?} is not node {me}'s {:02x?}",
+        defmt::warn!(
+            "rsm-kernel: NIC MAC {=[u8]:02x} is not node {=u8}'s {=[u8]:02x}",
             link.mac(),
+            me,
             node_mac(u32::from(me))
         );
     }
@@ -165,7 +167,12 @@ fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
         },
     );
     rsm.attach_link(link);
-    println!("rsm-kernel: node {me} up, frame {max_frame}, incarnation {inc}");
+    defmt::info!(
+        "rsm-kernel: node {=u8} up, frame {=usize}, incarnation {=u64}",
+        me,
+        max_frame,
+        inc
+    );
     Ok(rsm)
 }
 
@@ -181,7 +188,7 @@ fn leave(rsm: &Node) {
 fn frames_line(rsm: &Node) {
     let s = rsm.net_stats();
     println!(
-        "FRAMES sent={} received={} retransmits={} malformed={}",
+        "FRAMES sent={=u64} received={=u64} retransmits={=u64} malformed={=u64}",
         s.frames_sent, s.frames_received, s.retransmits, s.malformed
     );
 }
@@ -198,7 +205,7 @@ pub fn run(boot: &Boot) -> u32 {
     let rsm = match start(boot, me as u8) {
         Ok(r) => r,
         Err(why) => {
-            println!("FAIL {why}");
+            println!("FAIL {=str}", why);
             return exit::FAIL;
         }
     };
@@ -208,7 +215,7 @@ pub fn run(boot: &Boot) -> u32 {
         "importer" => {
             let rounds = boot.num("rounds", 32).unwrap_or(0) as usize;
             if rounds == 0 || rounds > MAX_ROUNDS {
-                println!("FAIL rounds= takes 1..={MAX_ROUNDS}");
+                println!("FAIL rounds= takes 1..={=usize}", MAX_ROUNDS);
                 return exit::FAIL;
             }
             importer(rsm, peer as u32, rounds, &mut errors)
@@ -226,9 +233,10 @@ pub fn run(boot: &Boot) -> u32 {
         }
         Err(Fail(what, e)) => {
             println!(
-                "FAIL {what}: {} errors={}",
+                "FAIL {=str}: {=str} errors={}",
+                what,
                 e.map_or("check failed", RsmError::name),
-                errors.print()
+                Display2Format(&errors.print())
             );
             exit::FAIL
         }
@@ -257,8 +265,10 @@ fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
         rsm.export_publish(seg, SEG_ID, &[AccessEntry::new(peer, 0o600)]),
     )?;
     println!(
-        "READY node={} segment={SEG_ID:#x} len={SEG_LEN}",
-        rsm.node_id()
+        "READY node={=u32} segment={=u32:#x} len={=usize}",
+        rsm.node_id(),
+        SEG_ID,
+        SEG_LEN
     );
     let t0 = clock::now_ns();
     let (mut done, mut rounds, mut verified) = (0u64, 0u64, 0u64);
@@ -290,7 +300,10 @@ fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
                 .filter(|&i| data[i] != pattern(round, page * 4096 + i))
                 .count();
             if bad != 0 {
-                println!("FAIL round {round}: {bad} bytes of page {page} differ");
+                println!(
+                    "FAIL round {=u32}: {=usize} bytes of page {=usize} differ",
+                    round, bad, page
+                );
                 return Err(Fail("putv data check", None));
             }
             for b in data.iter_mut() {
@@ -314,11 +327,14 @@ fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
     must("export_unpublish", errors, rsm.export_unpublish(seg))?;
     must("export_destroy", errors, rsm.export_destroy(seg))?;
     println!(
-        "REPORT node={} role=exporter ops={rounds} bytes={} verified={verified} elapsed_us={us} \
-         errors={} residual=0",
+        "REPORT node={=u32} role=exporter ops={=u64} bytes={=u64} verified={=u64} \
+         elapsed_us={=u64} errors={} residual=0",
         rsm.node_id(),
+        rounds,
         2 * verified,
-        errors.print()
+        verified,
+        us,
+        Display2Format(&errors.print())
     );
     Ok(())
 }
@@ -397,8 +413,9 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
     let t_connect = clock::now_ns();
     let h = connect(rsm, ctrl, peer, errors)?;
     println!(
-        "CONNECTED node={} segment={SEG_ID:#x} after_ms={}",
+        "CONNECTED node={=u32} segment={=u32:#x} after_ms={=u64}",
         rsm.node_id(),
+        SEG_ID,
         (clock::now_ns() - t_connect) / 1_000_000
     );
     // Implicit barrier mode (the default): puts and gets need an initialised barrier; the
@@ -414,7 +431,8 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
     let t = clock::now_ns();
     let waited = rsm.intr_signal_wait(SegmentRef::Import(h), WAIT_PROBE_MS);
     println!(
-        "WAITED timeout_ms={WAIT_PROBE_MS} took_ms={} result={}",
+        "WAITED timeout_ms={=i32} took_ms={=u64} result={=str}",
+        WAIT_PROBE_MS,
         (clock::now_ns() - t) / 1_000_000,
         waited.err().map_or("ok", RsmError::name)
     );
@@ -505,13 +523,18 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
                 .filter(|&i| page[i] != !pattern(round, p * 4096 + i))
                 .count();
             if bad != 0 {
-                println!("FAIL round {r}: {bad} reply bytes of page {p} differ");
+                println!(
+                    "FAIL round {=usize}: {=usize} reply bytes of page {=usize} differ",
+                    r, bad, p
+                );
                 return Err(Fail("getv data check", None));
             }
         }
         verified += LOCAL_LEN as u64;
         println!(
-            "ROUND {r} entries={n} put_us={} get_us={}",
+            "ROUND {=usize} entries={=usize} put_us={=u64} get_us={=u64}",
+            r,
+            n,
             put_ns[r] / 1000,
             get_ns[r] / 1000
         );
@@ -537,14 +560,21 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
     let (p50, p99) = percentiles(&mut put_ns[..rounds]);
     let (g50, g99) = percentiles(&mut get_ns[..rounds]);
     println!(
-        "REPORT node={} role=importer ops={} bytes={bytes} verified={verified} elapsed_us={} \
-         throughput_kbs={} putv_p50_us={p50} putv_p99_us={p99} getv_p50_us={g50} \
-         getv_p99_us={g99} errors={} residual={residual}",
+        "REPORT node={=u32} role=importer ops={=usize} bytes={=u64} verified={=u64} \
+         elapsed_us={=u64} throughput_kbs={=u64} putv_p50_us={=u64} putv_p99_us={=u64} \
+         getv_p50_us={=u64} getv_p99_us={=u64} errors={} residual={=u64}",
         rsm.node_id(),
         2 * rounds,
+        bytes,
+        verified,
         elapsed / 1000,
         bytes * 1_000_000 / busy_ns.max(1),
-        errors.print()
+        p50,
+        p99,
+        g50,
+        g99,
+        Display2Format(&errors.print()),
+        residual
     );
     Ok(())
 }

@@ -13,8 +13,9 @@
 
 mod demo;
 
+use defmt::println;
 use rsm_board::net::VirtioLink;
-use rsm_board::{clock, entry, exit, println, Boot};
+use rsm_board::{clock, entry, exit, Boot};
 use rsm_hal::Link;
 
 /// EtherType of the self-check's frames (IEEE local experimental 2).
@@ -28,7 +29,7 @@ fn main(boot: &Boot) -> u32 {
         Some("crc") => crc_speed(),
         Some("demo") => demo::run(boot),
         Some(other) => {
-            println!("rsm-kernel: unknown scenario `{other}`");
+            println!("rsm-kernel: unknown scenario `{=str}`", other);
             exit::FAIL
         }
         None => {
@@ -46,7 +47,7 @@ fn fault() -> u32 {
     // SAFETY: none — this reads an unmapped address on purpose, to check that the page
     // fault is logged and ends in the failure exit.
     let v = unsafe { p.read_volatile() };
-    println!("rsm-kernel: read {v} from an unmapped address");
+    println!("rsm-kernel: read {=u64} from an unmapped address", v);
     exit::PASS
 }
 
@@ -58,7 +59,7 @@ fn net_check(node: &str) -> u32 {
     };
     let mac = link.mac();
     println!(
-        "rsm-kernel: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        "rsm-kernel: mac {=u8:02x}:{=u8:02x}:{=u8:02x}:{=u8:02x}:{=u8:02x}:{=u8:02x}",
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
     );
     let mut frame = [0u8; 64];
@@ -70,22 +71,25 @@ fn net_check(node: &str) -> u32 {
     let n = node.len().min(64 - 14 - text.len());
     frame[14 + text.len()..14 + text.len() + n].copy_from_slice(&node.as_bytes()[..n]);
     if let Err(e) = link.transmit(&frame) {
-        println!("rsm-kernel: send: {e:?}");
+        println!("rsm-kernel: send: {}", defmt::Debug2Format(&e));
         return exit::FAIL;
     }
-    println!("rsm-kernel: sent {} bytes", frame.len());
+    println!("rsm-kernel: sent {=usize} bytes", frame.len());
     let mut rx = [0u8; rsm_board::net::FRAME_MAX];
     let end = clock::now_ns() + 10_000_000_000;
     while clock::now_ns() < end {
         match link.receive(&mut rx) {
             Ok(Some(len)) => {
                 let ours = len >= 14 && rx[12..14] == ETHERTYPE.to_be_bytes() && rx[..6] == mac;
-                println!("rsm-kernel: received {len} bytes, addressed to us: {ours}");
+                println!(
+                    "rsm-kernel: received {=usize} bytes, addressed to us: {=bool}",
+                    len, ours
+                );
                 return if ours { exit::PASS } else { exit::FAIL };
             }
             Ok(None) => core::hint::spin_loop(),
             Err(e) => {
-                println!("rsm-kernel: receive: {e:?}");
+                println!("rsm-kernel: receive: {}", defmt::Debug2Format(&e));
                 return exit::FAIL;
             }
         }
@@ -118,7 +122,7 @@ fn crc_speed() -> u32 {
     let t2 = clock::now_ns();
     let mbps = |ns: u64| ROUNDS * 9000 * 1000 / ns.max(1);
     println!(
-        "CRC soft_mbps={} sse42_mbps={} agree={}",
+        "CRC soft_mbps={=u64} sse42_mbps={=u64} agree={=bool}",
         mbps(t1 - t0),
         mbps(t2 - t1),
         soft == hard

@@ -56,7 +56,7 @@ pub fn calibrate() -> u64 {
         }
         let end = rdtsc();
         if spins > 100_000_000 || end <= start {
-            crate::println!("rsm-board: PIT calibration failed, assuming a 1 GHz TSC");
+            defmt::warn!("rsm-board: PIT calibration failed, assuming a 1 GHz TSC");
             1_000_000_000
         } else {
             (end - start) * PIT_HZ / GATE_TICKS

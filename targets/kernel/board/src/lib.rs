@@ -7,7 +7,7 @@
 //! * an IDT whose every exception logs vector, error code, `rip`, `rsp`, `cr2` and exits with
 //!   [`exit::FAIL`] instead of a triple fault ([`interrupts`]); a panic exits with
 //!   [`exit::PANIC`];
-//! * logging on COM1 ([`println!`]), the kernel command line ([`Boot::arg`]);
+//! * logging with `defmt` 1.x over COM1 ([`log`]), the kernel command line ([`Boot::arg`]);
 //! * a TSC clock calibrated against the PIT at boot ([`clock`]);
 //! * PCI configuration through ports 0xCF8/0xCFC ([`pci`]), the virtio-drivers `Hal` over an
 //!   identity-mapped static DMA pool ([`dma`]), virtio-net as an [`rsm_hal::Link`]
@@ -22,10 +22,10 @@
 //! ```ignore
 //! #![no_std]
 //! #![no_main]
-//! use rsm_board::{entry, exit, println, Boot};
+//! use rsm_board::{entry, exit, Boot};
 //!
 //! fn main(boot: &Boot) -> u32 {
-//!     println!("hello from node {}", boot.arg("node").unwrap_or("?"));
+//!     defmt::println!("hello from node {=str}", boot.arg("node").unwrap_or("?"));
 //!     exit::PASS
 //! }
 //! entry!(main);
@@ -40,16 +40,18 @@ mod boot;
 pub mod clock;
 pub mod dma;
 pub mod interrupts;
+pub mod log;
 pub mod net;
 pub mod pci;
 pub mod platform;
 pub mod statics;
 
-use core::fmt::Write;
-use uart_16550::SerialPort;
 use x86_64::instructions::port::Port;
 
 pub use statics::StaticBuf;
+
+/// The logging crate the board's logger serves (applications log with its macros).
+pub use defmt;
 
 /// Exit codes written to `isa-debug-exit` (QEMU exits with `(code << 1) | 1`).
 pub mod exit {
@@ -63,38 +65,6 @@ pub mod exit {
 
 /// The multiboot loader's magic in `eax`.
 const MULTIBOOT_MAGIC: u32 = 0x2BAD_B002;
-
-/// COM1, initialised once.
-static SERIAL: spin::Once<spin::Mutex<SerialPort>> = spin::Once::new();
-
-/// Write formatted text to COM1 (use [`println!`]).
-pub fn print(args: core::fmt::Arguments<'_>) {
-    let port = SERIAL.call_once(|| {
-        // SAFETY: 0x3F8 is COM1 on the PC platform QEMU emulates; this image is the only
-        // code touching it, through this one value.
-        let mut s = unsafe { SerialPort::new(0x3F8) };
-        s.init();
-        spin::Mutex::new(s)
-    });
-    // A panic or exception while the port is held: write anyway rather than deadlock.
-    let mut guard = match port.try_lock() {
-        Some(g) => g,
-        None => {
-            // SAFETY: as above; a second value for the same port only while the first
-            // is stuck in an interrupted write.
-            let mut s = unsafe { SerialPort::new(0x3F8) };
-            let _ = s.write_fmt(args);
-            return;
-        }
-    };
-    let _ = guard.write_fmt(args);
-}
-
-/// `println!` to COM1.
-#[macro_export]
-macro_rules! println {
-    ($($t:tt)*) => { $crate::print(format_args!("{}\n", format_args!($($t)*))) };
-}
 
 /// Leave QEMU with `code` (see [`exit`]).
 pub fn qemu_exit(code: u32) -> ! {
@@ -176,18 +146,22 @@ extern "Rust" {
 /// Called by the boot code in long mode.
 #[no_mangle]
 extern "C" fn kernel_main(magic: u32, info: u32) -> ! {
-    println!("rsm-board: long mode, magic {magic:#x}");
+    defmt::println!("rsm-board: long mode, magic {=u32:#x}", magic);
     if magic != MULTIBOOT_MAGIC {
-        println!("rsm-board: not started by a multiboot loader");
+        defmt::println!("rsm-board: not started by a multiboot loader");
         qemu_exit(exit::FAIL);
     }
     interrupts::init();
     let (line, ram_end) = multiboot_info(info);
     let cmdline = core::str::from_utf8(line).unwrap_or("?");
-    println!("rsm-board: cmdline `{cmdline}`, RAM up to {:#x}", ram_end);
+    defmt::println!(
+        "rsm-board: cmdline `{=str}`, RAM up to {=usize:#x}",
+        cmdline,
+        ram_end
+    );
     platform::set_ram_end(ram_end);
     let hz = clock::calibrate();
-    println!("rsm-board: TSC {} kHz", hz / 1000);
+    defmt::println!("rsm-board: TSC {=u64} kHz", hz / 1000);
     let boot = Boot { cmdline, ram_end };
     // SAFETY: `entry!` defines this function with exactly this signature; an image without
     // it does not link.
@@ -210,6 +184,6 @@ macro_rules! entry {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    println!("rsm-board: PANIC {info}");
+    defmt::println!("rsm-board: PANIC {}", defmt::Display2Format(info));
     qemu_exit(exit::PANIC)
 }

@@ -13,7 +13,6 @@
 use crate::clock;
 use crate::dma::KernelHal;
 use crate::pci::PortCam;
-use crate::println;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 use rsm_hal::{Error, ErrorKind};
@@ -61,18 +60,18 @@ pub fn open() -> Option<Nic> {
         .enumerate_bus(0)
         .find(|(_, info)| info.vendor_id == 0x1af4 && info.device_id == 0x1041);
     let (df, _) = found?;
-    println!("rsm-board: virtio-net at {df}");
+    defmt::info!("rsm-board: virtio-net at {}", defmt::Display2Format(&df));
     let transport = match PciTransport::new::<KernelHal, _>(&mut root, df) {
         Ok(t) => t,
         Err(e) => {
-            println!("rsm-board: virtio transport: {e:?}");
+            defmt::error!("rsm-board: virtio transport: {}", defmt::Debug2Format(&e));
             return None;
         }
     };
     match Nic::new(transport) {
         Ok(n) => Some(n),
         Err(e) => {
-            println!("rsm-board: virtio-net init: {e:?}");
+            defmt::error!("rsm-board: virtio-net init: {}", defmt::Debug2Format(&e));
             None
         }
     }
@@ -139,7 +138,7 @@ impl VirtioLink {
             match unsafe { nic.receive_begin(buf) } {
                 Ok(t) => *slot = Some(t),
                 Err(e) => {
-                    println!("rsm-board: receive_begin: {e:?}");
+                    defmt::error!("rsm-board: receive_begin: {}", defmt::Debug2Format(&e));
                     return None;
                 }
             }
