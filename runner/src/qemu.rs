@@ -159,26 +159,38 @@ struct Case {
     append: &'static str,
     status: i32,
     line: &'static str,
+    /// Echo the log line starting with this (a measurement).
+    show: Option<&'static str>,
 }
 
-const CASES: [Case; 3] = [
+const CASES: [Case; 4] = [
     Case {
         name: "boot to ready",
         append: "node=1 role=boot",
         status: STATUS_PASS,
         line: "rsm-kernel: ready",
+        show: None,
     },
     Case {
         name: "page fault is logged, exit = fail",
         append: "node=1 scenario=fault",
         status: STATUS_FAIL,
         line: "rsm-board: EXCEPTION 14",
+        show: None,
     },
     Case {
         name: "panic is logged, exit = panic",
         append: "node=1 scenario=panic",
         status: STATUS_PANIC,
         line: "rsm-board: PANIC",
+        show: None,
+    },
+    Case {
+        name: "CRC-32C: software = crc32 insn",
+        append: "node=1 scenario=crc",
+        status: STATUS_PASS,
+        line: "agree=true",
+        show: Some("CRC "),
     },
 ];
 
@@ -247,6 +259,12 @@ pub fn smoke(image: &Path, dir: &Path, out: &mut dyn io::Write) -> Result<(), St
             c.status,
             b.elapsed
         );
+        if let Some(l) = c
+            .show
+            .and_then(|p| b.serial.lines().find(|l| l.starts_with(p)))
+        {
+            let _ = writeln!(out, "         {l}");
+        }
         if !ok {
             return Err(format!(
                 "{}: status {:?} (want {}; None = killed at the timeout), serial log:\n{}",

@@ -187,9 +187,18 @@ fn leave(rsm: &Node) {
 
 fn frames_line(rsm: &Node) {
     let s = rsm.net_stats();
+    let l = rsm_board::net::link_stats();
     println!(
-        "FRAMES sent={=u64} received={=u64} retransmits={=u64} malformed={=u64}",
-        s.frames_sent, s.frames_received, s.retransmits, s.malformed
+        "FRAMES sent={=u64} received={=u64} retransmits={=u64} malformed={=u64} \
+         nic_tx={=u64} nic_tx_dropped={=u64} nic_rx={=u64} nic_rx_too_long={=u64}",
+        s.frames_sent,
+        s.frames_received,
+        s.retransmits,
+        s.malformed,
+        l.tx_frames,
+        l.tx_dropped,
+        l.rx_frames,
+        l.rx_too_long
     );
 }
 

@@ -14,7 +14,7 @@ use crate::clock;
 use crate::dma::KernelHal;
 use crate::pci::PortCam;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rsm_hal::{Error, ErrorKind};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::pci::bus::PciRoot;
@@ -109,6 +109,27 @@ pub struct LinkStats {
     pub rx_too_long: u64,
 }
 
+/// The counters of the image's one link (statics: a node keeps the link itself, the
+/// application reads them through [`link_stats`]).
+static TX_FRAMES: AtomicU64 = AtomicU64::new(0);
+static TX_DROPPED: AtomicU64 = AtomicU64::new(0);
+static RX_FRAMES: AtomicU64 = AtomicU64::new(0);
+static RX_TOO_LONG: AtomicU64 = AtomicU64::new(0);
+
+/// The link's counters so far.
+pub fn link_stats() -> LinkStats {
+    LinkStats {
+        tx_frames: TX_FRAMES.load(Ordering::Relaxed),
+        tx_dropped: TX_DROPPED.load(Ordering::Relaxed),
+        rx_frames: RX_FRAMES.load(Ordering::Relaxed),
+        rx_too_long: RX_TOO_LONG.load(Ordering::Relaxed),
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
 /// virtio-net as an [`rsm_hal::Link`].
 pub struct VirtioLink {
     nic: Nic,
@@ -118,7 +139,6 @@ pub struct VirtioLink {
     rx_token: [Option<u16>; QUEUE_SIZE],
     /// Per transmit slot: the token and the length handed to the device while in flight.
     tx_busy: [Option<(u16, usize)>; QUEUE_SIZE],
-    stats: LinkStats,
 }
 
 impl VirtioLink {
@@ -149,7 +169,6 @@ impl VirtioLink {
             tx,
             rx_token,
             tx_busy: [None; QUEUE_SIZE],
-            stats: LinkStats::default(),
         })
     }
 
@@ -158,9 +177,9 @@ impl VirtioLink {
         VirtioLink::new(open()?)
     }
 
-    /// The link's counters.
+    /// The link's counters (see [`link_stats`]).
     pub fn stats(&self) -> LinkStats {
-        self.stats
+        link_stats()
     }
 
     /// Give finished transmit slots back.
@@ -209,7 +228,7 @@ impl rsm_hal::Link for VirtioLink {
             }
         }
         let Some(i) = free else {
-            self.stats.tx_dropped += 1;
+            bump(&TX_DROPPED);
             return Ok(());
         };
         let hdr = self
@@ -223,7 +242,7 @@ impl rsm_hal::Link for VirtioLink {
         let token =
             unsafe { self.nic.transmit_begin(&self.tx[i][..len]) }.map_err(LinkError::Device)?;
         self.tx_busy[i] = Some((token, len));
-        self.stats.tx_frames += 1;
+        bump(&TX_FRAMES);
         Ok(())
     }
 
@@ -239,11 +258,11 @@ impl rsm_hal::Link for VirtioLink {
         let result = match done {
             Ok((hdr, len)) if len <= buf.len() => {
                 buf[..len].copy_from_slice(&self.rx[i][hdr..hdr + len]);
-                self.stats.rx_frames += 1;
+                bump(&RX_FRAMES);
                 Ok(Some(len))
             }
             Ok(_) => {
-                self.stats.rx_too_long += 1;
+                bump(&RX_TOO_LONG);
                 Err(LinkError::TooLong)
             }
             Err(e) => Err(LinkError::Device(e)),
