@@ -163,7 +163,7 @@ struct Case {
     show: Option<&'static str>,
 }
 
-const CASES: [Case; 4] = [
+const CASES: [Case; 6] = [
     Case {
         name: "boot to ready",
         append: "node=1 role=boot",
@@ -176,6 +176,20 @@ const CASES: [Case; 4] = [
         append: "node=1 scenario=fault",
         status: STATUS_FAIL,
         line: "rsm-board: EXCEPTION 14",
+        show: None,
+    },
+    Case {
+        name: "null read hits the guard page",
+        append: "node=1 scenario=null",
+        status: STATUS_FAIL,
+        line: "cr2 0x0",
+        show: None,
+    },
+    Case {
+        name: "stack overflow: double fault logged",
+        append: "node=1 scenario=overflow",
+        status: STATUS_FAIL,
+        line: "rsm-board: EXCEPTION 8",
         show: None,
     },
     Case {

@@ -24,6 +24,8 @@ const ETHERTYPE: u16 = 0x88B6;
 fn main(boot: &Boot) -> u32 {
     match boot.arg("scenario") {
         Some("fault") => fault(),
+        Some("null") => null(),
+        Some("overflow") => overflow(boot.num("depth", u64::MAX).unwrap_or(u64::MAX)),
         Some("panic") => panic!("requested by the command line"),
         Some("net") => net_check(boot.arg("node").unwrap_or("?")),
         Some("crc") => crc_speed(),
@@ -48,6 +50,32 @@ fn fault() -> u32 {
     // fault is logged and ends in the failure exit.
     let v = unsafe { p.read_volatile() };
     println!("rsm-kernel: read {=u64} from an unmapped address", v);
+    exit::PASS
+}
+
+/// Read address 0: page 0 is unmapped (a guard), so this must fault.
+fn null() -> u32 {
+    let p = core::hint::black_box(0usize) as *const u64;
+    // SAFETY: none — a null read on purpose, to check the null guard page.
+    let v = unsafe { p.read_volatile() };
+    println!("rsm-kernel: read {=u64} at address 0", v);
+    exit::PASS
+}
+
+/// Recurse until the stack overflows into its guard page (a double fault, logged).
+fn overflow(depth: u64) -> u32 {
+    #[inline(never)]
+    fn down(n: u64) -> u64 {
+        let mut pad = [0u8; 512];
+        pad[0] = n as u8;
+        let pad = core::hint::black_box(pad);
+        if n == 0 {
+            return u64::from(pad[0]);
+        }
+        down(n - 1) + u64::from(pad[7])
+    }
+    let r = down(depth);
+    println!("rsm-kernel: recursion returned {=u64}", r);
     exit::PASS
 }
 

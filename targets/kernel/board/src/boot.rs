@@ -97,6 +97,9 @@ pdpt:
     .skip 4096
 pd:
     .skip 16384
+    .global boot_stack_guard
+boot_stack_guard:
+    .skip 4096
 boot_stack:
     .skip 1048576
 boot_stack_top:

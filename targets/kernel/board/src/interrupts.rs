@@ -2,9 +2,9 @@
 //! the error code and the faulting address and leaves QEMU with the failure code — never a
 //! triple fault. Entry stubs are naked functions (stable Rust; no `x86-interrupt` ABI).
 //!
-//! No interrupt stack: a double fault from a stack overflow would itself fault (then QEMU
-//! resets and, with `-no-reboot`, exits with status 0, which the runner reports as a
-//! failure). A TSS with an IST stack comes with the interrupt work of the next issue.
+//! The double fault runs on its own stack (the TSS's IST, [`crate::gdt`]): a stack overflow
+//! hits the guard page below the boot stack ([`crate::memory`]), the page fault cannot push
+//! its frame there and becomes a double fault, which is logged like any other exception.
 
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
@@ -123,7 +123,10 @@ pub fn init() {
                     5 => idt.bound_range_exceeded.set_handler_addr(addr),
                     6 => idt.invalid_opcode.set_handler_addr(addr),
                     7 => idt.device_not_available.set_handler_addr(addr),
-                    8 => idt.double_fault.set_handler_addr(addr),
+                    8 => idt
+                        .double_fault
+                        .set_handler_addr(addr)
+                        .set_stack_index(crate::gdt::DOUBLE_FAULT_IST),
                     10 => idt.invalid_tss.set_handler_addr(addr),
                     11 => idt.segment_not_present.set_handler_addr(addr),
                     12 => idt.stack_segment_fault.set_handler_addr(addr),

@@ -4,6 +4,8 @@
 //!
 //! * boot: a multiboot v1 header (a.out kludge), 32-bit entry, long mode with the first 4 GiB
 //!   identity-mapped (2 MiB pages), a 64-bit GDT, a 1 MiB boot stack (`boot`);
+//! * the `x86_64` crate's GDT with a TSS (a double-fault stack of its own, [`gdt`]) and
+//!   paging ([`memory`]: page 0 and the page below the stack unmapped, as guards);
 //! * an IDT whose every exception logs vector, error code, `rip`, `rsp`, `cr2` and exits with
 //!   [`exit::FAIL`] instead of a triple fault ([`interrupts`]); a panic exits with
 //!   [`exit::PANIC`];
@@ -39,8 +41,10 @@
 mod boot;
 pub mod clock;
 pub mod dma;
+pub mod gdt;
 pub mod interrupts;
 pub mod log;
+pub mod memory;
 pub mod net;
 pub mod pci;
 pub mod platform;
@@ -151,7 +155,14 @@ extern "C" fn kernel_main(magic: u32, info: u32) -> ! {
         defmt::println!("rsm-board: not started by a multiboot loader");
         qemu_exit(exit::FAIL);
     }
+    gdt::init();
     interrupts::init();
+    if let Err(e) = memory::init() {
+        defmt::warn!(
+            "rsm-board: no guard pages ({}): running on the boot map",
+            defmt::Debug2Format(&e)
+        );
+    }
     let (line, ram_end) = multiboot_info(info);
     let cmdline = core::str::from_utf8(line).unwrap_or("?");
     defmt::println!(
