@@ -7,7 +7,7 @@
 //!
 //! Host nodes can join through the same switch ([`Cluster::switch_addr`]).
 
-use crate::qemu::{nic_args, qemu_command, BootError};
+use crate::qemu::{nic_args, qemu_command_with, BootError, QEMU};
 use crate::serial::SerialDecoder;
 use rsm_switch::{Switch, SwitchConfig, SwitchStats};
 use std::collections::BTreeMap;
@@ -111,6 +111,7 @@ fn free_port() -> io::Result<SocketAddr> {
 pub struct Cluster {
     switch: Switch,
     dir: PathBuf,
+    qemu: PathBuf,
 }
 
 impl Cluster {
@@ -129,7 +130,15 @@ impl Cluster {
         Ok(Cluster {
             switch,
             dir: dir.to_path_buf(),
+            qemu: PathBuf::from(QEMU),
         })
+    }
+
+    /// Boot with this QEMU binary instead of [`QEMU`] from `PATH`.
+    #[must_use]
+    pub fn with_qemu(mut self, qemu: &Path) -> Cluster {
+        self.qemu = qemu.to_path_buf();
+        self
     }
 
     /// The switch's address, for host nodes (`RSM_LINK=switch:<addr>`).
@@ -171,7 +180,7 @@ impl Cluster {
             let serial = self.dir.join(format!("node-{}.serial", p.id));
             let _ = std::fs::remove_file(&serial);
             let append = format!("node={} {}", p.id, p.append);
-            let child = qemu_command(image, &append, &serial)
+            let child = qemu_command_with(&self.qemu, image, &append, &serial)
                 .args(nic_args(p.id, local, self.switch.addr()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -261,5 +270,53 @@ impl Cluster {
             pcap,
             timed_out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Vec<NodePlan> {
+        vec![NodePlan {
+            id: 1,
+            append: String::new(),
+        }]
+    }
+
+    #[test]
+    fn a_missing_image_fails_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("rsm-cluster-noimage-{}", std::process::id()));
+        let c = Cluster::start(&dir).expect("switch");
+        let e = c
+            .run(
+                Path::new("/nonexistent/rsm-kernel"),
+                &plan(),
+                Duration::from_secs(5),
+                &mut |_| {},
+            )
+            .expect_err("no image");
+        assert!(matches!(e, BootError::NoImage(_)), "{e}");
+        assert!(e.to_string().contains("image build"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_qemu_fails_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("rsm-cluster-noqemu-{}", std::process::id()));
+        let c = Cluster::start(&dir)
+            .expect("switch")
+            .with_qemu(Path::new("/nonexistent/qemu-system-x86_64"));
+        // Any existing file stands in for the image: QEMU is looked for first at spawn.
+        let image = std::env::current_exe().expect("exe");
+        let e = c
+            .run(&image, &plan(), Duration::from_secs(5), &mut |_| {})
+            .expect_err("no qemu");
+        assert!(matches!(e, BootError::NoQemu), "{e}");
+        assert!(
+            e.to_string().contains("apt-get install qemu-system-x86"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -94,7 +94,12 @@ pub fn nic_args(node: u8, local: SocketAddr, remote: SocketAddr) -> Vec<String> 
 /// 128 MiB, `-kernel image -append append`, COM1 to `serial_log`, no display, no monitor,
 /// no reboot, `isa-debug-exit` at 0xf4.
 pub fn qemu_command(image: &Path, append: &str, serial_log: &Path) -> Command {
-    let mut c = Command::new(QEMU);
+    qemu_command_with(Path::new(QEMU), image, append, serial_log)
+}
+
+/// [`qemu_command`] with another QEMU binary.
+pub fn qemu_command_with(qemu: &Path, image: &Path, append: &str, serial_log: &Path) -> Command {
+    let mut c = Command::new(qemu);
     c.args([
         "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "128M",
     ])
