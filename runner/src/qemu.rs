@@ -168,7 +168,7 @@ struct Case {
     show: Option<&'static str>,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     Case {
         name: "boot to ready",
         append: "node=1 role=boot",
@@ -188,6 +188,13 @@ const CASES: [Case; 6] = [
         append: "node=1 scenario=null",
         status: STATUS_FAIL,
         line: "cr2 0x0",
+        show: None,
+    },
+    Case {
+        name: "fault inside a log call is logged",
+        append: "node=1 scenario=logfault",
+        status: STATUS_FAIL,
+        line: "rsm-board: EXCEPTION 14",
         show: None,
     },
     Case {

@@ -25,6 +25,7 @@ fn main(boot: &Boot) -> u32 {
     match boot.arg("scenario") {
         Some("fault") => fault(),
         Some("null") => null(),
+        Some("logfault") => log_fault(),
         Some("overflow") => overflow(boot.num("depth", u64::MAX).unwrap_or(u64::MAX)),
         Some("panic") => panic!("requested by the command line"),
         Some("net") => net_check(boot.arg("node").unwrap_or("?")),
@@ -59,6 +60,23 @@ fn null() -> u32 {
     // SAFETY: none — a null read on purpose, to check the null guard page.
     let v = unsafe { p.read_volatile() };
     println!("rsm-kernel: read {=u64} at address 0", v);
+    exit::PASS
+}
+
+/// Fault in the middle of a log frame: the exception handler must still get its message
+/// out (the logger is taken when it runs).
+fn log_fault() -> u32 {
+    struct Faulty;
+    impl defmt::Format for Faulty {
+        fn format(&self, f: defmt::Formatter<'_>) {
+            defmt::write!(f, "half a frame, then ");
+            let p = core::hint::black_box(0usize) as *const u64;
+            // SAFETY: none — a null read on purpose, inside a log call.
+            let v = unsafe { p.read_volatile() };
+            defmt::write!(f, "{=u64}", v);
+        }
+    }
+    println!("rsm-kernel: {}", Faulty);
     exit::PASS
 }
 

@@ -93,6 +93,7 @@ extern "C" fn exception(frame: *const u64) -> ! {
     let [vector, error, rip, _cs, _rflags, rsp, _ss] =
         core::array::from_fn(|i| unsafe { frame.add(i).read() });
     let cr2 = x86_64::registers::control::Cr2::read_raw();
+    crate::log::break_in();
     defmt::println!(
         "rsm-board: EXCEPTION {=u64} (error {=u64:#x}) at rip {=u64:#x}, rsp {=u64:#x}, cr2 {=u64:#x}",
         vector,

@@ -195,6 +195,7 @@ macro_rules! entry {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    log::break_in();
     defmt::println!("rsm-board: PANIC {}", defmt::Display2Format(info));
     qemu_exit(exit::PANIC)
 }

@@ -5,7 +5,8 @@
 //!
 //! The logger serialises frames with a flag instead of a lock: the image has one vCPU and
 //! exception handlers log too, so a log call that finds the flag taken (an exception inside a
-//! log call) drops its frame rather than deadlock or interleave.
+//! log call) drops its frame rather than deadlock or interleave — except the panic and
+//! exception handlers, which end the interrupted frame first ([`break_in`]).
 //!
 //! Timestamps are microseconds of the TSC clock since calibration.
 
@@ -33,13 +34,26 @@ static STATE: Cell = Cell(core::cell::UnsafeCell::new(State {
     encoder: defmt::Encoder::new(),
 }));
 
+/// For the panic and exception handlers, which never return: if they interrupted a log
+/// call in the middle of its frame, end that frame (a 0x00 delimiter — the decoder drops the
+/// partial frame as malformed and resynchronises) and free the logger, so that their own
+/// message gets out instead of being dropped.
+pub(crate) fn break_in() {
+    if TAKEN.load(Ordering::Acquire) {
+        put(&mut state().port, &[0]);
+        DROPPING.store(false, Ordering::Relaxed);
+        TAKEN.store(false, Ordering::Release);
+    }
+}
+
 #[defmt::global_logger]
 struct Logger;
 
 /// The state, for the holder of `TAKEN`.
 fn state() -> &'static mut State {
     // SAFETY: called only between a successful `acquire` and its `release` (TAKEN held), so
-    // this is the only live reference.
+    // this is the only live reference — or by `break_in`, from the panic and exception
+    // handlers, which never return: the log call they interrupted never runs again.
     unsafe { &mut *STATE.0.get() }
 }
 
