@@ -294,6 +294,14 @@ pub const IMAGE_TARGET_DIR: &str = "target/image";
 /// The image file passed to QEMU's `-kernel`.
 pub const IMAGE_PATH: &str = "target/image/x86_64-unknown-none/release/rsm-kernel";
 
+/// The image the QEMU commands and tests boot: `$RSM_IMAGE` if set, else [`IMAGE_PATH`]
+/// under the workspace root (where the test command's `image build` step put it).
+pub fn image_path() -> PathBuf {
+    std::env::var_os("RSM_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(IMAGE_PATH))
+}
+
 /// Build the image once into [`IMAGE_TARGET_DIR`] (cargo runs in [`IMAGE_DIR`] so that its
 /// configuration applies).
 pub const IMAGE_BUILD_SCRIPT: &str = "cd targets/kernel && \
@@ -713,7 +721,7 @@ pub fn cmd_demo() -> ExitCode {
 /// `cargo rsm qemu-demo`: boot the demo's nodes, show their logs, print the report; fails
 /// when anything is wrong ([`demo::problems`]).
 pub fn cmd_qemu_demo(rounds: u32, dir: Option<PathBuf>) -> ExitCode {
-    let image = workspace_root().join(IMAGE_PATH);
+    let image = image_path();
     let dir = dir.unwrap_or_else(|| demo::run_dir("demo"));
     println!(
         "booting 2 QEMU nodes from {} (run directory {})",
@@ -761,7 +769,7 @@ where
         Ok(Cli::QemuDemo { rounds, dir }) => cmd_qemu_demo(rounds, dir),
         Ok(Cli::QemuSmoke) => {
             let mut out = std::io::stdout();
-            match qemu::smoke(Path::new(IMAGE_PATH), Path::new(IMAGE_TARGET_DIR), &mut out) {
+            match qemu::smoke(&image_path(), Path::new(IMAGE_TARGET_DIR), &mut out) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

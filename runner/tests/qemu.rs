@@ -8,7 +8,7 @@ use rsm_core::{Barrier, BarrierType, IoVec, Permission, RsmError, ScatGath, Segm
 use rsm_host::{HostNode, HostPlatform, LinkSpec, NodeConfig, PinnedBuf, UdpPeers};
 use rsm_runner::cluster::{Cluster, ClusterRun, NodePlan};
 use rsm_runner::qemu::STATUS_PASS;
-use rsm_runner::{demo, workspace_root, IMAGE_PATH};
+use rsm_runner::{demo, image_path};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -25,7 +25,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn image() -> PathBuf {
-    let p = workspace_root().join(IMAGE_PATH);
+    let p = image_path();
     assert!(
         p.is_file(),
         "no image at {} — build it first (`cargo rsm test` does, in its `image build` step)",
@@ -93,6 +93,8 @@ fn demo_moves_and_verifies_every_byte_both_ways_and_reports() {
     assert_eq!(e["role"], "exporter");
     assert_eq!(e["verified"], want.to_string());
     assert_eq!(e["ops"], demo::ROUNDS.to_string());
+    assert!(e["throughput_kbs"].parse::<u64>().unwrap_or(0) > 0, "{e:?}");
+    assert_eq!(e["errors"], "none");
     // The frames went through the switch and its capture.
     assert!(run.switch.forwarded > 2 * want / 9014, "{:?}", run.switch);
     assert_eq!(run.switch.captured, run.switch.rx_frames());
