@@ -418,6 +418,26 @@ fn vector<'a>(
     }
 }
 
+/// Put `tag` (a round's, or [`FIN`]) into the exporter's tag word and ring its doorbell.
+fn send_tag(
+    rsm: &Node,
+    h: ImportHandle,
+    tagmem: &KernelRegion,
+    tag: u64,
+    errors: &mut Errors,
+) -> Result<(), Fail> {
+    tagmem
+        .write(0, &tag.to_le_bytes())
+        .map_err(|_| Fail("tag", None))?;
+    let tv = [IoVec::va(tagmem, 0, TAG_OFF, 8)];
+    must("putv tag", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
+    must(
+        "intr_signal_post",
+        errors,
+        rsm.intr_signal_post(SegmentRef::Import(h), SigpostFlags::empty()),
+    )
+}
+
 fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result<(), Fail> {
     let ctrl = controller(rsm, errors)?;
     let local = KernelRegion::from_static(LOCAL.take().ok_or(Fail("local memory", None))?);
@@ -483,16 +503,7 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
         residual += sg.io_residual_count;
         bytes += LOCAL_LEN as u64;
         let tag = r as u64 + 1;
-        tagmem
-            .write(0, &tag.to_le_bytes())
-            .map_err(|_| Fail("tag", None))?;
-        let tv = [IoVec::va(&tagmem, 0, TAG_OFF, 8)];
-        must("putv tag", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
-        must(
-            "intr_signal_post",
-            errors,
-            rsm.intr_signal_post(SegmentRef::Import(h), SigpostFlags::empty()),
-        )?;
+        send_tag(rsm, h, &tagmem, tag, errors)?;
         // Wait for the reply tag: a blocking signal wait with a timeout.
         let end = clock::now_ns() + PATIENCE_MS * 1_000_000;
         loop {
@@ -552,16 +563,7 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
         );
     }
     let elapsed = clock::now_ns() - t0;
-    tagmem
-        .write(0, &FIN.to_le_bytes())
-        .map_err(|_| Fail("tag", None))?;
-    let tv = [IoVec::va(&tagmem, 0, TAG_OFF, 8)];
-    must("putv fin", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
-    must(
-        "intr_signal_post",
-        errors,
-        rsm.intr_signal_post(SegmentRef::Import(h), SigpostFlags::empty()),
-    )?;
+    send_tag(rsm, h, &tagmem, FIN, errors)?;
     must("destroy_barrier", errors, rsm.destroy_barrier(&mut barrier))?;
     must("import_disconnect", errors, rsm.import_disconnect(h))?;
     must(
