@@ -188,9 +188,11 @@ fn leave(rsm: &Node) {
 fn frames_line(rsm: &Node) {
     let s = rsm.net_stats();
     let l = rsm_board::net::link_stats();
+    let irqs = rsm_board::irq::counters();
     println!(
         "FRAMES sent={=u64} received={=u64} retransmits={=u64} malformed={=u64} \
-         nic_tx={=u64} nic_tx_dropped={=u64} nic_rx={=u64} nic_rx_too_long={=u64}",
+         nic_tx={=u64} nic_tx_dropped={=u64} nic_rx={=u64} nic_rx_too_long={=u64} \
+         nic_irqs={=u64} timer_irqs={=u64} halts={=u64}",
         s.frames_sent,
         s.frames_received,
         s.retransmits,
@@ -198,7 +200,10 @@ fn frames_line(rsm: &Node) {
         l.tx_frames,
         l.tx_dropped,
         l.rx_frames,
-        l.rx_too_long
+        l.rx_too_long,
+        irqs.0,
+        irqs.1,
+        irqs.2
     );
 }
 

@@ -146,6 +146,20 @@ pub fn init() {
                 };
             }
         }
+        // SAFETY: the interrupt stubs save every caller-saved register, call a handler
+        // that only sets a flag and ends the interrupt, and return with `iretq`.
+        unsafe {
+            for (v, stub) in [
+                (
+                    crate::irq::TIMER_VECTOR,
+                    crate::irq::timer_entry as extern "C" fn(),
+                ),
+                (crate::irq::NET_VECTOR, crate::irq::net_entry),
+                (crate::irq::SPURIOUS_VECTOR, crate::irq::spurious_entry),
+            ] {
+                idt[v].set_handler_addr(VirtAddr::new(stub as usize as u64));
+            }
+        }
         idt
     });
     idt.load();

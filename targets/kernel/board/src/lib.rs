@@ -43,6 +43,7 @@ pub mod clock;
 pub mod dma;
 pub mod gdt;
 pub mod interrupts;
+pub mod irq;
 pub mod log;
 pub mod memory;
 pub mod net;
@@ -173,6 +174,11 @@ extern "C" fn kernel_main(magic: u32, info: u32) -> ! {
     platform::set_ram_end(ram_end);
     let hz = clock::calibrate();
     defmt::println!("rsm-board: TSC {=u64} kHz", hz / 1000);
+    irq::init();
+    defmt::info!(
+        "rsm-board: APIC timer {=u64} ticks/ms",
+        irq::timer_ticks_per_ms()
+    );
     let boot = Boot { cmdline, ram_end };
     // SAFETY: `entry!` defines this function with exactly this signature; an image without
     // it does not link.

@@ -17,7 +17,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rsm_hal::{Error, ErrorKind};
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::pci::bus::PciRoot;
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 
 /// Descriptors per virtqueue (receive buffers posted, transmit slots).
@@ -55,6 +55,11 @@ static BUFFERS: Buffers = Buffers {
 
 /// Find the first virtio-net device on bus 0 and initialise it.
 pub fn open() -> Option<Nic> {
+    open_at().map(|(nic, _)| nic)
+}
+
+/// [`open`], with the device's PCI address.
+fn open_at() -> Option<(Nic, DeviceFunction)> {
     let mut root = PciRoot::new(PortCam);
     let found = root
         .enumerate_bus(0)
@@ -69,7 +74,7 @@ pub fn open() -> Option<Nic> {
         }
     };
     match Nic::new(transport) {
-        Ok(n) => Some(n),
+        Ok(n) => Some((n, df)),
         Err(e) => {
             defmt::error!("rsm-board: virtio-net init: {}", defmt::Debug2Format(&e));
             None
@@ -172,9 +177,21 @@ impl VirtioLink {
         })
     }
 
-    /// Open the device and make a link of it.
+    /// Open the device, make a link of it and route its receive interrupt (MSI-X vector 0 →
+    /// [`crate::irq::NET_VECTOR`]); if routing fails the link still works and waiting
+    /// polls instead of halting (logged).
     pub fn open() -> Option<VirtioLink> {
-        VirtioLink::new(open()?)
+        let (nic, df) = open_at()?;
+        let mut link = VirtioLink::new(nic)?;
+        match route_msix(df) {
+            Ok(()) => {
+                link.nic.enable_interrupts();
+                crate::irq::set_net_routed(true);
+                defmt::info!("rsm-board: virtio-net receive interrupt on MSI-X");
+            }
+            Err(why) => defmt::warn!("rsm-board: no NIC interrupt ({=str}): polling", why),
+        }
+        Some(link)
     }
 
     /// The link's counters (see [`link_stats`]).
@@ -275,4 +292,90 @@ impl rsm_hal::Link for VirtioLink {
         };
         result
     }
+}
+
+/// The address a memory BAR of `df` decodes (below 4 GiB, identity-mapped), if any.
+fn bar_address(cam: &PortCam, df: DeviceFunction, bar: u8) -> Option<usize> {
+    if bar > 5 {
+        return None;
+    }
+    let off = 0x10 + 4 * bar;
+    let lo = cam.read_word(df, off);
+    if lo & 1 != 0 {
+        return None; // an I/O BAR
+    }
+    let hi = if (lo >> 1) & 3 == 2 {
+        cam.read_word(df, off + 4)
+    } else {
+        0
+    };
+    let addr = (u64::from(hi) << 32) | u64::from(lo & !0xF);
+    (addr != 0 && addr < (1 << 32)).then_some(addr as usize)
+}
+
+/// Point the NIC's receive queue at MSI-X table entry 0 and that entry at this CPU's APIC
+/// with [`crate::irq::NET_VECTOR`]; the transmit queue and configuration changes get no
+/// vector (transmit slots are reclaimed lazily).
+fn route_msix(df: DeviceFunction) -> Result<(), &'static str> {
+    const NO_VECTOR: u16 = 0xFFFF;
+    let mut cam = PortCam;
+    if (cam.read_word(df, 0x04) >> 16) & 0x10 == 0 {
+        return Err("no PCI capability list");
+    }
+    let (mut msix, mut common) = (None, None);
+    let mut ptr = (cam.read_word(df, 0x34) & 0xFC) as u8;
+    for _ in 0..48 {
+        if ptr == 0 {
+            break;
+        }
+        let w = cam.read_word(df, ptr);
+        match w & 0xFF {
+            0x11 => msix = Some(ptr),
+            // virtio vendor capability, cfg_type 1 = common configuration.
+            0x09 if (w >> 24) & 0xFF == 1 => {
+                let bar = (cam.read_word(df, ptr + 4) & 0xFF) as u8;
+                common = Some((bar, cam.read_word(df, ptr + 8) as usize));
+            }
+            _ => {}
+        }
+        ptr = ((w >> 8) & 0xFC) as u8;
+    }
+    // Memory decoding and bus mastering on: an MSI-X message is a memory write by the device.
+    let cmd = cam.read_word(df, 0x04);
+    cam.write_word(df, 0x04, (cmd & 0xFFFF) | 0x6);
+    let cap = msix.ok_or("no MSI-X capability")?;
+    let (cbar, coff) = common.ok_or("no virtio common configuration")?;
+    let table = cam.read_word(df, cap + 4);
+    let base = bar_address(&cam, df, (table & 7) as u8).ok_or("MSI-X table BAR")?;
+    let entry = base + (table & !7) as usize;
+    let common = bar_address(&cam, df, cbar).ok_or("common configuration BAR")? + coff;
+    let (addr, data) = crate::irq::net_msi_message();
+    // SAFETY: `entry` is MSI-X table entry 0 of this device (its capability's BAR and offset,
+    // identity-mapped below 4 GiB): message address low/high, data, vector control.
+    unsafe {
+        let e = entry as *mut u32;
+        e.write_volatile(addr as u32);
+        e.add(1).write_volatile((addr >> 32) as u32);
+        e.add(2).write_volatile(data);
+        e.add(3).write_volatile(0); // unmasked
+    }
+    // Message control (the capability's upper half): enable, function not masked.
+    let w = cam.read_word(df, cap);
+    let control = (((w >> 16) as u16) | 0x8000) & !0x4000;
+    cam.write_word(df, cap, (w & 0xFFFF) | (u32::from(control) << 16));
+    // SAFETY: the device's virtio common configuration structure (its capability's BAR and
+    // offset): msix_config at 0x10, queue_select at 0x16, queue_msix_vector at 0x1A.
+    let vector = unsafe {
+        let c = common as *mut u8;
+        c.add(0x10).cast::<u16>().write_volatile(NO_VECTOR);
+        c.add(0x16).cast::<u16>().write_volatile(1);
+        c.add(0x1A).cast::<u16>().write_volatile(NO_VECTOR);
+        c.add(0x16).cast::<u16>().write_volatile(0);
+        c.add(0x1A).cast::<u16>().write_volatile(0);
+        c.add(0x1A).cast::<u16>().read_volatile()
+    };
+    if vector != 0 {
+        return Err("the device refused MSI-X vector 0 for its receive queue");
+    }
+    Ok(())
 }

@@ -9,9 +9,10 @@
 //!   pinned 65 535 times is `QuotaExceeded`.
 //! * **Copies** use `memmove` semantics; [`rsm_hal::Memory::write`] and `read` move aligned
 //!   8-byte words with single 8-byte accesses.
-//! * **Wait** (this issue polls): `wait` returns when the event count moved, the deadline
-//!   passed, or after [`POLL_SLICE_US`] — the node drives its attached link before every
-//!   wait, so returning soon is what makes progress on the one vCPU.
+//! * **Wait**: `wait` halts the vCPU (`sti; hlt`) until the NIC's receive interrupt or the
+//!   APIC timer armed for the deadline ([`crate::irq::sleep_until`]), and returns at once if
+//!   the event count moved; the node drives its attached link before every wait. Without a
+//!   routed NIC interrupt it polls ([`POLL_SLICE_US`]).
 //! * **Checksum**: the default, software slice-by-16 (under TCG about six times the emulated
 //!   `crc32` instruction; measured by the image's `scenario=crc`).
 
@@ -235,11 +236,12 @@ impl Wait for KernelPlatform {
     }
 
     fn wait(&self, token: WaitToken, deadline: Option<Instant>) {
-        let slice_end = clock::now_ns().saturating_add(POLL_SLICE_US * 1000);
-        let end = deadline.map_or(slice_end, |d| d.0.min(slice_end));
-        while self.events.load(Ordering::Acquire) == token.0 && clock::now_ns() < end {
-            core::hint::spin_loop();
-        }
+        // One halt: until the NIC's interrupt, the deadline's timer, or at once if a wake
+        // came or a frame arrived since the caller last drove the link. The caller (the
+        // node) drives the link again and re-checks; spurious returns are allowed.
+        let end = deadline.map_or(u64::MAX, |d| d.0);
+        crate::irq::sleep_until(end, || self.events.load(Ordering::Acquire) != token.0);
+        crate::irq::take_net_irq();
     }
 
     fn wake(&self) {
