@@ -25,7 +25,6 @@ use rsm_board::net::{VirtioLink, FRAME_MAX};
 use rsm_board::platform::{KernelPlatform, KernelRegion};
 use rsm_board::statics::StaticCell;
 use rsm_board::{clock, exit, Boot, StaticBuf};
-use rsm_core::lazy::LazyRsm;
 use rsm_core::proto::NetConfig;
 use rsm_core::{
     node_mac, AccessEntry, Barrier, BarrierType, Config, ControllerHandle, CreateFlags,
@@ -70,8 +69,11 @@ fn init() -> Option<(KernelPlatform, Config)> {
     ))
 }
 
-/// The node lives in a `static`, built on first use.
-static RSM: LazyRsm<KernelPlatform, 32, 8, 8, FRAME_MAX> = LazyRsm::new(init);
+/// The node lives in a `static`, built on first use with the node id of the command line.
+/// A `spin::Once` rather than `rsm_core::lazy::LazyRsm`: its initial value is all zero, so
+/// the node's ~0.7 MB sit in `.bss` instead of the loaded image (LazyRsm's init function
+/// pointer would put the whole static in `.data`).
+static RSM: spin::Once<Node> = spin::Once::new();
 /// The NIC, kept by the node.
 static LINK: StaticCell<VirtioLink> = StaticCell::new();
 static SEGMENT: StaticBuf<SEG_LEN> = StaticBuf::new();
@@ -142,7 +144,12 @@ fn percentiles(samples: &mut [u64]) -> (u64, u64) {
 /// Bring the node up: id, link, engine.
 fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
     NODE_ID.store(me, Ordering::Relaxed);
-    let rsm = RSM.get().map_err(|_| "node init")?;
+    let (platform, config) = init().ok_or("node init")?;
+    let rsm = RSM.call_once(|| Node::new(platform, config));
+    defmt::info!(
+        "rsm-kernel: node in a static, {=usize} bytes",
+        core::mem::size_of::<Node>()
+    );
     let link = VirtioLink::open().ok_or("no virtio-net device")?;
     if link.mac() != node_mac(u32::from(me)) {
         defmt::warn!(

@@ -101,7 +101,7 @@ pd:
 boot_stack_guard:
     .skip 4096
 boot_stack:
-    .skip 1048576
+    .skip 4194304
 boot_stack_top:
 "#,
     options(att_syntax)

@@ -22,9 +22,10 @@ use virtio_drivers::transport::pci::PciTransport;
 
 /// Descriptors per virtqueue (receive buffers posted, transmit slots).
 pub const QUEUE_SIZE: usize = 16;
-/// The largest frame the link carries (destination MAC to the end of the payload):
-/// a 9000-byte jumbo MTU plus the 14-byte Ethernet header.
-pub const FRAME_MAX: usize = 9014;
+/// The largest frame the link carries (destination MAC to the end of the payload): what
+/// QEMU's `-netdev dgram` passes in one UDP datagram (65 507 bytes). Nodes announce less
+/// with `frame=` on the command line (1514, 9014, …).
+pub const FRAME_MAX: usize = 65_507;
 /// Bytes of the virtio-net header in front of every frame (the modern header; room for it).
 const HDR_MAX: usize = 12;
 /// One buffer: header + frame.
