@@ -41,6 +41,43 @@ pub struct NodeRun {
     pub elapsed: Duration,
     /// Spawn to the node's first frame at the switch, if any arrived.
     pub first_frame: Option<Duration>,
+    /// When each of [`NodeRun::lines`] was read (since the cluster started).
+    pub line_times: Vec<Duration>,
+    /// Samples of the QEMU process's CPU time: (since the cluster started, user + system
+    /// clock ticks of 1/[`CLOCK_TICKS`] s), one per poll while it ran.
+    pub cpu: Vec<(Duration, u64)>,
+}
+
+/// `/proc/<pid>/stat`'s tick rate (USER_HZ).
+pub const CLOCK_TICKS: u64 = 100;
+
+/// User + system CPU ticks of process `pid` so far.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+impl NodeRun {
+    /// When the first line starting with `prefix` was read.
+    pub fn time_of(&self, prefix: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .and_then(|i| self.line_times.get(i).copied())
+    }
+
+    /// CPU seconds per second of the QEMU process between two moments (the samples
+    /// nearest inside them), or `None` without two samples there.
+    pub fn cpu_share(&self, from: Duration, to: Duration) -> Option<f64> {
+        let a = self.cpu.iter().find(|(t, _)| *t >= from)?;
+        let b = self.cpu.iter().rev().find(|(t, _)| *t <= to)?;
+        let wall = b.0.checked_sub(a.0)?.as_secs_f64();
+        (wall > 0.0).then(|| (b.1.saturating_sub(a.1)) as f64 / CLOCK_TICKS as f64 / wall)
+    }
 }
 
 impl NodeRun {
@@ -198,6 +235,8 @@ impl Cluster {
                 lines: Vec::new(),
                 elapsed: Duration::ZERO,
                 first_frame: None,
+                line_times: Vec::new(),
+                cpu: Vec::new(),
             });
         }
         let mut timed_out = false;
@@ -206,6 +245,9 @@ impl Cluster {
             let mut alive = 0;
             for (k, c) in children.0.iter_mut().enumerate() {
                 let Some(child) = c else { continue };
+                if let Some(t) = cpu_ticks(child.id()) {
+                    runs[k].cpu.push((start.elapsed(), t));
+                }
                 match child.try_wait().map_err(BootError::Io)? {
                     Some(s) => {
                         if s.code() != Some(crate::qemu::STATUS_PASS) && failed_at.is_none() {
@@ -229,6 +271,7 @@ impl Cluster {
                 for line in decoders[k].read_new(path, seen) {
                     show(&format!("[node {}] {line}", runs[k].id));
                     runs[k].lines.push(line);
+                    runs[k].line_times.push(start.elapsed());
                 }
             }
             if alive == 0 {
@@ -257,6 +300,7 @@ impl Cluster {
             for line in decoders[k].read_new(path, seen) {
                 show(&format!("[node {}] {line}", runs[k].id));
                 runs[k].lines.push(line);
+                runs[k].line_times.push(start.elapsed());
             }
             if runs[k].elapsed == Duration::ZERO {
                 runs[k].elapsed = start.elapsed();

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cluster;
 pub mod decode;
 pub mod demo;
@@ -37,6 +38,9 @@ Usage:
   cargo rsm test --list   print the test steps without running them
   cargo rsm decode FILE   decode every rsm-rs frame of a pcap capture (the switch's)
   cargo rsm qemu-smoke    boot the built image under QEMU into its self-checks
+  cargo rsm bench         image nodes vs the raw emulated link (ratios, boot, size, idle CPU)
+  cargo rsm qemu-bench [--smoke]
+                          the bench's QEMU part alone (needs the built image)
   cargo rsm qemu-demo [--rounds N] [--dir DIR]
                           the demo's QEMU part alone (two nodes; needs the built image)
   cargo rsm help          print this help
@@ -70,6 +74,13 @@ pub enum Cli {
     },
     /// `qemu-smoke`: boot the built image under QEMU into its three self-checks.
     QemuSmoke,
+    /// `bench`: set-up, image build, then `qemu-bench`.
+    Bench,
+    /// `qemu-bench [--smoke]`: the benchmarks of image nodes against the raw link.
+    QemuBench {
+        /// The short run of the test command.
+        smoke: bool,
+    },
     /// `qemu-demo [--rounds N] [--dir DIR]`: boot the demo's two nodes from the built image
     /// and print the report.
     QemuDemo {
@@ -156,6 +167,9 @@ where
         ["decode", ..] => Err(UsageError("`decode` takes one pcap file".into())),
         ["qemu-smoke"] => Ok(Cli::QemuSmoke),
         ["qemu-demo", rest @ ..] => parse_qemu_demo(rest),
+        ["bench"] => Ok(Cli::Bench),
+        ["qemu-bench"] => Ok(Cli::QemuBench { smoke: false }),
+        ["qemu-bench", "--smoke"] => Ok(Cli::QemuBench { smoke: true }),
         ["test"] => Ok(Cli::Test { list: false }),
         ["test", "--list"] => Ok(Cli::Test { list: true }),
         ["demo", extra, ..] => Err(UsageError(format!(
@@ -412,6 +426,7 @@ pub fn test_steps() -> Vec<Step> {
                 "qemu-smoke",
             ],
         ),
+        qemu_bench_step(true),
         Step::cargo("test", &["test", "--workspace", "--all-targets"]),
         Step::cargo("doctest", &["test", "--workspace", "--doc"]),
     ]
@@ -718,6 +733,82 @@ pub fn cmd_demo() -> ExitCode {
     }
 }
 
+/// The step that runs the bench's QEMU part (`--smoke` in the test command).
+pub fn qemu_bench_step(smoke: bool) -> Step {
+    let mut args = vec![
+        "run",
+        "-q",
+        "--release",
+        "-p",
+        "rsm-runner",
+        "--",
+        "qemu-bench",
+    ];
+    if smoke {
+        args.push("--smoke");
+    }
+    Step::cargo(if smoke { "bench smoke" } else { "bench" }, &args)
+}
+
+/// `cargo rsm bench`: set-up, tools, image build, then the bench.
+pub fn cmd_bench() -> ExitCode {
+    let root = match checked_root() {
+        Ok(root) => root,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let steps = vec![
+        setup_step(),
+        tools_step(),
+        Step::new(
+            "image build",
+            Program::Other("sh".into()),
+            &["-c", IMAGE_BUILD_SCRIPT],
+        ),
+        qemu_bench_step(false),
+    ];
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match run_steps(&steps, &root, &mut out) {
+        Ok(r) if r.passed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(EXIT_FAILURE),
+        Err(e) => io_failure(&e),
+    }
+}
+
+/// `cargo rsm qemu-bench [--smoke]`: run the bench, print the table, write
+/// `target/runs/bench[-smoke]/bench.json`. Fails when a node fails or a figure is missing;
+/// a missed goal is reported, not a failure (the figures are the result).
+pub fn cmd_qemu_bench(smoke: bool) -> ExitCode {
+    let image = image_path();
+    let dir = demo::run_dir(if smoke { "bench-smoke" } else { "bench" });
+    let opts = if smoke {
+        bench::Opts::SMOKE
+    } else {
+        bench::Opts::FULL
+    };
+    println!(
+        "bench of {} ({}; run directory {})",
+        image.display(),
+        if smoke { "smoke" } else { "full" },
+        dir.display()
+    );
+    let mut show = |l: &str| println!("{l}");
+    match bench::run(&image, &dir, opts, &mut show) {
+        Ok(rows) => {
+            print!("\n{}", bench::table(&rows));
+            println!("(JSON: {})", dir.join("bench.json").display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 /// `cargo rsm qemu-demo`: boot the demo's nodes, show their logs, print the report; fails
 /// when anything is wrong ([`demo::problems`]).
 pub fn cmd_qemu_demo(rounds: u32, dir: Option<PathBuf>) -> ExitCode {
@@ -767,6 +858,8 @@ where
         Ok(Cli::Test { list }) => cmd_test(list),
         Ok(Cli::Demo) => cmd_demo(),
         Ok(Cli::QemuDemo { rounds, dir }) => cmd_qemu_demo(rounds, dir),
+        Ok(Cli::Bench) => cmd_bench(),
+        Ok(Cli::QemuBench { smoke }) => cmd_qemu_bench(smoke),
         Ok(Cli::QemuSmoke) => {
             let mut out = std::io::stdout();
             match qemu::smoke(&image_path(), Path::new(IMAGE_TARGET_DIR), &mut out) {
@@ -856,6 +949,7 @@ mod tests {
             "image build",
             "image clippy",
             "qemu boot",
+            "bench smoke",
             "test",
             "doctest",
         ];
@@ -882,6 +976,7 @@ mod tests {
             &format!("sh -c {IMAGE_BUILD_SCRIPT}"),
             &format!("sh -c {IMAGE_CLIPPY_SCRIPT}"),
             "cargo run -q --release -p rsm-runner -- qemu-smoke",
+            "cargo run -q --release -p rsm-runner -- qemu-bench --smoke",
             "cargo test --workspace --all-targets",
             "cargo test --workspace --doc",
         ];

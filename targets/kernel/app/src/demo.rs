@@ -79,6 +79,15 @@ static LINK: StaticCell<VirtioLink> = StaticCell::new();
 static SEGMENT: StaticBuf<SEG_LEN> = StaticBuf::new();
 static LOCAL: StaticBuf<LOCAL_LEN> = StaticBuf::new();
 static TAG: StaticBuf<4096> = StaticBuf::new();
+static BENCH_SEG: StaticBuf<{ BENCH_LEN + 4096 }> = StaticBuf::new();
+static BENCH_LOCAL: StaticBuf<BENCH_LEN> = StaticBuf::new();
+
+/// The bench's segment id; its length is [`BENCH_LEN`] plus a tag page.
+pub const BENCH_SEG_ID: u32 = 0x40_8001;
+/// Bytes of one bench putv: 16 entries of 64 KiB.
+const BENCH_LEN: usize = 1 << 20;
+/// Most round-trip samples of a bench run.
+const MAX_PINGS: usize = 2000;
 
 /// The data of round `round`, byte `i`.
 fn pattern(round: u32, i: usize) -> u8 {
@@ -241,8 +250,10 @@ pub fn run(boot: &Boot) -> u32 {
             }
             importer(rsm, peer as u32, rounds, &mut errors)
         }
+        "bench-exporter" => bench_exporter(rsm, peer as u32, &mut errors),
+        "bench" => bench(rsm, peer as u32, boot, &mut errors),
         _ => {
-            println!("FAIL role= takes exporter or importer");
+            println!("FAIL role= takes exporter, importer, bench-exporter or bench");
             return exit::FAIL;
         }
     };
@@ -384,11 +395,12 @@ fn connect(
     rsm: &Node,
     ctrl: ControllerHandle,
     peer: u32,
+    id: u32,
     errors: &mut Errors,
 ) -> Result<ImportHandle, Fail> {
     let end = clock::now_ns() + PATIENCE_MS * 1_000_000;
     loop {
-        match rsm.import_connect(ctrl, peer, SEG_ID, Permission::RDWR) {
+        match rsm.import_connect(ctrl, peer, id, Permission::RDWR) {
             Ok(h) => return Ok(h),
             Err(e @ (RsmError::SegNotPublished | RsmError::RemoteNodeUnreachable))
                 if clock::now_ns() < end =>
@@ -455,7 +467,7 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
     let local = KernelRegion::from_static(LOCAL.take().ok_or(Fail("local memory", None))?);
     let tagmem = KernelRegion::from_static(TAG.take().ok_or(Fail("tag memory", None))?);
     let t_connect = clock::now_ns();
-    let h = connect(rsm, ctrl, peer, errors)?;
+    let h = connect(rsm, ctrl, peer, SEG_ID, errors)?;
     println!(
         "CONNECTED node={=u32} segment={=u32:#x} after_ms={=u64}",
         rsm.node_id(),
@@ -599,6 +611,176 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
         p99,
         g50,
         g99,
+        Display2Format(&errors.print()),
+        residual
+    );
+    Ok(())
+}
+
+/// The bench's exporter: publish [`BENCH_SEG_ID`] to `peer`, serve until the finish tag,
+/// then check that the segment holds the importer's pattern (every byte).
+fn bench_exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
+    let ctrl = controller(rsm, errors)?;
+    let mem = KernelRegion::from_static(BENCH_SEG.take().ok_or(Fail("segment memory", None))?);
+    let seg = must(
+        "export_create",
+        errors,
+        rsm.export_create(ctrl, mem.clone(), CreateFlags::empty()),
+    )?;
+    must(
+        "export_publish",
+        errors,
+        rsm.export_publish(seg, BENCH_SEG_ID, &[AccessEntry::new(peer, 0o600)]),
+    )?;
+    println!(
+        "READY node={=u32} bench segment={=u32:#x}",
+        rsm.node_id(),
+        BENCH_SEG_ID
+    );
+    let end = clock::now_ns() + 600_000_000_000;
+    loop {
+        match rsm.intr_signal_wait(SegmentRef::Export(seg), 1000) {
+            Ok(()) | Err(RsmError::Timeout) => {}
+            Err(e) => return must("intr_signal_wait", errors, Err(e)),
+        }
+        let mut tag = [0u8; 8];
+        mem.read(BENCH_LEN, &mut tag)
+            .map_err(|_| Fail("read tag", None))?;
+        if u64::from_le_bytes(tag) == FIN {
+            break;
+        }
+        if clock::now_ns() > end {
+            return Err(Fail("the bench never finished", None));
+        }
+    }
+    let mut page = [0u8; 4096];
+    for p in 0..BENCH_LEN / 4096 {
+        mem.read(p * 4096, &mut page)
+            .map_err(|_| Fail("read", None))?;
+        if (0..4096).any(|i| page[i] != pattern(7, p * 4096 + i)) {
+            println!("FAIL bench data differs in page {=usize}", p);
+            return Err(Fail("bench data check", None));
+        }
+    }
+    must("export_unpublish", errors, rsm.export_unpublish(seg))?;
+    must("export_destroy", errors, rsm.export_destroy(seg))?;
+    println!(
+        "REPORT node={=u32} role=bench-exporter verified={=usize} errors={} residual=0",
+        rsm.node_id(),
+        BENCH_LEN,
+        Display2Format(&errors.print())
+    );
+    Ok(())
+}
+
+/// The bench's importer: `ms=` of back-to-back 16 × 64 KiB putv (mixed HANDLE/VA), then
+/// `pings=` 64-byte putv round trips, then `idle_ms=` connected and idle, then finish.
+fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), Fail> {
+    let ms = boot.num("ms", 2000).unwrap_or(2000).max(10);
+    let pings = boot.num("pings", 200).unwrap_or(200).min(MAX_PINGS as u64) as usize;
+    let idle_ms = boot.num("idle_ms", 0).unwrap_or(0);
+    let ctrl = controller(rsm, errors)?;
+    let local = KernelRegion::from_static(BENCH_LOCAL.take().ok_or(Fail("local memory", None))?);
+    let tagmem = KernelRegion::from_static(TAG.take().ok_or(Fail("tag memory", None))?);
+    let mut page = [0u8; 4096];
+    for p in 0..BENCH_LEN / 4096 {
+        for (i, b) in page.iter_mut().enumerate() {
+            *b = pattern(7, p * 4096 + i);
+        }
+        local
+            .write(p * 4096, &page)
+            .map_err(|_| Fail("fill", None))?;
+    }
+    let h = connect(rsm, ctrl, peer, BENCH_SEG_ID, errors)?;
+    let lh = must(
+        "create_localmemory_handle",
+        errors,
+        rsm.create_localmemory_handle(ctrl, local.clone()),
+    )?;
+    let piece = BENCH_LEN / 16;
+    let mut v = [IoVec::handle(lh, 0, 0, 0); 16];
+    for (k, e) in v.iter_mut().enumerate() {
+        *e = if k % 2 == 0 {
+            IoVec::handle(lh, k * piece, k * piece, piece)
+        } else {
+            IoVec::va(&local, k * piece, k * piece, piece)
+        };
+    }
+    let t0 = clock::now_ns();
+    let stop = t0 + ms * 1_000_000;
+    let (mut bytes, mut calls, mut residual) = (0u64, 0u64, 0u64);
+    while clock::now_ns() < stop {
+        let mut sg = ScatGath::new(h, &v);
+        must("putv", errors, rsm.putv(&mut sg))?;
+        residual += sg.io_residual_count;
+        bytes += BENCH_LEN as u64;
+        calls += 1;
+    }
+    let elapsed_us = (clock::now_ns() - t0) / 1000;
+    let mut rtt = [0u64; MAX_PINGS];
+    let one = [IoVec::va(&local, 0, 0, 64)];
+    for slot in rtt.iter_mut().take(pings) {
+        let mut sg = ScatGath::new(h, &one);
+        let t = clock::now_ns();
+        must("putv 64", errors, rsm.putv(&mut sg))?;
+        *slot = clock::now_ns() - t;
+    }
+    let (p50, p99) = percentiles(&mut rtt[..pings]);
+    let s = rsm.net_stats();
+    println!(
+        "BENCH putv_calls={=u64} bytes={=u64} elapsed_us={=u64} putv_kbs={=u64} pings={=usize} \
+         rtt_p50_us={=u64} rtt_p99_us={=u64} retransmits={=u64} residual={=u64}",
+        calls,
+        bytes,
+        elapsed_us,
+        bytes * 1000 / elapsed_us.max(1),
+        pings,
+        p50,
+        p99,
+        s.retransmits,
+        residual
+    );
+    if idle_ms > 0 {
+        println!("IDLE begin ms={=u64}", idle_ms);
+        let end = clock::now_ns() + idle_ms * 1_000_000;
+        while clock::now_ns() < end {
+            let left = ((end - clock::now_ns()) / 1_000_000).clamp(1, 1000) as i32;
+            match rsm.intr_signal_wait(SegmentRef::Import(h), left) {
+                Ok(()) | Err(RsmError::Timeout) => {}
+                Err(e) => return must("idle wait", errors, Err(e)),
+            }
+        }
+        let (nic, timer, halts) = rsm_board::irq::counters();
+        println!(
+            "IDLE end nic_irqs={=u64} timer_irqs={=u64} halts={=u64}",
+            nic, timer, halts
+        );
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&FIN.to_le_bytes());
+    tagmem.write(0, &b).map_err(|_| Fail("tag", None))?;
+    let tv = [IoVec::va(&tagmem, 0, BENCH_LEN, 8)];
+    must("putv fin", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
+    must(
+        "intr_signal_post",
+        errors,
+        rsm.intr_signal_post(SegmentRef::Import(h), SigpostFlags::empty()),
+    )?;
+    must("import_disconnect", errors, rsm.import_disconnect(h))?;
+    must(
+        "free_localmemory_handle",
+        errors,
+        rsm.free_localmemory_handle(ctrl, lh),
+    )?;
+    println!(
+        "REPORT node={=u32} role=bench ops={=u64} bytes={=u64} throughput_kbs={=u64} \
+         putv_p50_us={=u64} putv_p99_us={=u64} errors={} residual={=u64}",
+        rsm.node_id(),
+        calls + pings as u64,
+        bytes,
+        bytes * 1000 / elapsed_us.max(1),
+        p50,
+        p99,
         Display2Format(&errors.print()),
         residual
     );

@@ -6,12 +6,15 @@
 //!   failure / panic code;
 //! * `net` — virtio-net self-check: send a broadcast frame, receive one frame back;
 //! * `crc` — time the software CRC-32C against the `crc32` instruction (TCG emulates it);
-//! * `demo` — the RSM demo, `role=exporter` or `role=importer` (see [`demo`]).
+//! * `demo` — the RSM demo, `role=exporter` or `role=importer`, and the bench's RSM side,
+//!   `role=bench-exporter` / `role=bench` (see [`demo`]);
+//! * `raw` — the bench's limit side: bare frames, `role=sink` / `role=source` (see [`raw`]).
 
 #![no_std]
 #![no_main]
 
 mod demo;
+mod raw;
 
 use defmt::println;
 use rsm_board::net::VirtioLink;
@@ -31,6 +34,7 @@ fn main(boot: &Boot) -> u32 {
         Some("net") => net_check(boot.arg("node").unwrap_or("?")),
         Some("crc") => crc_speed(),
         Some("demo") => demo::run(boot),
+        Some("raw") => raw::run(boot),
         Some(other) => {
             println!("rsm-kernel: unknown scenario `{=str}`", other);
             exit::FAIL
