@@ -90,11 +90,11 @@ pub fn init() {
     }
     lapic_write(LAPIC_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
     lapic_write(LAPIC_TIMER_DIV, 0b1011); // divide by 1
-                                          // Calibrate: count down from the maximum over 10 ms of the TSC clock.
+                                          // Calibrate: count down from the maximum over 2 ms of the (already calibrated) TSC.
     lapic_write(LAPIC_LVT_TIMER, 1 << 16); // masked, one-shot
     lapic_write(LAPIC_TIMER_INIT, u32::MAX);
     let t0 = clock::now_ns();
-    clock::delay_us(10_000);
+    clock::delay_us(2_000);
     let left = lapic_read(LAPIC_TIMER_CUR);
     let ns = (clock::now_ns() - t0).max(1);
     lapic_write(LAPIC_TIMER_INIT, 0);
