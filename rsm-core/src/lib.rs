@@ -73,7 +73,7 @@ pub use events::{PollFd, PollSource, POLLHUP, POLLIN, POLLNVAL, POLLRDNORM};
 pub use handle::{ControllerHandle, ExportHandle, ImportHandle, LocalMemHandle, SegmentRef};
 pub use lazy::LazyRsm;
 pub use lock::set_contention_hook;
-pub use node::{Config, Rsm, MAX_PENDING_OPS};
+pub use node::{Config, MemoryUse, Rsm, MAX_PENDING_OPS};
 pub use op::{Completion, OpId};
 pub use segment::ImportInfo;
 pub use sg::{Direction, IoVec, LocalRef, ScatGath};

@@ -334,6 +334,20 @@ pub struct Rsm<
     pub(crate) rx_lock: crate::lock::Lock<()>,
 }
 
+/// Where a node's memory goes, in bytes ([`Rsm::memory_use`]). Everything is inline: a
+/// `static` of the node type holds all of it, and nothing else is allocated later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The whole node (`size_of::<Rsm<…>>()`).
+    pub total: usize,
+    /// The RSM tables: local memory handles, exports, imports, pending operations.
+    pub tables: usize,
+    /// The wire protocol engine: peers, their windows, the reorder frames.
+    pub engine: usize,
+    /// The node's records of the wire side: remote importers, get answers owed.
+    pub wire_records: usize,
+}
+
 /// Map a HAL pinning error to the RSMERR code of spec §4.3 / §5.2.
 pub(crate) fn pin_error(kind: ErrorKind) -> RsmError {
     match kind {
@@ -374,6 +388,21 @@ pub(crate) fn parse_controller_name(name: Option<&str>) -> Option<u8> {
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
+    /// Where this node type's memory goes, by part (the rest of `total` is locks, counters
+    /// and the platform value).
+    pub const fn memory_use() -> MemoryUse {
+        use core::mem::size_of;
+        MemoryUse {
+            total: size_of::<Self>(),
+            tables: size_of::<Table<LocalMem<P::Region, P::Pin>, L>>()
+                + size_of::<Table<Export<P::Region, P::Pin>, E>>()
+                + size_of::<Table<Import<P::Region, P::Pin>, I>>()
+                + size_of::<Table<OpSlot<P::Region>, MAX_PENDING_OPS>>(),
+            engine: size_of::<crate::proto::Engine<F>>(),
+            wire_records: size_of::<crate::proto::Serving>(),
+        }
+    }
+
     /// A node with empty tables over `platform`.
     pub const fn new(platform: P, config: Config) -> Self {
         Rsm {
@@ -771,6 +800,16 @@ mod size_tests {
         assert_eq!(
             (engine, serving, peers, reorder),
             (83_792, 8_800, 71_176, 12_360)
+        );
+        let m = Rsm::<P>::memory_use();
+        assert_eq!(
+            (m.total, m.tables, m.engine, m.wire_records),
+            (
+                size_of::<Rsm<P>>(),
+                locals + exports + imports + ops,
+                engine,
+                serving
+            )
         );
         // The rest: locks, counters and the three deferred copies (`rx_write`, `rx_import`,
         // `tx_read`).

@@ -9,6 +9,8 @@
 //! * **Boot to ready**: QEMU spawn → the node's first frame at the switch, vs. the same image
 //!   told `bare` (it exits at once after entering long mode): spawn → exit. Goal ≤ 1.5×.
 //! * **Image size**: the `-kernel` file, the loaded bytes, `.bss` apart. Goal ≤ 1 MiB loaded.
+//! * **Static memory** at the image's capacities, as the image reports it (`MEMORY`): the
+//!   node (RSM tables, engine state, wire records), NIC buffers, DMA pool, pin table.
 //! * **Idle CPU**: host CPU of each QEMU process while its node is connected and idle
 //!   (`idle_ms`), from `/proc/<pid>/stat`. Goal ≤ 2 % of a core.
 //!
@@ -299,6 +301,32 @@ pub fn run(
             .iter()
             .find(|l| l.starts_with("BENCH "))
             .ok_or("no BENCH line")?;
+        if size == MAX_FRAME {
+            let m = imp
+                .lines
+                .iter()
+                .find(|l| l.starts_with("MEMORY "))
+                .ok_or("no MEMORY line")?;
+            let m = fields(m);
+            for (k, what) in [
+                ("node", "static memory: the node (all of it)"),
+                ("rsm_tables", "static memory: RSM tables"),
+                ("engine", "static memory: wire engine state"),
+                ("wire_records", "static memory: wire records"),
+                ("nic_buffers", "static memory: NIC buffers"),
+                ("dma_pool", "static memory: virtqueue DMA pool"),
+                ("pin_table", "static memory: pin table"),
+            ] {
+                rows.push(Row {
+                    name: what.into(),
+                    value: num(&m, k).ok_or("MEMORY field missing")?,
+                    limit: None,
+                    unit: "B",
+                    ratio: None,
+                    goal: None,
+                });
+            }
+        }
         let f = fields(l);
         let mbs = num(&f, "putv_kbs").unwrap_or(0.0) / 1000.0;
         let limit = raw_best.get(&size).copied().unwrap_or(0.0);

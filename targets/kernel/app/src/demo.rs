@@ -155,9 +155,17 @@ fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
     NODE_ID.store(me, Ordering::Relaxed);
     let (platform, config) = init().ok_or("node init")?;
     let rsm = RSM.call_once(|| Node::new(platform, config));
-    defmt::info!(
-        "rsm-kernel: node in a static, {=usize} bytes",
-        core::mem::size_of::<Node>()
+    let m = Node::memory_use();
+    println!(
+        "MEMORY node={=usize} rsm_tables={=usize} engine={=usize} wire_records={=usize} \
+         nic_buffers={=usize} dma_pool={=usize} pin_table={=usize}",
+        m.total,
+        m.tables,
+        m.engine,
+        m.wire_records,
+        rsm_board::net::BUFFER_BYTES,
+        rsm_board::dma::POOL_BYTES,
+        rsm_board::platform::PIN_TABLE_BYTES
     );
     let link = VirtioLink::open().ok_or("no virtio-net device")?;
     if link.mac() != node_mac(u32::from(me)) {

@@ -8,6 +8,8 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
 /// Pages of the DMA pool (virtqueues and their buffers).
 const DMA_PAGES: usize = 256;
+/// Bytes of the DMA pool.
+pub const POOL_BYTES: usize = DMA_PAGES * PAGE_SIZE;
 
 #[repr(C, align(4096))]
 struct Pool(UnsafeCell<[u8; DMA_PAGES * PAGE_SIZE]>);

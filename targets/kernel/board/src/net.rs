@@ -30,6 +30,8 @@ pub const FRAME_MAX: usize = 65_507;
 const HDR_MAX: usize = 12;
 /// One buffer: header + frame.
 const BUF: usize = HDR_MAX + FRAME_MAX;
+/// Bytes of the link's static receive and transmit buffers together.
+pub const BUFFER_BYTES: usize = 2 * QUEUE_SIZE * BUF;
 /// How long `transmit` waits for a free slot before dropping the frame.
 pub const TX_STALL_US: u64 = 2000;
 

@@ -23,6 +23,9 @@ use rsm_hal::{Checksum, Clock, ErrorKind, Instant, Memory, Region, Wait, WaitTok
 /// RAM frames the pin table covers (1 GiB): the image runs with `-m` ≤ 1 GiB.
 pub const MAX_FRAMES: usize = 1 << 18;
 
+/// Bytes of the pin table (a 16-bit count per frame).
+pub const PIN_TABLE_BYTES: usize = 2 * MAX_FRAMES;
+
 /// How long one [`Wait::wait`] polls at most before returning to its caller, in µs.
 pub const POLL_SLICE_US: u64 = 20;
 
