@@ -304,13 +304,14 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
 /// 1536 by default, at most [`crate::proto::MAX_FRAME_LIMIT`]; see there).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// over a three-word region (the fake's and the host's) is 156 696 bytes (pinned by a test):
+/// over a three-word region (the fake's and the host's) is 158 232 bytes (pinned by a test):
 /// the RSM tables take 63 584 (local handles 14 360, exports 9 240 — each keeps its access
 /// list as 66 bytes of decisions —, imports 8 216, the 32 operation slots 31 768), the wire
 /// engine 83 792 (the 64 peers 71 176, mostly their windows of messages in flight; the
 /// reorder frames 12 360) and the node's wire records 8 800 (remote importers of its
-/// segments, get answers owed). Keep it in a `static` ([`crate::LazyRsm`]) or a `Box`, not in
-/// a small stack frame.
+/// segments, get answers owed), plus the `F`-byte frame buffer `Rsm::drive` uses. Keep it in
+/// a `static` ([`crate::LazyRsm`]) or a `Box`, not in a small stack frame;
+/// [`Rsm::memory_use`] gives the parts for any capacities.
 pub struct Rsm<
     P: Platform,
     const L: usize = 256,
@@ -332,6 +333,10 @@ pub struct Rsm<
     /// Serialises [`Rsm::handle_frame`] calls (frames are applied one at a time, in order,
     /// also while a put's bytes are copied outside the table lock). API calls never take it.
     pub(crate) rx_lock: crate::lock::Lock<()>,
+    /// The frame buffer [`Rsm::drive`] moves frames through: kept in the node so that a
+    /// drive round does not zero `F` bytes of stack each time (64 KiB at the largest frame,
+    /// ~100 µs under QEMU TCG). A driver that finds it taken uses a stack buffer.
+    pub(crate) scratch: crate::lock::Lock<[u8; F]>,
 }
 
 /// Where a node's memory goes, in bytes ([`Rsm::memory_use`]). Everything is inline: a
@@ -426,6 +431,7 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 rx_import: None,
             }),
             rx_lock: crate::lock::Lock::new(()),
+            scratch: crate::lock::Lock::new([0; F]),
             link: crate::lock::Lock::new(None),
         }
     }
@@ -813,6 +819,18 @@ mod size_tests {
         );
         // The rest: locks, counters and the three deferred copies (`rx_write`, `rx_import`,
         // `tx_read`).
-        assert!(size_of::<Rsm<P>>() <= locals + exports + imports + ops + engine + serving + 640);
+        assert_eq!(size_of::<Rsm<P>>(), 158_232);
+        // And the drive scratch frame (F bytes).
+        assert!(
+            size_of::<Rsm<P>>()
+                <= locals
+                    + exports
+                    + imports
+                    + ops
+                    + engine
+                    + serving
+                    + 640
+                    + crate::proto::FRAME_BUF
+        );
     }
 }

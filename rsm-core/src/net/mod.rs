@@ -214,15 +214,21 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
     /// whether any frame moved. A frame the link refuses to send is dropped (the channel
     /// retransmits it).
     pub fn drive<K: Link + ?Sized>(&self, link: &mut K, now: Instant) -> bool {
-        let mut buf = [0u8; F];
+        match self.scratch.try_lock() {
+            Some(mut buf) => self.drive_through(link, now, &mut buf[..]),
+            None => self.drive_through(link, now, &mut [0u8; F]),
+        }
+    }
+
+    fn drive_through<K: Link + ?Sized>(&self, link: &mut K, now: Instant, buf: &mut [u8]) -> bool {
         let mut moved = false;
-        while let Ok(Some(n)) = link.receive(&mut buf) {
+        while let Ok(Some(n)) = link.receive(buf) {
             moved = true;
             if let Some(frame) = buf.get(..n) {
                 self.handle_frame(now, frame);
             }
         }
-        while let Ok(Some(n)) = self.poll_transmit(now, &mut buf) {
+        while let Ok(Some(n)) = self.poll_transmit(now, buf) {
             moved = true;
             if let Some(frame) = buf.get(..n) {
                 let _ = link.transmit(frame);
