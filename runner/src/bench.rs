@@ -107,15 +107,6 @@ fn check(run: &ClusterRun, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn write_logs(run: &ClusterRun, dir: &Path) {
-    for n in &run.nodes {
-        let _ = std::fs::write(
-            dir.join(format!("node-{}.log", n.id)),
-            n.lines.join("\n") + "\n",
-        );
-    }
-}
-
 fn cluster(
     image: &Path,
     dir: &Path,
@@ -126,7 +117,6 @@ fn cluster(
     let run = c
         .run(image, plans, Duration::from_secs(300), show)
         .map_err(|e: BootError| e.to_string())?;
-    write_logs(&run, dir);
     Ok(run)
 }
 

@@ -1,7 +1,8 @@
 //! A QEMU cluster: the switch library on 127.0.0.1, then one QEMU process per node, each
 //! with a virtio-net NIC (`-netdev dgram`) whose frames go to the switch, MAC from its node
 //! id, COM1 to a file of the run directory. Every node's log is shown as it arrives, each
-//! line prefixed with the node (`[node 2] …`); the run ends when every node exited, at the
+//! line prefixed with the node (`[node 2] …`) and kept in the run directory
+//! (`node-N.log`, next to `node-N.serial` and `capture.pcap`); the run ends when every node exited, at the
 //! timeout, [`FAIL_GRACE`] after a node failed, or on SIGINT/SIGTERM — in every case no QEMU process outlives it: stragglers
 //! are killed and waited for, and a signal ends the runner after the kill (status 130).
 //!
@@ -305,6 +306,12 @@ impl Cluster {
             if runs[k].elapsed == Duration::ZERO {
                 runs[k].elapsed = start.elapsed();
             }
+        }
+        for r in &runs {
+            let _ = std::fs::write(
+                self.dir.join(format!("node-{}.log", r.id)),
+                r.lines.join("\n") + "\n",
+            );
         }
         let pcap = self.dir.join("capture.pcap");
         let switch = self.switch.stop();

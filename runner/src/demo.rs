@@ -175,3 +175,55 @@ pub fn report(run: &ClusterRun) -> String {
     );
     s
 }
+
+/// The run as JSON: per node its exit, its REPORT fields and its FRAMES counters (engine
+/// frames, retransmits, malformed; NIC drops by reason; interrupts), and the switch's counters.
+pub fn json(run: &ClusterRun) -> String {
+    fn obj(m: &std::collections::BTreeMap<String, String>) -> String {
+        let fields: Vec<String> = m
+            .iter()
+            .map(|(k, v)| match v.parse::<u64>() {
+                Ok(n) => format!("{k:?}:{n}"),
+                Err(_) => format!("{k:?}:{v:?}"),
+            })
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+    let mut nodes = Vec::new();
+    for n in &run.nodes {
+        let frames: std::collections::BTreeMap<String, String> = n
+            .lines
+            .iter()
+            .find_map(|l| l.strip_prefix("FRAMES "))
+            .map(|l| {
+                l.split_ascii_whitespace()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        nodes.push(format!(
+            "{{\"node\":{},\"exit_status\":{},\"boot_to_first_frame_ms\":{},\"report\":{},\"frames\":{}}}",
+            n.id,
+            n.status.map_or("null".into(), |c| c.to_string()),
+            n.first_frame.map_or("null".into(), |d| d.as_millis().to_string()),
+            obj(&n.report().unwrap_or_default()),
+            obj(&frames)
+        ));
+    }
+    let sw = &run.switch;
+    let spoofed: u64 = sw.ports.iter().map(|p| p.counters.spoofed).sum();
+    let unbound: u64 = sw.ports.iter().map(|p| p.counters.unbound).sum();
+    format!(
+        "{{\"timed_out\":{},\"nodes\":[{}],\"switch\":{{\"frames_in\":{},\"forwarded\":{},\"flooded\":{},\"captured\":{},\"send_dropped\":{},\"spoofed\":{},\"unbound\":{}}}}}\n",
+        run.timed_out,
+        nodes.join(","),
+        sw.rx_frames(),
+        sw.forwarded,
+        sw.flooded,
+        sw.captured,
+        sw.send_dropped,
+        spoofed,
+        unbound
+    )
+}

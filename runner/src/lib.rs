@@ -822,7 +822,12 @@ pub fn cmd_qemu_demo(rounds: u32, dir: Option<PathBuf>) -> ExitCode {
     let mut show = |l: &str| println!("{l}");
     match demo::run(&image, &dir, rounds, &mut show) {
         Ok(run) => {
+            let _ = std::fs::write(dir.join("report.json"), demo::json(&run));
             print!("\n{}", demo::report(&run));
+            println!(
+                "(run directory {}: capture.pcap, node-N.log decoded, node-N.serial, report.json)",
+                dir.display()
+            );
             let problems = demo::problems(&run, rounds);
             if problems.is_empty() {
                 println!(

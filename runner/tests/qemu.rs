@@ -98,6 +98,17 @@ fn demo_moves_and_verifies_every_byte_both_ways_and_reports() {
     // The frames went through the switch and its capture.
     assert!(run.switch.forwarded > 2 * want / 9014, "{:?}", run.switch);
     assert_eq!(run.switch.captured, run.switch.rx_frames());
+    let json = demo::json(run);
+    assert_eq!(json.matches("\"exit_status\":33").count(), 2, "{json}");
+    assert_eq!(
+        json.matches(&format!("\"verified\":{want}")).count(),
+        2,
+        "{json}"
+    );
+    assert!(
+        json.contains("\"nic_tx_dropped\":") && json.contains("\"retransmits\":"),
+        "{json}"
+    );
     let report = demo::report(run);
     for needle in ["importer", "exporter", "µs", "pass", "capture"] {
         assert!(report.contains(needle), "{needle} missing from\n{report}");
