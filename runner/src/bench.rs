@@ -250,7 +250,9 @@ pub fn run(
                 .lines
                 .iter()
                 .find(|l| l.starts_with("RAWRTT "))
-                .ok_or("no RAWRTT line")?;
+                .ok_or_else(|| {
+                    format!("no RAWRTT line in node 2's log:\n{}", src.lines.join("\n"))
+                })?;
             let f = fields(l);
             raw_rtt = (
                 num(&f, "p50_us").unwrap_or(0.0),

@@ -714,6 +714,7 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
             IoVec::va(&local, k * piece, k * piece, piece)
         };
     }
+    let halted0 = rsm_board::irq::halted_ns();
     let t0 = clock::now_ns();
     let stop = t0 + ms * 1_000_000;
     let (mut bytes, mut calls, mut residual) = (0u64, 0u64, 0u64);
@@ -725,6 +726,7 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
         calls += 1;
     }
     let elapsed_us = (clock::now_ns() - t0) / 1000;
+    let halted_pct = (rsm_board::irq::halted_ns() - halted0) / 10 / elapsed_us.max(1);
     let mut rtt = [0u64; MAX_PINGS];
     let one = [IoVec::va(&local, 0, 0, 64)];
     for slot in rtt.iter_mut().take(pings) {
@@ -737,7 +739,8 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
     let s = rsm.net_stats();
     println!(
         "BENCH putv_calls={=u64} bytes={=u64} elapsed_us={=u64} putv_kbs={=u64} pings={=usize} \
-         rtt_p50_us={=u64} rtt_p99_us={=u64} retransmits={=u64} residual={=u64}",
+         rtt_p50_us={=u64} rtt_p99_us={=u64} retransmits={=u64} residual={=u64} \
+         halted_pct={=u64}",
         calls,
         bytes,
         elapsed_us,
@@ -746,7 +749,8 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
         p50,
         p99,
         s.retransmits,
-        residual
+        residual,
+        halted_pct
     );
     if idle_ms > 0 {
         println!("IDLE begin ms={=u64}", idle_ms);

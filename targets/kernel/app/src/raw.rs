@@ -7,7 +7,8 @@
 //! * `role=source peer=N size=S windows=W1,W2,… ms=D pings=P`: for each window, a phase of
 //!   `D` ms flooding `S`-byte frames with at most `W` uncredited, then the sink's count —
 //!   delivered bytes over `D` are that window's throughput (`RAW phase=… delivered_kbs=…`);
-//!   then `P` 64-byte ping-pongs (`RAWRTT p50_us=… p99_us=…`); then quit.
+//!   then `P` 64-byte ping-pongs (`RAWRTT p50_us=… p99_us=…`); then quit, repeated until
+//!   the sink says bye.
 //!
 //! A phase that loses every credit stalls; after [`STALL_MS`] without one the source
 //! forgives the window (counts it as credited), so loss costs throughput, not the run.
@@ -28,6 +29,7 @@ const RESULT: u8 = 4;
 const PING: u8 = 5;
 const PONG: u8 = 6;
 const QUIT: u8 = 7;
+const BYE: u8 = 8;
 /// How long the source waits for a credit before forgiving its window.
 const STALL_MS: u64 = 20;
 /// Most phases of one run.
@@ -164,14 +166,37 @@ fn sink(e: &mut Ends) -> u32 {
                     e.send(&mut tx, &p, 64);
                 }
                 QUIT => {
-                    println!("SINK phases={=[?]}", counts[..]);
+                    // Acknowledged (three times: one may be lost), so the source stops asking.
+                    let bye = Msg {
+                        kind: BYE,
+                        phase: 0,
+                        every: 0,
+                        value: 0,
+                    };
+                    for _ in 0..3 {
+                        e.send(&mut tx, &bye, 64);
+                    }
+                    // Frames still queued when the image exits are lost: let them out first.
+                    e.link.flush(50_000);
+                    let l = rsm_board::net::link_stats();
+                    println!(
+                        "SINK phases={=[?]} nic_tx={=u64} nic_tx_dropped={=u64} nic_rx={=u64}",
+                        counts[..],
+                        l.tx_frames,
+                        l.tx_dropped,
+                        l.rx_frames
+                    );
                     return exit::PASS;
                 }
                 _ => {}
             }
         }
         if clock::now_ns() > end {
-            println!("FAIL the source never said quit");
+            let l = rsm_board::net::link_stats();
+            println!(
+                "FAIL the source never said quit (nic tx={=u64} tx_dropped={=u64} rx={=u64})",
+                l.tx_frames, l.tx_dropped, l.rx_frames
+            );
             return exit::FAIL;
         }
         e.idle(end);
@@ -314,17 +339,39 @@ fn source(boot: &Boot, e: &mut Ends) -> u32 {
         at(50),
         at(99)
     );
-    for _ in 0..5 {
-        e.send(
-            &mut tx,
-            &Msg {
-                kind: QUIT,
-                phase: 0,
-                every: 0,
-                value: 0,
-            },
-            64,
+    // Quit until the sink says bye (a lost quit would leave it waiting): every 10 ms, for at
+    // most a second.
+    let quit = Msg {
+        kind: QUIT,
+        phase: 0,
+        every: 0,
+        value: 0,
+    };
+    let mut bye = false;
+    'quit: for _ in 0..100 {
+        e.send(&mut tx, &quit, 64);
+        let until = clock::now_ns() + 10_000_000;
+        while clock::now_ns() < until {
+            irq::take_net_irq();
+            while let Some(m) = e.recv(&mut rx) {
+                if m.kind == BYE {
+                    bye = true;
+                    break 'quit;
+                }
+            }
+            e.idle(until);
+        }
+    }
+    if !bye {
+        let l = rsm_board::net::link_stats();
+        println!(
+            "FAIL the sink never said bye (nic tx={=u64} tx_dropped={=u64} rx={=u64} rx_too_long={=u64})",
+            l.tx_frames,
+            l.tx_dropped,
+            l.rx_frames,
+            l.rx_too_long
         );
+        return exit::FAIL;
     }
     if got * 10 < pings * 9 {
         println!("FAIL only {=usize} of {=usize} pings answered", got, pings);

@@ -48,6 +48,7 @@ static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
 static NET_IRQS: AtomicU64 = AtomicU64::new(0);
 static TIMER_IRQS: AtomicU64 = AtomicU64::new(0);
 static HALTS: AtomicU64 = AtomicU64::new(0);
+static HALTED_NS: AtomicU64 = AtomicU64::new(0);
 
 fn lapic_read(off: usize) -> u32 {
     // SAFETY: the xAPIC register page at 0xFEE00000 is identity-mapped (first 4 GiB) and
@@ -124,6 +125,11 @@ pub fn set_net_routed(routed: bool) {
     NET_ROUTED.store(routed, Ordering::Release);
 }
 
+/// Nanoseconds spent halted so far (the vCPU idle, waiting for an interrupt).
+pub fn halted_ns() -> u64 {
+    HALTED_NS.load(Ordering::Relaxed)
+}
+
 /// Take the NIC's "something arrived" flag (set by its interrupt).
 pub fn take_net_irq() -> bool {
     NET_IRQ.swap(false, Ordering::AcqRel)
@@ -157,9 +163,11 @@ pub fn sleep_until(deadline_ns: u64, stop: impl Fn() -> bool) -> bool {
     TIMER_IRQ.store(false, Ordering::Relaxed);
     lapic_write(LAPIC_TIMER_INIT, ticks as u32);
     HALTS.fetch_add(1, Ordering::Relaxed);
+    let t0 = clock::now_ns();
     // `sti; hlt`: any interrupt pending or arriving wakes the halt; then interrupts go off.
     x86_64::instructions::interrupts::enable_and_hlt();
     x86_64::instructions::interrupts::disable();
+    HALTED_NS.fetch_add(clock::now_ns().saturating_sub(t0), Ordering::Relaxed);
     lapic_write(LAPIC_TIMER_INIT, 0);
     true
 }

@@ -202,6 +202,22 @@ impl VirtioLink {
         link_stats()
     }
 
+    /// Wait (at most `timeout_us`) until the device has taken every queued frame; `true`
+    /// if it did. Call before leaving QEMU: frames still queued when the image exits are lost.
+    pub fn flush(&mut self, timeout_us: u64) -> bool {
+        let end = clock::now_ns() + timeout_us * 1000;
+        loop {
+            self.reclaim();
+            if self.tx_busy.iter().all(Option::is_none) {
+                return true;
+            }
+            if clock::now_ns() > end {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     /// Give finished transmit slots back.
     fn reclaim(&mut self) {
         while let Some(token) = self.nic.poll_transmit() {
