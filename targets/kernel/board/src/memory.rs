@@ -16,8 +16,8 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-/// 2 MiB pages that can be split (the image and its `.bss` lie in the first 16 MiB).
-const SPLITTABLE: usize = 8;
+/// 2 MiB pages that can be split (the image and its `.bss` lie in the first 32 MiB).
+const SPLITTABLE: usize = 16;
 
 #[repr(C, align(4096))]
 struct Tables([PageTable; SPLITTABLE]);

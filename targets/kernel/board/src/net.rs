@@ -21,7 +21,7 @@ use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, P
 use virtio_drivers::transport::pci::PciTransport;
 
 /// Descriptors per virtqueue (receive buffers posted, transmit slots).
-pub const QUEUE_SIZE: usize = 16;
+pub const QUEUE_SIZE: usize = 64;
 /// The largest frame the link carries (destination MAC to the end of the payload): what
 /// QEMU's `-netdev dgram` passes in one UDP datagram (65 507 bytes). Nodes announce less
 /// with `frame=` on the command line (1514, 9014, …).
