@@ -291,9 +291,15 @@ fn controller(rsm: &Node, errors: &mut Errors) -> Result<ControllerHandle, Fail>
     )
 }
 
-fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
+/// Export `mem` on rsmnet0 and publish it as `id`, read+write for node `peer` only.
+fn publish(
+    rsm: &Node,
+    mem: &KernelRegion,
+    id: u32,
+    peer: u32,
+    errors: &mut Errors,
+) -> Result<rsm_core::ExportHandle, Fail> {
     let ctrl = controller(rsm, errors)?;
-    let mem = KernelRegion::from_static(SEGMENT.take().ok_or(Fail("segment memory", None))?);
     let seg = must(
         "export_create",
         errors,
@@ -302,8 +308,14 @@ fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
     must(
         "export_publish",
         errors,
-        rsm.export_publish(seg, SEG_ID, &[AccessEntry::new(peer, 0o600)]),
+        rsm.export_publish(seg, id, &[AccessEntry::new(peer, 0o600)]),
     )?;
+    Ok(seg)
+}
+
+fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
+    let mem = KernelRegion::from_static(SEGMENT.take().ok_or(Fail("segment memory", None))?);
+    let seg = publish(rsm, &mem, SEG_ID, peer, errors)?;
     println!(
         "READY node={=u32} segment={=u32:#x} len={=usize}",
         rsm.node_id(),
@@ -628,18 +640,8 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
 /// The bench's exporter: publish [`BENCH_SEG_ID`] to `peer`, serve until the finish tag,
 /// then check that the segment holds the importer's pattern (every byte).
 fn bench_exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
-    let ctrl = controller(rsm, errors)?;
     let mem = KernelRegion::from_static(BENCH_SEG.take().ok_or(Fail("segment memory", None))?);
-    let seg = must(
-        "export_create",
-        errors,
-        rsm.export_create(ctrl, mem.clone(), CreateFlags::empty()),
-    )?;
-    must(
-        "export_publish",
-        errors,
-        rsm.export_publish(seg, BENCH_SEG_ID, &[AccessEntry::new(peer, 0o600)]),
-    )?;
+    let seg = publish(rsm, &mem, BENCH_SEG_ID, peer, errors)?;
     println!(
         "READY node={=u32} bench segment={=u32:#x}",
         rsm.node_id(),
