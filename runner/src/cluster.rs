@@ -8,14 +8,14 @@
 //!
 //! Host nodes can join through the same switch ([`Cluster::switch_addr`]).
 
-use crate::qemu::{nic_args, qemu_command_with, BootError, QEMU};
+use crate::qemu::{nic_args, qemu_command_with, spawn, BootError, QEMU};
 use crate::serial::SerialDecoder;
 use rsm_switch::{Switch, SwitchConfig, SwitchStats};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -218,15 +218,13 @@ impl Cluster {
             let serial = self.dir.join(format!("node-{}.serial", p.id));
             let _ = std::fs::remove_file(&serial);
             let append = format!("node={} {}", p.id, p.append);
-            let child = qemu_command_with(&self.qemu, image, &append, &serial)
-                .args(nic_args(p.id, local, self.switch.addr()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => BootError::NoQemu,
-                    _ => BootError::Io(e),
-                })?;
+            let child = spawn(
+                qemu_command_with(&self.qemu, image, &append, &serial).args(nic_args(
+                    p.id,
+                    local,
+                    self.switch.addr(),
+                )),
+            )?;
             children.0.push(Some(child));
             decoders.push(SerialDecoder::new(image));
             serials.push((serial, 0u64));

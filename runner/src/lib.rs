@@ -325,6 +325,22 @@ pub const IMAGE_BUILD_SCRIPT: &str = "cd targets/kernel && \
 pub const IMAGE_CLIPPY_SCRIPT: &str = "cd targets/kernel && \
      \"${CARGO:-cargo}\" clippy --release --target-dir ../../target/image -- -D warnings";
 
+/// The step that builds the image once ([`IMAGE_BUILD_SCRIPT`]).
+pub fn image_build_step() -> Step {
+    Step::new(
+        "image build",
+        Program::Other("sh".into()),
+        &["-c", IMAGE_BUILD_SCRIPT],
+    )
+}
+
+/// A step that runs this runner's own `command` (release build, quiet).
+fn runner_step(name: &str, command: &[&str]) -> Step {
+    let mut args = vec!["run", "-q", "--release", "-p", "rsm-runner", "--"];
+    args.extend_from_slice(command);
+    Step::cargo(name, &args)
+}
+
 /// The step that installs [`TOOLS_SCRIPT`]'s tools.
 pub fn tools_step() -> Step {
     Step::new("tools", Program::Other("sh".into()), &["-c", TOOLS_SCRIPT])
@@ -404,28 +420,13 @@ pub fn test_steps() -> Vec<Step> {
                 "--check",
             ],
         ),
-        Step::new(
-            "image build",
-            Program::Other("sh".into()),
-            &["-c", IMAGE_BUILD_SCRIPT],
-        ),
+        image_build_step(),
         Step::new(
             "image clippy",
             Program::Other("sh".into()),
             &["-c", IMAGE_CLIPPY_SCRIPT],
         ),
-        Step::cargo(
-            "qemu boot",
-            &[
-                "run",
-                "-q",
-                "--release",
-                "-p",
-                "rsm-runner",
-                "--",
-                "qemu-smoke",
-            ],
-        ),
+        runner_step("qemu boot", &["qemu-smoke"]),
         qemu_bench_step(true),
         Step::cargo("test", &["test", "--workspace", "--all-targets"]),
         Step::cargo("doctest", &["test", "--workspace", "--doc"]),
@@ -442,23 +443,8 @@ pub fn demo_steps() -> Vec<Step> {
     vec![
         setup_step(),
         tools_step(),
-        Step::new(
-            "image build",
-            Program::Other("sh".into()),
-            &["-c", IMAGE_BUILD_SCRIPT],
-        ),
-        Step::cargo(
-            "demo",
-            &[
-                "run",
-                "-q",
-                "--release",
-                "-p",
-                "rsm-runner",
-                "--",
-                "qemu-demo",
-            ],
-        ),
+        image_build_step(),
+        runner_step("demo", &["qemu-demo"]),
     ]
 }
 
@@ -735,19 +721,11 @@ pub fn cmd_demo() -> ExitCode {
 
 /// The step that runs the bench's QEMU part (`--smoke` in the test command).
 pub fn qemu_bench_step(smoke: bool) -> Step {
-    let mut args = vec![
-        "run",
-        "-q",
-        "--release",
-        "-p",
-        "rsm-runner",
-        "--",
-        "qemu-bench",
-    ];
     if smoke {
-        args.push("--smoke");
+        runner_step("bench smoke", &["qemu-bench", "--smoke"])
+    } else {
+        runner_step("bench", &["qemu-bench"])
     }
-    Step::cargo(if smoke { "bench smoke" } else { "bench" }, &args)
 }
 
 /// `cargo rsm bench`: set-up, tools, image build, then the bench.
@@ -762,11 +740,7 @@ pub fn cmd_bench() -> ExitCode {
     let steps = vec![
         setup_step(),
         tools_step(),
-        Step::new(
-            "image build",
-            Program::Other("sh".into()),
-            &["-c", IMAGE_BUILD_SCRIPT],
-        ),
+        image_build_step(),
         qemu_bench_step(false),
     ];
     let stdout = io::stdout();

@@ -113,6 +113,21 @@ pub fn qemu_command_with(qemu: &Path, image: &Path, append: &str, serial_log: &P
     c
 }
 
+/// Start a QEMU command with no standard input or output (COM1 goes to its log file);
+/// a missing binary is [`BootError::NoQemu`].
+///
+/// # Errors
+/// [`BootError::NoQemu`] or the spawn error.
+pub fn spawn(cmd: &mut Command) -> Result<std::process::Child, BootError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => BootError::NoQemu,
+            _ => BootError::Io(e),
+        })
+}
+
 /// [`boot`] with extra QEMU arguments (e.g. [`nic_args`]).
 ///
 /// # Errors
@@ -129,14 +144,7 @@ pub fn boot_with(
     }
     let _ = std::fs::remove_file(serial_log);
     let start = Instant::now();
-    let mut child = qemu_command(image, append, serial_log)
-        .args(extra)
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => BootError::NoQemu,
-            _ => BootError::Io(e),
-        })?;
+    let mut child = spawn(qemu_command(image, append, serial_log).args(extra))?;
     let status = loop {
         if let Some(s) = child.try_wait().map_err(BootError::Io)? {
             break s.code();

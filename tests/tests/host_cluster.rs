@@ -57,18 +57,8 @@ fn connected(
 fn putv_getv_through_the_switch_with_driver_threads() {
     with_watchdog("host cluster putv/getv", Duration::from_secs(60), || {
         let sw = Switch::start(SwitchConfig::default()).unwrap();
-        let (exp, imp) = (node(1, &sw, 1), node(2, &sw, 1));
-        let seg_mem = PinnedBuf::new(LEN).unwrap();
-        let e = exp.rsm();
-        let ctrl = e.get_controller(Some("rsmnet0")).unwrap();
-        let seg = e
-            .export_create(ctrl, seg_mem.region(), CreateFlags::empty())
-            .unwrap();
-        e.export_publish(seg, SEG, &[]).unwrap();
-
+        let (_exp, imp, seg_mem, _seg, h) = connected(&sw, LEN);
         let i = imp.rsm();
-        let c = i.get_controller(Some("rsmnet0")).unwrap();
-        let h = i.import_connect(c, 1, SEG, Permission::RDWR).unwrap();
         let mut src = PinnedBuf::new(LEN).unwrap();
         let pattern: Vec<u8> = (0..LEN).map(|k| (k * 13 % 253) as u8).collect();
         src.as_mut_slice().unwrap().copy_from_slice(&pattern);
