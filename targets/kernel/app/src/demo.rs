@@ -19,7 +19,6 @@
 //! Both roles end with one `REPORT` line the runner parses: role, operations, bytes,
 //! throughput, latency p50/p99 of putv and getv, errors by RSMERR name, residuals, frames.
 
-use core::sync::atomic::{AtomicU8, Ordering};
 use defmt::{println, Display2Format};
 use rsm_board::net::{VirtioLink, FRAME_MAX};
 use rsm_board::platform::{KernelPlatform, KernelRegion};
@@ -56,18 +55,6 @@ const PATIENCE_MS: u64 = 30_000;
 
 /// The timeout of the importer's probe wait (see `WAITED`).
 const WAIT_PROBE_MS: i32 = 300;
-
-static NODE_ID: AtomicU8 = AtomicU8::new(0);
-
-fn init() -> Option<(KernelPlatform, Config)> {
-    Some((
-        KernelPlatform::new(),
-        Config {
-            node_id: u32::from(NODE_ID.load(Ordering::Relaxed)),
-            ..Config::DEFAULT
-        },
-    ))
-}
 
 /// The node lives in a `static`, built on first use with the node id of the command line.
 /// A `spin::Once` rather than `rsm_core::lazy::LazyRsm`: its initial value is all zero, so
@@ -141,7 +128,7 @@ fn must<T>(what: &'static str, errors: &mut Errors, r: RsmResult<T>) -> Result<T
 }
 
 /// p50 and p99 of the first `n` samples (sorted in place), in µs.
-fn percentiles(samples: &mut [u64]) -> (u64, u64) {
+pub(crate) fn percentiles(samples: &mut [u64]) -> (u64, u64) {
     if samples.is_empty() {
         return (0, 0);
     }
@@ -152,9 +139,11 @@ fn percentiles(samples: &mut [u64]) -> (u64, u64) {
 
 /// Bring the node up: id, link, engine.
 fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
-    NODE_ID.store(me, Ordering::Relaxed);
-    let (platform, config) = init().ok_or("node init")?;
-    let rsm = RSM.call_once(|| Node::new(platform, config));
+    let config = Config {
+        node_id: u32::from(me),
+        ..Config::DEFAULT
+    };
+    let rsm = RSM.call_once(|| Node::new(KernelPlatform::new(), config));
     let m = Node::memory_use();
     println!(
         "MEMORY node={=usize} rsm_tables={=usize} engine={=usize} wire_records={=usize} \
@@ -313,6 +302,24 @@ fn publish(
     Ok(seg)
 }
 
+/// Wait (at most a second) for a signal on `seg`, then read the importer's tag word at `off`.
+fn next_tag(
+    rsm: &Node,
+    seg: rsm_core::ExportHandle,
+    mem: &KernelRegion,
+    off: usize,
+    errors: &mut Errors,
+) -> Result<u64, Fail> {
+    match rsm.intr_signal_wait(SegmentRef::Export(seg), 1000) {
+        Ok(()) | Err(RsmError::Timeout) => {}
+        Err(e) => return must("intr_signal_wait", errors, Err(e)),
+    }
+    let mut tag = [0u8; 8];
+    mem.read(off, &mut tag)
+        .map_err(|_| Fail("read tag", None))?;
+    Ok(u64::from_le_bytes(tag))
+}
+
 fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
     let mem = KernelRegion::from_static(SEGMENT.take().ok_or(Fail("segment memory", None))?);
     let seg = publish(rsm, &mem, SEG_ID, peer, errors)?;
@@ -328,14 +335,7 @@ fn exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
     let mut data = [0u8; 4096];
     let idle_limit = clock::now_ns() + PATIENCE_MS * 1_000_000;
     loop {
-        match rsm.intr_signal_wait(SegmentRef::Export(seg), 1000) {
-            Ok(()) | Err(RsmError::Timeout) => {}
-            Err(e) => return must("intr_signal_wait", errors, Err(e)),
-        }
-        let mut tag = [0u8; 8];
-        mem.read(TAG_OFF, &mut tag)
-            .map_err(|_| Fail("read tag", None))?;
-        let tag = u64::from_le_bytes(tag);
+        let tag = next_tag(rsm, seg, &mem, TAG_OFF, errors)?;
         if tag == FIN {
             break;
         }
@@ -649,14 +649,7 @@ fn bench_exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail
     );
     let end = clock::now_ns() + 600_000_000_000;
     loop {
-        match rsm.intr_signal_wait(SegmentRef::Export(seg), 1000) {
-            Ok(()) | Err(RsmError::Timeout) => {}
-            Err(e) => return must("intr_signal_wait", errors, Err(e)),
-        }
-        let mut tag = [0u8; 8];
-        mem.read(BENCH_LEN, &mut tag)
-            .map_err(|_| Fail("read tag", None))?;
-        if u64::from_le_bytes(tag) == FIN {
+        if next_tag(rsm, seg, &mem, BENCH_LEN, errors)? == FIN {
             break;
         }
         if clock::now_ns() > end {

@@ -81,12 +81,40 @@ impl Ends {
         let _ = self.link.transmit(&buf[..n]);
     }
 
+    /// Send a 64-byte control frame (everything but data).
+    fn control(&mut self, buf: &mut [u8], kind: u8, phase: u8, value: u32) {
+        self.send(
+            buf,
+            &Msg {
+                kind,
+                phase,
+                every: 0,
+                value,
+            },
+            64,
+        );
+    }
+
     /// The next frame from the peer, if one is pending.
     fn recv(&mut self, rx: &mut [u8]) -> Option<Msg> {
         while let Ok(Some(n)) = self.link.receive(rx) {
             if let Some(m) = parse(&rx[..n], self.peer) {
                 return Some(m);
             }
+        }
+        None
+    }
+
+    /// Wait until `until` for a frame from the peer that `want` accepts (others are dropped).
+    fn wait_for(&mut self, rx: &mut [u8], until: u64, want: impl Fn(&Msg) -> bool) -> Option<Msg> {
+        while clock::now_ns() < until {
+            irq::take_net_irq();
+            while let Some(m) = self.recv(rx) {
+                if want(&m) {
+                    return Some(m);
+                }
+            }
+            self.idle(until);
         }
         None
     }
@@ -138,43 +166,19 @@ fn sink(e: &mut Ends) -> u32 {
                 DATA => {
                     counts[ph] += 1;
                     if m.every > 0 && counts[ph] % u32::from(m.every) == 0 {
-                        let c = Msg {
-                            kind: CREDIT,
-                            phase: m.phase,
-                            every: 0,
-                            value: counts[ph],
-                        };
-                        e.send(&mut tx, &c, 64);
+                        e.control(&mut tx, CREDIT, m.phase, counts[ph]);
                     }
                 }
                 END => {
-                    let r = Msg {
-                        kind: RESULT,
-                        phase: m.phase,
-                        every: 0,
-                        value: counts[ph],
-                    };
-                    e.send(&mut tx, &r, 64);
+                    e.control(&mut tx, RESULT, m.phase, counts[ph]);
                 }
                 PING => {
-                    let p = Msg {
-                        kind: PONG,
-                        phase: 0,
-                        every: 0,
-                        value: m.value,
-                    };
-                    e.send(&mut tx, &p, 64);
+                    e.control(&mut tx, PONG, 0, m.value);
                 }
                 QUIT => {
                     // Acknowledged (three times: one may be lost), so the source stops asking.
-                    let bye = Msg {
-                        kind: BYE,
-                        phase: 0,
-                        every: 0,
-                        value: 0,
-                    };
                     for _ in 0..3 {
-                        e.send(&mut tx, &bye, 64);
+                        e.control(&mut tx, BYE, 0, 0);
                     }
                     // Frames still queued when the image exits are lost: let them out first.
                     e.link.flush(50_000);
@@ -245,26 +249,12 @@ fn phase(
         }
     }
     // Let the last frames land, then ask for the count (repeated: END or RESULT may be lost).
-    for _ in 0..100 {
-        let m = Msg {
-            kind: END,
-            phase: ph,
-            every: 0,
-            value: sent,
-        };
-        e.send(tx, &m, 64);
+    (0..100).find_map(|_| {
+        e.control(tx, END, ph, sent);
         let until = clock::now_ns() + 10_000_000;
-        while clock::now_ns() < until {
-            irq::take_net_irq();
-            while let Some(m) = e.recv(rx) {
-                if m.kind == RESULT && m.phase == ph {
-                    return Some(m.value);
-                }
-            }
-            e.idle(until);
-        }
-    }
-    None
+        e.wait_for(rx, until, |m| m.kind == RESULT && m.phase == ph)
+            .map(|m| m.value)
+    })
 }
 
 fn source(boot: &Boot, e: &mut Ends) -> u32 {
@@ -302,66 +292,28 @@ fn source(boot: &Boot, e: &mut Ends) -> u32 {
     let mut got = 0;
     for seq in 0..pings as u32 {
         let t = clock::now_ns();
-        e.send(
-            &mut tx,
-            &Msg {
-                kind: PING,
-                phase: 0,
-                every: 0,
-                value: seq,
-            },
-            64,
-        );
-        let until = t + 50_000_000;
-        'wait: while clock::now_ns() < until {
-            irq::take_net_irq();
-            while let Some(m) = e.recv(&mut rx) {
-                if m.kind == PONG && m.value == seq {
-                    rtt[got] = clock::now_ns() - t;
-                    got += 1;
-                    break 'wait;
-                }
-            }
-            e.idle(until);
+        e.control(&mut tx, PING, 0, seq);
+        if e.wait_for(&mut rx, t + 50_000_000, |m| {
+            m.kind == PONG && m.value == seq
+        })
+        .is_some()
+        {
+            rtt[got] = clock::now_ns() - t;
+            got += 1;
         }
     }
-    let samples = &mut rtt[..got];
-    samples.sort_unstable();
-    let at = |q: usize| {
-        samples
-            .get((samples.len() * q / 100).min(samples.len().saturating_sub(1)))
-            .map_or(0, |v| v / 1000)
-    };
+    let (p50, p99) = crate::demo::percentiles(&mut rtt[..got]);
     println!(
         "RAWRTT pings={=usize} answered={=usize} p50_us={=u64} p99_us={=u64}",
-        pings,
-        got,
-        at(50),
-        at(99)
+        pings, got, p50, p99
     );
     // Quit until the sink says bye (a lost quit would leave it waiting): every 10 ms, for at
     // most a second.
-    let quit = Msg {
-        kind: QUIT,
-        phase: 0,
-        every: 0,
-        value: 0,
-    };
-    let mut bye = false;
-    'quit: for _ in 0..100 {
-        e.send(&mut tx, &quit, 64);
+    let bye = (0..100).any(|_| {
+        e.control(&mut tx, QUIT, 0, 0);
         let until = clock::now_ns() + 10_000_000;
-        while clock::now_ns() < until {
-            irq::take_net_irq();
-            while let Some(m) = e.recv(&mut rx) {
-                if m.kind == BYE {
-                    bye = true;
-                    break 'quit;
-                }
-            }
-            e.idle(until);
-        }
-    }
+        e.wait_for(&mut rx, until, |m| m.kind == BYE).is_some()
+    });
     if !bye {
         let l = rsm_board::net::link_stats();
         println!(

@@ -34,11 +34,13 @@ const LAPIC_TIMER_CUR: usize = 0x390;
 const LAPIC_TIMER_DIV: usize = 0x3E0;
 const IA32_APIC_BASE: u32 = 0x1B;
 
+/// How long [`sleep_until`] spins instead of halting when no NIC interrupt is routed (µs).
+pub const POLL_US: u64 = 20;
+
 /// The longest single halt (bounded so a lost timer could never stall the node for long).
 pub const MAX_SLEEP_NS: u64 = 100_000_000;
 
 static NET_IRQ: AtomicBool = AtomicBool::new(false);
-static TIMER_IRQ: AtomicBool = AtomicBool::new(false);
 static READY: AtomicBool = AtomicBool::new(false);
 /// The NIC's interrupt is routed (else waiting polls).
 static NET_ROUTED: AtomicBool = AtomicBool::new(false);
@@ -143,10 +145,10 @@ pub fn net_msi_message() -> (u64, u32) {
 /// Halt until an interrupt (the NIC's, or the timer armed for `deadline_ns` on
 /// [`clock::now_ns`], at most [`MAX_SLEEP_NS`] away), or return at once if `stop()` holds
 /// or the NIC's flag is set. Returns `true` if it halted. Before [`init`], or with no NIC
-/// interrupt routed, it spins for 20 µs instead.
+/// interrupt routed, it spins for [`POLL_US`] instead.
 pub fn sleep_until(deadline_ns: u64, stop: impl Fn() -> bool) -> bool {
     if !READY.load(Ordering::Acquire) || !NET_ROUTED.load(Ordering::Acquire) {
-        clock::delay_us(20);
+        clock::delay_us(POLL_US);
         return false;
     }
     // Interrupts are off here (they are only ever on inside this function).
@@ -160,7 +162,6 @@ pub fn sleep_until(deadline_ns: u64, stop: impl Fn() -> bool) -> bool {
     let ns = (deadline_ns - now).min(MAX_SLEEP_NS);
     let ticks =
         (ns * TICKS_PER_MS.load(Ordering::Relaxed) / 1_000_000).clamp(1, u64::from(u32::MAX));
-    TIMER_IRQ.store(false, Ordering::Relaxed);
     lapic_write(LAPIC_TIMER_INIT, ticks as u32);
     HALTS.fetch_add(1, Ordering::Relaxed);
     let t0 = clock::now_ns();
@@ -172,9 +173,9 @@ pub fn sleep_until(deadline_ns: u64, stop: impl Fn() -> bool) -> bool {
     true
 }
 
-/// The timer's handler (called from the stub): flag + end of interrupt.
+/// The timer's handler (called from the stub): count + end of interrupt (its only job is
+/// to end the halt).
 extern "C" fn on_timer() {
-    TIMER_IRQ.store(true, Ordering::Release);
     TIMER_IRQS.fetch_add(1, Ordering::Relaxed);
     lapic_write(LAPIC_EOI, 0);
 }

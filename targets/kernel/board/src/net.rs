@@ -197,11 +197,6 @@ impl VirtioLink {
         Some(link)
     }
 
-    /// The link's counters (see [`link_stats`]).
-    pub fn stats(&self) -> LinkStats {
-        link_stats()
-    }
-
     /// Wait (at most `timeout_us`) until the device has taken every queued frame; `true`
     /// if it did. Call before leaving QEMU: frames still queued when the image exits are lost.
     pub fn flush(&mut self, timeout_us: u64) -> bool {

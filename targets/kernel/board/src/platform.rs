@@ -12,7 +12,7 @@
 //! * **Wait**: `wait` halts the vCPU (`sti; hlt`) until the NIC's receive interrupt or the
 //!   APIC timer armed for the deadline ([`crate::irq::sleep_until`]), and returns at once if
 //!   the event count moved; the node drives its attached link before every wait. Without a
-//!   routed NIC interrupt it polls ([`POLL_SLICE_US`]).
+//!   routed NIC interrupt it polls ([`crate::irq::POLL_US`]).
 //! * **Checksum**: software, slicing with 16-bit symbols ([`crate::crc`]): under TCG
 //!   ~850 MB/s against ~500 for slice-by-16 and ~130 for the emulated `crc32` instruction
 //!   (measured by the image's `scenario=crc`, which also checks all three agree).
@@ -26,9 +26,6 @@ pub const MAX_FRAMES: usize = 1 << 18;
 
 /// Bytes of the pin table (a 16-bit count per frame).
 pub const PIN_TABLE_BYTES: usize = 2 * MAX_FRAMES;
-
-/// How long one [`Wait::wait`] polls at most before returning to its caller, in µs.
-pub const POLL_SLICE_US: u64 = 20;
 
 static RAM_END: AtomicUsize = AtomicUsize::new(0);
 
