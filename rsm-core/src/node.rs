@@ -390,6 +390,30 @@ pub(crate) fn parse_controller_name(name: Option<&str>) -> Option<u8> {
     (ty.eq_ignore_ascii_case("rsmnet") && unit == 0).then_some(1)
 }
 
+/// Dropping a node releases every pin its handles still hold — local memory handles, exports
+/// and explicit mappings — through [`rsm_hal::Memory::unpin`], as a Solaris process's exit
+/// releases its RSM resources (the spec is silent; our choice). Regions the node kept are
+/// dropped with it. Nothing is sent on the wire: peers learn of the node's absence by their
+/// own timeouts (call [`Rsm::net_leave`] first for a clean goodbye).
+impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize> Drop
+    for Rsm<P, L, E, I, F>
+{
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        for lm in st.locals.drain() {
+            self.platform.unpin(lm.pin);
+        }
+        for ex in st.exports.drain() {
+            self.platform.unpin(ex.pin);
+        }
+        for imp in st.imports.drain() {
+            if let Some(m) = imp.map {
+                self.platform.unpin(m.pin);
+            }
+        }
+    }
+}
+
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {

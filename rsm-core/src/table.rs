@@ -124,6 +124,17 @@ impl<T, const N: usize> Table<T, N> {
             .filter_map(|(i, s)| s.val.as_ref().map(|v| (i as u16, s.gen, v)))
     }
 
+    /// Take every value out (the node's teardown); the table is left empty.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.free = None;
+        self.len = 0;
+        core::iter::from_fn(move || loop {
+            if let Some(val) = self.slots.pop()?.val {
+                return Some(val);
+            }
+        })
+    }
+
     /// Iterate mutably over occupied slots as (index, generation, value).
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u16, u32, &mut T)> {
         self.slots

@@ -5,6 +5,7 @@
 //! (mlock pinning).
 
 pub mod net;
+pub mod table;
 
 pub use rsm_core;
 pub use rsm_hal;

@@ -1,0 +1,5 @@
+//! (being moved from tests/)
+
+use crate::Harness;
+
+crate::table! {}
