@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod conformance;
 pub mod decode;
 pub mod demo;
 pub mod qemu;
@@ -38,6 +39,8 @@ Usage:
   cargo rsm test --list   print the test steps without running them
   cargo rsm decode FILE   decode every rsm-rs frame of a pcap capture (the switch's)
   cargo rsm qemu-smoke    boot the built image under QEMU into its self-checks
+  cargo rsm qemu-conformance
+                          run the conformance table inside the built image under QEMU
   cargo rsm bench         image nodes vs the raw emulated link (ratios, boot, size, idle CPU)
   cargo rsm qemu-bench [--smoke]
                           the bench's QEMU part alone (needs the built image)
@@ -74,6 +77,8 @@ pub enum Cli {
     },
     /// `qemu-smoke`: boot the built image under QEMU into its three self-checks.
     QemuSmoke,
+    /// `qemu-conformance`: run the single-node conformance table inside the built image.
+    QemuConformance,
     /// `bench`: set-up, image build, then `qemu-bench`.
     Bench,
     /// `qemu-bench [--smoke]`: the benchmarks of image nodes against the raw link.
@@ -166,6 +171,7 @@ where
         }),
         ["decode", ..] => Err(UsageError("`decode` takes one pcap file".into())),
         ["qemu-smoke"] => Ok(Cli::QemuSmoke),
+        ["qemu-conformance"] => Ok(Cli::QemuConformance),
         ["qemu-demo", rest @ ..] => parse_qemu_demo(rest),
         ["bench"] => Ok(Cli::Bench),
         ["qemu-bench"] => Ok(Cli::QemuBench { smoke: false }),
@@ -314,6 +320,42 @@ pub fn image_path() -> PathBuf {
     std::env::var_os("RSM_IMAGE")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(IMAGE_PATH))
+}
+
+/// `qemu-conformance`: the table in the image; fails unless every check that ran passed.
+fn cmd_qemu_conformance() -> ExitCode {
+    let dir = demo::run_dir("conformance");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("error: {}: {e}", dir.display());
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    match conformance::run(&image_path(), &dir.join("node-1.serial")) {
+        Ok(r) => {
+            if let Err(e) = std::fs::write(dir.join("node-1.log"), &r.serial) {
+                eprintln!("error: {}: {e}", dir.display());
+            }
+            print!("{}", conformance::report(&r));
+            let ok = r.reported()
+                && r.status == Some(qemu::STATUS_PASS)
+                && r.passed == r.ran
+                && r.ran + r.excluded == r.total
+                && r.leaks == 0;
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "error: the image's conformance run failed (exit {:?}; log {})",
+                    r.status,
+                    dir.join("node-1.log").display()
+                );
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 /// Build the image once into [`IMAGE_TARGET_DIR`] (cargo runs in [`IMAGE_DIR`] so that its
@@ -849,6 +891,7 @@ where
                 }
             }
         }
+        Ok(Cli::QemuConformance) => cmd_qemu_conformance(),
         Ok(Cli::Decode { file }) => {
             let mut out = String::new();
             match decode::decode(&file, &mut out) {

@@ -9,11 +9,14 @@
 //!   and a 64 KiB memcpy;
 //! * `demo` — the RSM demo, `role=exporter` or `role=importer`, and the bench's RSM side,
 //!   `role=bench-exporter` / `role=bench` (see [`demo`]);
-//! * `raw` — the bench's limit side: bare frames, `role=sink` / `role=source` (see [`raw`]).
+//! * `raw` — the bench's limit side: bare frames, `role=sink` / `role=source` (see [`raw`]);
+//! * `conformance` — the single-node conformance table over the image's platform (see
+//!   [`conformance`]).
 
 #![no_std]
 #![no_main]
 
+mod conformance;
 mod demo;
 mod raw;
 
@@ -36,6 +39,7 @@ fn main(boot: &Boot) -> u32 {
         Some("crc") => crc_speed(),
         Some("demo") => demo::run(boot),
         Some("raw") => raw::run(boot),
+        Some("conformance") => conformance::run(),
         Some(other) => {
             println!("rsm-kernel: unknown scenario `{=str}`", other);
             exit::FAIL

@@ -6,7 +6,7 @@
 //!   promise). Pinning marks every page frame the region touches in a frame table (a count
 //!   per 4 KiB frame of RAM, so pins nest) and returns its physical address — the virtual one,
 //!   RAM being identity-mapped and never paged. A range outside RAM is `BadAddress`; a frame
-//!   pinned 65 535 times is `QuotaExceeded`.
+//!   pinned 65 535 times, or more frames than [`set_pin_limit`] allows, is `QuotaExceeded`.
 //! * **Copies** use `memmove` semantics; [`rsm_hal::Memory::write`] and `read` move aligned
 //!   8-byte words with single 8-byte accesses.
 //! * **Wait**: `wait` halts the vCPU (`sti; hlt`) until the NIC's receive interrupt or the
@@ -35,6 +35,13 @@ static PINS: spin::Mutex<[u16; MAX_FRAMES]> = spin::Mutex::new([0; MAX_FRAMES]);
 /// Frames pinned at least once (for reports).
 static PINNED_FRAMES: AtomicUsize = AtomicUsize::new(0);
 
+/// The most frames that may be pinned at once ([`set_pin_limit`]).
+static PIN_LIMIT: AtomicUsize = AtomicUsize::new(MAX_FRAMES);
+
+/// Pins made and copies made (`copy`, `write`, `read` of [`Memory`]) since boot.
+static PINS_MADE: AtomicU64 = AtomicU64::new(0);
+static COPIES: AtomicU64 = AtomicU64::new(0);
+
 /// Set by the boot code from the loader's memory information.
 pub(crate) fn set_ram_end(end: usize) {
     RAM_END.store(end.min(MAX_FRAMES * PAGE_SIZE), Ordering::Relaxed);
@@ -43,6 +50,24 @@ pub(crate) fn set_ram_end(end: usize) {
 /// Page frames currently pinned (by any number of pins).
 pub fn pinned_frames() -> usize {
     PINNED_FRAMES.load(Ordering::Relaxed)
+}
+
+/// Limit pinned memory to `bytes` (rounded down to whole frames; each frame counts once
+/// however often it is pinned), for every node of the image — the image's counterpart of
+/// `RLIMIT_MEMLOCK`. A pin that would need more frames fails with `QuotaExceeded` (nodes
+/// report `RSMERR_INSUFFICIENT_MEM`). `usize::MAX` lifts the limit (the default).
+pub fn set_pin_limit(bytes: usize) {
+    PIN_LIMIT.store((bytes / PAGE_SIZE).min(MAX_FRAMES), Ordering::Relaxed);
+}
+
+/// (pins made, copies made) since boot: every successful [`Memory::pin`], every
+/// [`Memory::copy`], [`Memory::write`] and [`Memory::read`] (not the application's own
+/// [`KernelRegion::read`] / [`KernelRegion::write`]).
+pub fn pin_counters() -> (u64, u64) {
+    (
+        PINS_MADE.load(Ordering::Relaxed),
+        COPIES.load(Ordering::Relaxed),
+    )
 }
 
 /// An address range the application vouched for.
@@ -75,14 +100,38 @@ impl KernelRegion {
         }
     }
 
-    /// Read `out.len()` bytes at `off` (bounds-checked).
+    /// Read `out.len()` bytes at `off` (bounds-checked; aligned words as single loads).
     pub fn read(&self, off: usize, out: &mut [u8]) -> Result<(), ErrorKind> {
-        KernelPlatform::new().read(self, off, out)
+        let s = span(self, off, out.len())?;
+        if s.is_multiple_of(8) && out.len().is_multiple_of(8) {
+            for (k, w) in out.chunks_exact_mut(8).enumerate() {
+                // SAFETY: inside the region (checked by `span`), 8-aligned: one 8-byte load.
+                let v = unsafe { ((s + 8 * k) as *const u64).read_volatile() };
+                w.copy_from_slice(&v.to_ne_bytes());
+            }
+        } else {
+            // SAFETY: inside the region (checked by `span`); `out` is a live exclusive slice.
+            unsafe { core::ptr::copy(s as *const u8, out.as_mut_ptr(), out.len()) };
+        }
+        Ok(())
     }
 
-    /// Write `data` at `off` (bounds-checked).
+    /// Write `data` at `off` (bounds-checked; aligned words as single stores).
     pub fn write(&self, off: usize, data: &[u8]) -> Result<(), ErrorKind> {
-        KernelPlatform::new().write(self, off, data)
+        let d = span(self, off, data.len())?;
+        if d.is_multiple_of(8) && data.len().is_multiple_of(8) {
+            for (k, w) in data.chunks_exact(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                // SAFETY: inside the region (checked by `span`), 8-aligned: one 8-byte store.
+                unsafe { ((d + 8 * k) as *mut u64).write_volatile(u64::from_ne_bytes(b)) };
+            }
+        } else {
+            // SAFETY: inside the region (checked by `span`); `data` is a live slice that
+            // cannot overlap memory the caller vouched for as the node's.
+            unsafe { core::ptr::copy(data.as_ptr(), d as *mut u8, data.len()) };
+        }
+        Ok(())
     }
 }
 
@@ -153,12 +202,17 @@ impl Memory for KernelPlatform {
         if pins[first..=last].contains(&u16::MAX) {
             return Err(ErrorKind::QuotaExceeded);
         }
+        let fresh = pins[first..=last].iter().filter(|&&c| c == 0).count();
+        if PINNED_FRAMES.load(Ordering::Relaxed) + fresh > PIN_LIMIT.load(Ordering::Relaxed) {
+            return Err(ErrorKind::QuotaExceeded);
+        }
         for c in &mut pins[first..=last] {
             if *c == 0 {
                 PINNED_FRAMES.fetch_add(1, Ordering::Relaxed);
             }
             *c += 1;
         }
+        PINS_MADE.fetch_add(1, Ordering::Relaxed);
         Ok(KernelPin {
             first_frame: first,
             frames: last + 1 - first,
@@ -184,6 +238,7 @@ impl Memory for KernelPlatform {
         src_off: usize,
         len: usize,
     ) -> Result<(), ErrorKind> {
+        COPIES.fetch_add(1, Ordering::Relaxed);
         let d = span(dst, dst_off, len)?;
         let s = span(src, src_off, len)?;
         // SAFETY: both ranges lie inside regions whose creators promised validity for reads
@@ -193,35 +248,13 @@ impl Memory for KernelPlatform {
     }
 
     fn write(&self, dst: &KernelRegion, dst_off: usize, src: &[u8]) -> Result<(), ErrorKind> {
-        let d = span(dst, dst_off, src.len())?;
-        if d.is_multiple_of(8) && src.len().is_multiple_of(8) {
-            for (k, w) in src.chunks_exact(8).enumerate() {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(w);
-                // SAFETY: inside the region (checked by `span`), 8-aligned: one 8-byte store.
-                unsafe { ((d + 8 * k) as *mut u64).write_volatile(u64::from_ne_bytes(b)) };
-            }
-        } else {
-            // SAFETY: inside the region (checked by `span`); `src` is a live slice that
-            // cannot overlap memory the caller vouched for as the node's.
-            unsafe { core::ptr::copy(src.as_ptr(), d as *mut u8, src.len()) };
-        }
-        Ok(())
+        COPIES.fetch_add(1, Ordering::Relaxed);
+        dst.write(dst_off, src)
     }
 
     fn read(&self, src: &KernelRegion, src_off: usize, dst: &mut [u8]) -> Result<(), ErrorKind> {
-        let s = span(src, src_off, dst.len())?;
-        if s.is_multiple_of(8) && dst.len().is_multiple_of(8) {
-            for (k, w) in dst.chunks_exact_mut(8).enumerate() {
-                // SAFETY: inside the region (checked by `span`), 8-aligned: one 8-byte load.
-                let v = unsafe { ((s + 8 * k) as *const u64).read_volatile() };
-                w.copy_from_slice(&v.to_ne_bytes());
-            }
-        } else {
-            // SAFETY: inside the region (checked by `span`); `dst` is a live exclusive slice.
-            unsafe { core::ptr::copy(s as *const u8, dst.as_mut_ptr(), dst.len()) };
-        }
-        Ok(())
+        COPIES.fetch_add(1, Ordering::Relaxed);
+        src.read(src_off, dst)
     }
 }
 
