@@ -27,6 +27,11 @@ use rsm_hal::{Memory, Platform};
 pub use rsm_core;
 pub use rsm_hal;
 
+#[cfg(feature = "fake")]
+extern crate std;
+#[cfg(feature = "fake")]
+pub mod fake;
+
 mod access;
 mod controller_local;
 mod events;

@@ -89,9 +89,10 @@ impl Harness for KernelHarness {
     fn raw(&self, addr: usize, len: usize) -> Result<KernelRegion, Fail> {
         if addr == 0 || addr >= OUTSIDE_RAM || self.in_arena(addr, len) {
             // SAFETY: either the range lies inside the arena (static memory, valid for ever;
-            // regions may alias), or it is NULL or outside RAM: pins refuse it
-            // (`BadAddress`), so the node never copies through it, and this harness's
-            // `read`/`write` refuse anything outside the arena.
+            // regions may alias), or it is NULL or outside RAM: the platform's pins and
+            // copies refuse every byte of it (`BadAddress`), so nothing ever reads or writes
+            // through it, and this harness's `read`/`write` refuse anything outside the
+            // arena.
             Ok(unsafe { KernelRegion::from_raw_parts(addr as *mut u8, len) })
         } else {
             Err(Fail::new("the image cannot name this range")

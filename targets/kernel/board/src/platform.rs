@@ -175,11 +175,23 @@ impl KernelPlatform {
     }
 }
 
-/// `len` bytes at `off` of `r`, as (address, len), or `OutOfRange`.
+/// The address of `len` bytes at `off` of `r`: `OutOfRange` past the region's end,
+/// `BadAddress` unless they lie in RAM above the unmapped page 0 — so that a region naming
+/// no memory (NULL, outside RAM) is refused by every copy, as by every pin, instead of
+/// faulting (a guest-physical range that is not RAM may be a device).
 fn span(r: &KernelRegion, off: usize, len: usize) -> Result<usize, ErrorKind> {
-    match off.checked_add(len) {
-        Some(end) if end <= r.len => Ok(r.addr + off),
-        _ => Err(ErrorKind::OutOfRange),
+    let end = match off.checked_add(len) {
+        Some(end) if end <= r.len => end,
+        _ => return Err(ErrorKind::OutOfRange),
+    };
+    if len == 0 {
+        return Ok(r.addr + off);
+    }
+    match r.addr.checked_add(end) {
+        Some(last) if r.addr + off >= PAGE_SIZE && last <= RAM_END.load(Ordering::Relaxed) => {
+            Ok(r.addr + off)
+        }
+        _ => Err(ErrorKind::BadAddress),
     }
 }
 
