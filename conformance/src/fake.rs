@@ -6,7 +6,7 @@ use rsm_hal::fake::{FakePlatform, FakeRegion};
 use rsm_hal::Region;
 
 /// The fake platform as a conformance harness: simulated clock, pin quota and counters,
-/// `free`, unbacked reservations and real threads.
+/// `free` and real threads.
 pub struct FakeHarness;
 
 impl Harness for FakeHarness {
@@ -36,7 +36,13 @@ impl Harness for FakeHarness {
         Ok(())
     }
 
-    fn read(&self, p: &FakePlatform, r: &FakeRegion, off: usize, out: &mut [u8]) -> Result<(), Fail> {
+    fn read(
+        &self,
+        p: &FakePlatform,
+        r: &FakeRegion,
+        off: usize,
+        out: &mut [u8],
+    ) -> Result<(), Fail> {
         if off.checked_add(out.len()).is_none_or(|end| end > r.len()) {
             return Err(Fail::new("harness read outside the region"));
         }
@@ -62,10 +68,6 @@ impl Harness for FakeHarness {
         true
     }
 
-    fn reserve(&self, p: &FakePlatform, len: usize) -> Option<FakeRegion> {
-        Some(p.reserve(len))
-    }
-
     fn advance(&self, p: &FakePlatform, nanos: u64) {
         p.advance(nanos);
     }
@@ -76,7 +78,7 @@ impl Harness for FakeHarness {
 
     fn concurrently(&self, a: Side<'_>, b: Side<'_>) -> Result<(), Fail> {
         std::thread::scope(|s| {
-            let other = s.spawn(|| b());
+            let other = s.spawn(b);
             let first = a();
             let second = match other.join() {
                 Ok(r) => r,

@@ -54,15 +54,9 @@ bitflags::bitflags! {
         const PIN_COUNT = 1 << 2;
         /// Freeing memory a handle still names ([`Harness::free`]) and detecting later use.
         const FREE = 1 << 3;
-        /// Address space with no memory behind it ([`Harness::reserve`]): sizes beyond RAM.
-        const RESERVE = 1 << 4;
         /// A clock that jumps ([`Harness::advance`] without waiting): checks that move time
         /// by seconds.
-        const SIM_CLOCK = 1 << 5;
-        /// Unmapped gaps between allocations ([`Harness::alloc`] leaves at least a page
-        /// that pins refuse between any two allocations): checks of ranges running past the
-        /// end of an allocation.
-        const GUARD_GAPS = 1 << 6;
+        const SIM_CLOCK = 1 << 4;
     }
 }
 
@@ -77,12 +71,8 @@ impl Needs {
             "needs pin counters"
         } else if self.contains(Needs::FREE) {
             "needs freeing memory under a handle"
-        } else if self.contains(Needs::RESERVE) {
-            "needs unbacked address space"
         } else if self.contains(Needs::SIM_CLOCK) {
             "needs a simulated clock"
-        } else if self.contains(Needs::GUARD_GAPS) {
-            "needs unmapped gaps between allocations"
         } else {
             "needs nothing"
         }
@@ -144,9 +134,6 @@ pub trait Harness: Sync {
 
     /// Free the allocation `r` starts, whoever still names it ([`Needs::FREE`]).
     fn free(&self, p: &Self::P, r: &Reg<Self>) -> bool;
-
-    /// `len` bytes of address space with no memory behind them ([`Needs::RESERVE`]).
-    fn reserve(&self, p: &Self::P, len: usize) -> Option<Reg<Self>>;
 
     /// Move `p`'s clock forward by at least `nanos`: a simulated clock jumps
     /// ([`Needs::SIM_CLOCK`]), a real one waits.

@@ -140,7 +140,10 @@ mod tests {
                 "needs two threads at once".to_owned()
             )]
         );
-        assert_eq!(r.failures, vec!["FAILED m::c f.rs:3 a == b 1 != 2".to_owned()]);
+        assert_eq!(
+            r.failures,
+            vec!["FAILED m::c f.rs:3 a == b 1 != 2".to_owned()]
+        );
         assert!(r.reported());
         assert!(!parse("nothing").reported());
     }

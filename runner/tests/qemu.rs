@@ -378,3 +378,56 @@ fn sigint_mid_scenario_leaves_no_qemu_process() {
     // It was mid-scenario: the importer had not finished.
     assert!(!seen.iter().any(|l| l.contains("REPORT")));
 }
+
+/// The `Needs` the image's conformance harness supports (`targets/kernel/app/src/
+/// conformance.rs`): its platform's global pin counts and pin limit.
+const IMAGE_SUPPORTS: rsm_conformance::Needs =
+    rsm_conformance::Needs::PIN_COUNT.union(rsm_conformance::Needs::PIN_QUOTA);
+
+/// Issue 12: the image runs the whole single-node conformance table (the same crate
+/// `cargo test` runs over the fake) and reports it: every check of the table is either run
+/// or excluded for a need the image lacks — exactly the checks the host computes from the
+/// table — and every check that ran passed, with no frame left pinned after any check.
+#[test]
+fn image_runs_the_conformance_table_and_every_check_it_runs_passes() {
+    use rsm_conformance::{checks, fake::FakeHarness};
+    let _one = serial();
+    let dir = demo::run_dir("test-conformance");
+    std::fs::create_dir_all(&dir).expect("run directory");
+    let r = rsm_runner::conformance::run(&image(), &dir.join("node-1.serial"))
+        .unwrap_or_else(|e| panic!("the conformance image could not run: {e}"));
+    let report = rsm_runner::conformance::report(&r);
+    assert!(r.reported(), "no CONFORMANCE line:\n{}", r.serial);
+    assert_eq!(r.status, Some(STATUS_PASS), "{report}\n{}", r.serial);
+    assert!(r.failures.is_empty(), "{report}");
+    assert_eq!(r.leaks, 0, "{report}");
+    assert_eq!(
+        r.supports,
+        IMAGE_SUPPORTS.bits(),
+        "the image's harness changed"
+    );
+
+    let table: Vec<_> = checks::<FakeHarness>().collect();
+    let expected: Vec<&str> = table
+        .iter()
+        .filter(|c| !IMAGE_SUPPORTS.contains(c.needs))
+        .map(|c| c.name)
+        .collect();
+    let excluded: Vec<&str> = r.exclusions.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(r.total, table.len(), "the image runs the whole table");
+    assert_eq!(excluded, expected, "exclusions");
+    assert_eq!(r.excluded, expected.len());
+    assert_eq!(
+        r.ran,
+        table.len() - expected.len(),
+        "ran = table length - exclusions"
+    );
+    assert_eq!(r.passed, r.ran, "passed = ran");
+    assert!(
+        r.exclusions
+            .iter()
+            .all(|(_, need, why)| !need.is_empty() && !why.is_empty()),
+        "every exclusion names its need and reason: {:?}",
+        r.exclusions
+    );
+}

@@ -7,8 +7,8 @@
 //! set is lifted. The image supports [`Needs::PIN_COUNT`] (the platform's global frame
 //! counts: checks run one at a time) and [`Needs::PIN_QUOTA`] (its global pin limit); the
 //! rest is excluded, each for a reason printed with it: one vCPU and no scheduler
-//! (`THREADS`), no allocator to free memory under a handle (`FREE`), no unbacked address
-//! space (`RESERVE`), a real clock (`SIM_CLOCK`), contiguous RAM (`GUARD_GAPS`).
+//! (`THREADS`), no allocator to free memory under a handle (`FREE`), a real clock
+//! (`SIM_CLOCK`).
 //!
 //! Output: a `FAILED` line per failing check, an `EXCLUDED` line per excluded check, then
 //! `CONFORMANCE total= ran= passed= excluded= supports=`; the exit is a pass only if every
@@ -95,8 +95,7 @@ impl Harness for KernelHarness {
             // arena.
             Ok(unsafe { KernelRegion::from_raw_parts(addr as *mut u8, len) })
         } else {
-            Err(Fail::new("the image cannot name this range")
-                .with(format_args!("{addr:#x}+{len}")))
+            Err(Fail::new("the image cannot name this range").with(format_args!("{addr:#x}+{len}")))
         }
     }
 
@@ -144,10 +143,6 @@ impl Harness for KernelHarness {
 
     fn free(&self, _p: &KernelPlatform, _r: &KernelRegion) -> bool {
         false
-    }
-
-    fn reserve(&self, _p: &KernelPlatform, _len: usize) -> Option<KernelRegion> {
-        None
     }
 
     fn advance(&self, _p: &KernelPlatform, nanos: u64) {
@@ -202,9 +197,7 @@ pub fn run() -> u32 {
             leaks += 1;
             println!(
                 "FAILED {=str}::{=str} left {=usize} frames pinned",
-                c.module,
-                c.name,
-                pinned
+                c.module, c.name, pinned
             );
         }
         set_pin_limit(usize::MAX);
