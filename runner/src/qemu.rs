@@ -224,7 +224,7 @@ const CASES: [Case; 7] = [
         append: "node=1 scenario=crc",
         status: STATUS_PASS,
         line: "agree=true",
-        show: &["CRC ", "COPY "],
+        show: &["CRC ", "COPY ", "TIMING "],
     },
 ];
 

@@ -8,7 +8,9 @@
 use heapless::Deque;
 use rsm_hal::Instant;
 
-use super::{Msg, NodeId, CTRL_QUEUE, FRAME_BUF, RTO_INITIAL_NS, RTO_MAX_NS, WINDOW};
+use super::{
+    Msg, NodeId, CTRL_QUEUE, FRAME_BUF, INFLIGHT_BYTES, RTO_INITIAL_NS, RTO_MAX_NS, WINDOW,
+};
 
 /// Congestion window of a new session.
 pub(crate) const INITIAL_CWND: u16 = 4;
@@ -141,11 +143,17 @@ impl Peer {
         self.max_frame = max_frame;
     }
 
+    /// Messages the peer's frame size allows in flight ([`INFLIGHT_BYTES`] in frames of
+    /// [`Peer::max_frame`], 1..=[`WINDOW`]).
+    pub(crate) fn frame_budget(&self) -> usize {
+        (INFLIGHT_BYTES / self.max_frame.max(1)).clamp(1, WINDOW)
+    }
+
     /// Room for one more new message in the (congestion) window.
     pub(crate) fn window_open(&self) -> bool {
         self.cursor >= self.inflight.len()
             && !self.inflight.is_full()
-            && self.inflight.len() < usize::from(self.cwnd)
+            && self.inflight.len() < usize::from(self.cwnd).min(self.frame_budget())
     }
 
     /// Classify sequence number `seq` of an arriving frame.
@@ -346,6 +354,26 @@ mod tests {
         assert_eq!(p.classify(2), Arrival::Ahead);
         assert_eq!(p.classify(1 + WINDOW as u32), Arrival::OutOfWindow);
         assert_eq!(p.classify(u32::MAX / 2), Arrival::OutOfWindow);
+    }
+
+    #[test]
+    fn large_frames_bound_the_window_by_bytes() {
+        let mut p = Peer::new(1);
+        p.cwnd = WINDOW as u16;
+        assert_eq!(
+            p.frame_budget(),
+            WINDOW,
+            "1536-byte frames: the message window binds"
+        );
+        p.max_frame = 65_507;
+        assert_eq!(p.frame_budget(), INFLIGHT_BYTES / 65_507);
+        for _ in 0..p.frame_budget() {
+            assert!(p.window_open());
+            sent(&mut p, 10);
+        }
+        assert!(!p.window_open(), "four 64 KiB frames in flight, no more");
+        p.max_frame = usize::MAX;
+        assert_eq!(p.frame_budget(), 1, "never below one message");
     }
 
     #[test]

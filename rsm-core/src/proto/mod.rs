@@ -131,8 +131,10 @@ pub(crate) const PROBE_INTERVAL_NS: u64 = 100_000_000;
 /// nothing in flight. Twenty heartbeats per 5 s make a false alarm on a lossy link
 /// negligible (all lost at 30 % loss: 0.3^20 ≈ 3·10⁻¹¹).
 pub const HEARTBEAT_INTERVAL_NS: u64 = 250_000_000;
-/// Messages in flight per peer.
+/// Messages in flight per peer, at most (also bounded by [`INFLIGHT_BYTES`]).
 pub const WINDOW: usize = 16;
+/// Bytes in flight per peer, at most, counted in frames of the peer's largest frame.
+pub const INFLIGHT_BYTES: usize = 256 * 1024;
 /// Peers a node keeps state for: one per node id ([`crate::types::MAX_NODES`], ids 0..=63),
 /// so every other node of a cluster is reachable — no node can be locked out by the others'
 /// hellos. (The table is inline: about 1.2 KiB per peer, mostly its window of messages in

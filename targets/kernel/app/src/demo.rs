@@ -637,6 +637,46 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
     Ok(())
 }
 
+/// A point in time for [`profile`]: (now, halted, per-part times, frames in, frames out).
+type Mark = (u64, u64, [u64; 4], u64, u64);
+
+/// The profile counters now.
+fn mark() -> Mark {
+    let l = rsm_board::net::link_stats();
+    (
+        clock::now_ns(),
+        rsm_board::irq::halted_ns(),
+        rsm_board::prof::snapshot_us(),
+        l.rx_frames,
+        l.tx_frames,
+    )
+}
+
+/// Print where the time since `m` went: halted, CRC, copies, NIC receive and transmit, and
+/// the rest (engine and application), in µs, with the frames moved.
+fn profile(phase: &str, m: Mark) {
+    let (t0, h0, p0, rx0, tx0) = m;
+    let (t1, h1, p1, rx1, tx1) = mark();
+    let elapsed = (t1 - t0) / 1000;
+    let halted = (h1 - h0) / 1000;
+    let d: [u64; 4] = core::array::from_fn(|i| p1[i] - p0[i]);
+    let other = elapsed.saturating_sub(halted + d.iter().sum::<u64>());
+    println!(
+        "PROFILE phase={=str} elapsed_us={=u64} halted_us={=u64} crc_us={=u64} copy_us={=u64} \
+         nic_rx_us={=u64} nic_tx_us={=u64} other_us={=u64} frames_rx={=u64} frames_tx={=u64}",
+        phase,
+        elapsed,
+        halted,
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        other,
+        rx1 - rx0,
+        tx1 - tx0
+    );
+}
+
 /// The bench's exporter: publish [`BENCH_SEG_ID`] to `peer`, serve until the finish tag,
 /// then check that the segment holds the importer's pattern (every byte).
 fn bench_exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail> {
@@ -648,8 +688,10 @@ fn bench_exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail
         BENCH_SEG_ID
     );
     let end = clock::now_ns() + 600_000_000_000;
+    let m = mark();
     loop {
         if next_tag(rsm, seg, &mem, BENCH_LEN, errors)? == FIN {
+            profile("served", m);
             break;
         }
         if clock::now_ns() > end {
@@ -710,6 +752,7 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
         };
     }
     let halted0 = rsm_board::irq::halted_ns();
+    let m = mark();
     let t0 = clock::now_ns();
     let stop = t0 + ms * 1_000_000;
     let (mut bytes, mut calls, mut residual) = (0u64, 0u64, 0u64);
@@ -722,6 +765,7 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
     }
     let elapsed_us = (clock::now_ns() - t0) / 1000;
     let halted_pct = (rsm_board::irq::halted_ns() - halted0) / 10 / elapsed_us.max(1);
+    profile("putv", m);
     let mut rtt = [0u64; MAX_PINGS];
     let one = [IoVec::va(&local, 0, 0, 64)];
     for slot in rtt.iter_mut().take(pings) {

@@ -1,8 +1,14 @@
-//! CRC-32C for the image: slicing with 16-bit symbols — four lookups per 8 bytes in four
-//! tables of 65 536 entries (1 MiB in `.bss`, built once on first use), half the lookups of
-//! slice-by-16. Under QEMU TCG every table lookup is an emulated load, so fewer lookups is
-//! what counts; the result is bit-for-bit CRC-32C (checked against
-//! [`rsm_hal::soft_crc32c_append`] by the image's `crc` self-check).
+//! CRC-32C by slicing with 16-bit symbols — four lookups per 8 bytes in four tables of
+//! 65 536 entries (1 MiB in `.bss`, built once on first use), half the lookups of
+//! slice-by-16; bit-for-bit CRC-32C (checked against [`rsm_hal::soft_crc32c_append`] by the
+//! image's `crc` self-check).
+//!
+//! Kept for that self-check's comparison, not used by the platform: in a tight loop under
+//! QEMU TCG it beats slice-by-16 (~680 against ~520 MB/s), but in the frame path, between
+//! copies of other memory, its 1 MiB of tables misses the emulator's software TLB — one 64 KiB
+//! pass measured 460 µs cold against 85 µs warm — and the bench measured slice-by-16 (16 KiB
+//! of tables) faster there: putv 29–30 against 24 MB/s at 1514-byte frames, 147–155 against
+//! 130 MB/s at 65 507 (`cargo rsm bench`, 2026-12-07).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, Ordering};

@@ -50,6 +50,7 @@ pub mod memory;
 pub mod net;
 pub mod pci;
 pub mod platform;
+pub mod prof;
 pub mod statics;
 
 use x86_64::instructions::port::Port;
@@ -180,8 +181,6 @@ extern "C" fn kernel_main(magic: u32, info: u32) -> ! {
     let hz = clock::calibrate();
     defmt::println!("rsm-board: TSC {=u64} kHz", hz / 1000);
     irq::init();
-    // The CRC tables (1 MiB, ~2 ms under TCG) now, not in the first frame's path.
-    let _ = crc::crc32c_append(0, b"");
     defmt::info!(
         "rsm-board: APIC timer {=u64} ticks/ms",
         irq::timer_ticks_per_ms()

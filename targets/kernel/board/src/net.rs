@@ -245,6 +245,16 @@ impl rsm_hal::Link for VirtioLink {
     }
 
     fn transmit(&mut self, frame: &[u8]) -> Result<(), LinkError> {
+        crate::prof::timed(crate::prof::Part::Tx, || self.transmit_frame(frame))
+    }
+
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+        crate::prof::timed(crate::prof::Part::Rx, || self.receive_frame(buf))
+    }
+}
+
+impl VirtioLink {
+    fn transmit_frame(&mut self, frame: &[u8]) -> Result<(), LinkError> {
         if frame.len() > FRAME_MAX {
             return Err(LinkError::TooLong);
         }
@@ -277,7 +287,7 @@ impl rsm_hal::Link for VirtioLink {
         Ok(())
     }
 
-    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    fn receive_frame(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
         let Some(token) = self.nic.poll_receive() else {
             return Ok(None);
         };
