@@ -120,6 +120,46 @@ fn cluster(
     Ok(run)
 }
 
+/// The parts of a node's `PROFILE phase=putv` line, as (field, what).
+const PROFILE_PARTS: [(&str, &str); 6] = [
+    ("halted_us", "halted (waiting)"),
+    ("crc_us", "CRC-32C"),
+    ("copy_us", "copies (platform)"),
+    ("nic_rx_us", "NIC receive"),
+    ("nic_tx_us", "NIC transmit"),
+    ("other_us", "engine + application"),
+];
+
+/// Rows of where one node's time went during the putv loop (share of the phase, %), from
+/// its `PROFILE phase=putv` line.
+fn profile_rows(
+    rows: &mut Vec<Row>,
+    size: u32,
+    side: &str,
+    lines: &[String],
+) -> Result<(), String> {
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with("PROFILE phase=putv"))
+        .ok_or_else(|| format!("{size} B: no PROFILE line from the {side}"))?;
+    let f = fields(l);
+    let elapsed = num(&f, "elapsed_us")
+        .filter(|e| *e > 0.0)
+        .ok_or("PROFILE elapsed_us")?;
+    for (k, what) in PROFILE_PARTS {
+        let v = num(&f, k).ok_or_else(|| format!("PROFILE field {k} missing"))?;
+        rows.push(Row {
+            name: format!("putv loop, {size} B, {side}: {what}"),
+            value: 100.0 * v / elapsed,
+            limit: None,
+            unit: "% time",
+            ratio: None,
+            goal: None,
+        });
+    }
+    Ok(())
+}
+
 /// Loaded bytes and `.bss` of an ELF64 image (sum of PT_LOAD file sizes, and memory
 /// beyond them).
 pub fn image_sizes(elf: &[u8]) -> Option<(u64, u64)> {
@@ -332,6 +372,9 @@ pub fn run(
             ratio: Some(ratio),
             goal: Some(("≥ 0.9×", ratio >= 0.9)),
         });
+        for (side, node) in [("sender", imp), ("receiver", &run.nodes[0])] {
+            profile_rows(&mut rows, size, side, &node.lines)?;
+        }
         if size == 1514 {
             rtt = (
                 num(&f, "rtt_p50_us").unwrap_or(0.0),

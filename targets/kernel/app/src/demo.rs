@@ -48,6 +48,9 @@ const REPLY_TAG_OFF: usize = 3 * LOCAL_LEN;
 pub const SEG_LEN: usize = 4 * LOCAL_LEN;
 /// The importer's finish tag.
 const FIN: u64 = u64::MAX;
+/// Bench tags around the putv loop: the exporter profiles what lies between them.
+const PUTV_BEGIN: u64 = u64::MAX - 2;
+const PUTV_END: u64 = u64::MAX - 1;
 /// Most rounds a run may ask for (latency samples are kept per round).
 const MAX_ROUNDS: usize = 256;
 /// How long the importer keeps trying to connect, and waits for a reply (ms).
@@ -467,13 +470,14 @@ fn send_tag(
     rsm: &Node,
     h: ImportHandle,
     tagmem: &KernelRegion,
+    off: usize,
     tag: u64,
     errors: &mut Errors,
 ) -> Result<(), Fail> {
     tagmem
         .write(0, &tag.to_le_bytes())
         .map_err(|_| Fail("tag", None))?;
-    let tv = [IoVec::va(tagmem, 0, TAG_OFF, 8)];
+    let tv = [IoVec::va(tagmem, 0, off, 8)];
     must("putv tag", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
     must(
         "intr_signal_post",
@@ -547,7 +551,7 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
         residual += sg.io_residual_count;
         bytes += LOCAL_LEN as u64;
         let tag = r as u64 + 1;
-        send_tag(rsm, h, &tagmem, tag, errors)?;
+        send_tag(rsm, h, &tagmem, TAG_OFF, tag, errors)?;
         // Wait for the reply tag: a blocking signal wait with a timeout.
         let end = clock::now_ns() + PATIENCE_MS * 1_000_000;
         loop {
@@ -607,7 +611,7 @@ fn importer(rsm: &Node, peer: u32, rounds: usize, errors: &mut Errors) -> Result
         );
     }
     let elapsed = clock::now_ns() - t0;
-    send_tag(rsm, h, &tagmem, FIN, errors)?;
+    send_tag(rsm, h, &tagmem, TAG_OFF, FIN, errors)?;
     must("destroy_barrier", errors, rsm.destroy_barrier(&mut barrier))?;
     must("import_disconnect", errors, rsm.import_disconnect(h))?;
     must(
@@ -688,11 +692,18 @@ fn bench_exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail
         BENCH_SEG_ID
     );
     let end = clock::now_ns() + 600_000_000_000;
-    let m = mark();
+    let (mut begun, mut profiled) = (None, false);
     loop {
-        if next_tag(rsm, seg, &mem, BENCH_LEN, errors)? == FIN {
-            profile("served", m);
-            break;
+        match next_tag(rsm, seg, &mem, BENCH_LEN, errors)? {
+            FIN => break,
+            PUTV_BEGIN if begun.is_none() => begun = Some(mark()),
+            PUTV_END if !profiled => {
+                if let Some(m) = begun {
+                    profile("putv", m);
+                    profiled = true;
+                }
+            }
+            _ => {}
         }
         if clock::now_ns() > end {
             return Err(Fail("the bench never finished", None));
@@ -751,6 +762,7 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
             IoVec::va(&local, k * piece, k * piece, piece)
         };
     }
+    send_tag(rsm, h, &tagmem, BENCH_LEN, PUTV_BEGIN, errors)?;
     let halted0 = rsm_board::irq::halted_ns();
     let m = mark();
     let t0 = clock::now_ns();
@@ -766,6 +778,7 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
     let elapsed_us = (clock::now_ns() - t0) / 1000;
     let halted_pct = (rsm_board::irq::halted_ns() - halted0) / 10 / elapsed_us.max(1);
     profile("putv", m);
+    send_tag(rsm, h, &tagmem, BENCH_LEN, PUTV_END, errors)?;
     let mut rtt = [0u64; MAX_PINGS];
     let one = [IoVec::va(&local, 0, 0, 64)];
     for slot in rtt.iter_mut().take(pings) {
@@ -807,16 +820,7 @@ fn bench(rsm: &Node, peer: u32, boot: &Boot, errors: &mut Errors) -> Result<(), 
             nic, timer, halts
         );
     }
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&FIN.to_le_bytes());
-    tagmem.write(0, &b).map_err(|_| Fail("tag", None))?;
-    let tv = [IoVec::va(&tagmem, 0, BENCH_LEN, 8)];
-    must("putv fin", errors, rsm.putv(&mut ScatGath::new(h, &tv)))?;
-    must(
-        "intr_signal_post",
-        errors,
-        rsm.intr_signal_post(SegmentRef::Import(h), SigpostFlags::empty()),
-    )?;
+    send_tag(rsm, h, &tagmem, BENCH_LEN, FIN, errors)?;
     must("import_disconnect", errors, rsm.import_disconnect(h))?;
     must(
         "free_localmemory_handle",
