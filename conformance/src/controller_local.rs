@@ -10,18 +10,20 @@
 
 use crate::{
     check, check_eq, check_ne, node, node_with, pat, read_bytes, small_node, Fail, Harness, Must,
-    Needs, Node, Outcome, Reg,
+    Needs, Outcome,
 };
 use rsm_core::capi;
 use rsm_core::{
-    AccessEntry, Config, ControllerAttr, ControllerHandle, CreateFlags, ExportHandle, ImportHandle,
-    IoVec, LocalMemHandle, Permission, RsmError, ScatGath,
+    Config, ControllerAttr, ControllerHandle, CreateFlags, ExportHandle, ImportHandle, IoVec,
+    LocalMemHandle, Permission, RsmError,
 };
 use rsm_hal::{Region, PAGE_SIZE};
 
 const PAGE: usize = PAGE_SIZE;
 /// An aligned address far outside any platform's RAM (never allocated).
 const UNMAPPED: usize = 0x7000_0000_0000;
+
+use crate::fixture::Fx;
 
 crate::table! {
     get_controller_null_out_pointer_is_bad_ctlr_hndl,
@@ -51,78 +53,6 @@ crate::table! {
     create_local_pin_quota_exhausted_is_insufficient_mem: Needs::PIN_QUOTA.union(Needs::PIN_COUNT),
     create_local_table_full_is_insufficient_resources: Needs::PIN_COUNT,
     create_local_check_order: Needs::PIN_QUOTA.union(Needs::PIN_COUNT),
-}
-
-/// A node with one published, connected segment: the common set-up of the checks that move
-/// data through a local handle.
-struct Fx<'h, H: Harness> {
-    h: &'h H,
-    n: Node<H>,
-    ctrl: ControllerHandle,
-    mem: Reg<H>,
-    seg: ExportHandle,
-    imp: ImportHandle,
-}
-
-impl<'h, H: Harness> Fx<'h, H> {
-    /// Loopback controller, `seg_len` bytes exported with `RSM_ALLOW_REBIND`, published with an
-    /// automatic id and no ACL, connected with `p`.
-    fn new(h: &'h H, seg_len: usize, p: Permission) -> Result<Self, Fail> {
-        Fx::with(h, node(h), None, seg_len, &[], p)
-    }
-
-    fn with(
-        h: &'h H,
-        n: Node<H>,
-        ctrl_name: Option<&str>,
-        seg_len: usize,
-        acl: &[AccessEntry],
-        p: Permission,
-    ) -> Result<Self, Fail> {
-        let ctrl = n.get_controller(ctrl_name)?;
-        let mem = h.alloc(n.platform(), seg_len)?;
-        let seg = n.export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)?;
-        let id = n.export_publish(seg, 0, acl)?;
-        let imp = n.import_connect(ctrl, n.node_id(), id, p)?;
-        Ok(Fx {
-            h,
-            n,
-            ctrl,
-            mem,
-            seg,
-            imp,
-        })
-    }
-
-    /// A local memory handle over a fresh buffer of `len` bytes filled with `pat(len, seed)`.
-    fn local(&self, len: usize, seed: u8) -> Result<(Reg<H>, LocalMemHandle), Fail> {
-        let r = self.h.alloc(self.n.platform(), len)?;
-        self.h.write(self.n.platform(), &r, 0, &pat(len, seed))?;
-        let lh = self.n.create_localmemory_handle(self.ctrl, r.clone())?;
-        Ok((r, lh))
-    }
-
-    /// putv of `iov` with the residual preset to 999; returns (code, residual).
-    fn putv(&self, imp: ImportHandle, iov: &[IoVec<'_, Reg<H>>]) -> (i32, u64) {
-        let mut sg = ScatGath::new(imp, iov);
-        sg.io_residual_count = 999;
-        let code = capi::rsm_memseg_import_putv(&self.n, Some(&mut sg));
-        (code, sg.io_residual_count)
-    }
-
-    /// getv of `iov` with the residual preset to 999; returns (code, residual).
-    fn getv(&self, imp: ImportHandle, iov: &[IoVec<'_, Reg<H>>]) -> (i32, u64) {
-        let mut sg = ScatGath::new(imp, iov);
-        sg.io_residual_count = 999;
-        let code = capi::rsm_memseg_import_getv(&self.n, Some(&mut sg));
-        (code, sg.io_residual_count)
-    }
-
-    /// Distinct pages pinned now on the fixture's platform ([`Needs::PIN_COUNT`]).
-    #[track_caller]
-    fn pinned(&self) -> Result<usize, Fail> {
-        self.h.pinned_pages(self.n.platform()).must()
-    }
 }
 
 /// `prefix` followed by `fill` up to exactly `N` bytes (a stack `format!`).

@@ -10,17 +10,19 @@
 //! (Loading that file from disk is a host-embedder test: `tests/tests/host_export.rs`.)
 
 use crate::{
-    alloc_pat, check, check_eq, node, node_with, pat, read_bytes, region_bytes, small_node, Bytes,
-    Fail, Harness, Must, Needs, Node, Outcome, Reg, SmallNode,
+    check, check_eq, node, node_with, pat, read_bytes, small_node, Fail, Harness, Must, Needs,
+    Node, Outcome, SmallNode,
 };
 use rsm_core::capi;
 use rsm_core::capi::rsm_get_segmentid_range;
 use rsm_core::segid::SegidRange;
 use rsm_core::{
-    AccessEntry, Config, ControllerHandle, CreateFlags, ExportHandle, ImportHandle, IoVec,
-    LocalMemHandle, Permission, Rsm, RsmError, ScatGath, SegmentId,
+    AccessEntry, Config, ControllerHandle, CreateFlags, ExportHandle, IoVec, Permission, Rsm,
+    RsmError, SegmentId,
 };
 use rsm_hal::{Region, PAGE_SIZE};
+
+use crate::fixture::Fx;
 
 crate::table! {
     export_create_unaligned_vaddr_or_length_is_bad_mem_alignment: Needs::PIN_COUNT,
@@ -78,91 +80,6 @@ fn sub<R: Region>(r: &R, off: usize, len: usize) -> Result<R, Fail> {
     match r.slice(off, len) {
         Some(s) => Ok(s),
         None => Err(Fail::new("sub-region out of range")),
-    }
-}
-
-/// A node with one published, connected segment: the common set-up of the import and putv
-/// checks.
-struct Fx<'h, H: Harness> {
-    h: &'h H,
-    n: Node<H>,
-    ctrl: ControllerHandle,
-    mem: Reg<H>,
-    seg: ExportHandle,
-    id: SegmentId,
-    imp: ImportHandle,
-}
-
-impl<'h, H: Harness> Fx<'h, H> {
-    /// Loopback controller, `seg_len` bytes exported with `RSM_ALLOW_REBIND`, published with an
-    /// automatic id and no ACL, connected with `p`.
-    fn new(h: &'h H, seg_len: usize, p: Permission) -> Result<Self, Fail> {
-        Fx::with(h, node(h), None, seg_len, &[], p)
-    }
-
-    fn with(
-        h: &'h H,
-        n: Node<H>,
-        ctrl_name: Option<&str>,
-        seg_len: usize,
-        acl: &[AccessEntry],
-        p: Permission,
-    ) -> Result<Self, Fail> {
-        let ctrl = n.get_controller(ctrl_name)?;
-        let mem = h.alloc(n.platform(), seg_len)?;
-        let seg = n.export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)?;
-        let id = n.export_publish(seg, 0, acl)?;
-        let imp = n.import_connect(ctrl, n.node_id(), id, p)?;
-        Ok(Fx {
-            h,
-            n,
-            ctrl,
-            mem,
-            seg,
-            id,
-            imp,
-        })
-    }
-
-    /// A local memory handle over a fresh buffer of `len` bytes filled with `pat(len, seed)`.
-    fn local(&self, len: usize, seed: u8) -> Result<(Reg<H>, LocalMemHandle), Fail> {
-        let r = alloc_pat(self.h, self.n.platform(), len, seed)?;
-        let lh = self.n.create_localmemory_handle(self.ctrl, r.clone())?;
-        Ok((r, lh))
-    }
-
-    /// A plain (VA) buffer of `len` bytes filled with `pat(len, seed)`.
-    fn va(&self, len: usize, seed: u8) -> Result<Reg<H>, Fail> {
-        alloc_pat(self.h, self.n.platform(), len, seed)
-    }
-
-    fn seg_bytes(&self) -> Result<Bytes, Fail> {
-        region_bytes(self.h, self.n.platform(), &self.mem)
-    }
-
-    fn bytes(&self, r: &Reg<H>) -> Result<Bytes, Fail> {
-        region_bytes(self.h, self.n.platform(), r)
-    }
-
-    fn fill_seg(&self, seed: u8) -> Result<(), Fail> {
-        self.h
-            .write(self.n.platform(), &self.mem, 0, &pat(self.mem.len(), seed))
-    }
-
-    /// putv of `iov` with the residual preset to 999; returns (code, residual).
-    fn putv(&self, imp: ImportHandle, iov: &[IoVec<'_, Reg<H>>]) -> (i32, u64) {
-        let mut sg = ScatGath::new(imp, iov);
-        sg.io_residual_count = 999;
-        let code = capi::rsm_memseg_import_putv(&self.n, Some(&mut sg));
-        (code, sg.io_residual_count)
-    }
-
-    /// getv of `iov` with the residual preset to 999; returns (code, residual).
-    fn getv(&self, imp: ImportHandle, iov: &[IoVec<'_, Reg<H>>]) -> (i32, u64) {
-        let mut sg = ScatGath::new(imp, iov);
-        sg.io_residual_count = 999;
-        let code = capi::rsm_memseg_import_getv(&self.n, Some(&mut sg));
-        (code, sg.io_residual_count)
     }
 }
 

@@ -11,18 +11,19 @@
 //! `PinnedBuf`, two threads, 8+ MiB): it lives in `tests/tests/host_import_sg.rs`.
 
 use crate::{
-    check, check_eq, check_ne, filled, node, node_with, pat, read_bytes, region_bytes, small_node,
-    Bytes, Fail, Harness, Must, Needs, Node, Outcome, Reg,
+    check, check_eq, check_ne, filled, node, node_with, pat, small_node, Fail, Harness, Must,
+    Needs, Node, Outcome, Reg,
 };
 use core::fmt::{self, Debug};
 use rsm_core::capi;
 use rsm_core::capi::code as rc;
 use rsm_core::{
     AccessEntry, Config, ControllerHandle, CreateFlags, ExportHandle, ImportHandle, IoVec,
-    LocalMemHandle, LocalRef, Permission, RsmError, ScatGath, SegmentId, SgFlags, RSM_HANDLE_TYPE,
-    RSM_VA_TYPE,
+    LocalRef, Permission, RsmError, ScatGath, SgFlags, RSM_HANDLE_TYPE, RSM_VA_TYPE,
 };
 use rsm_hal::{Region, PAGE_SIZE};
+
+use crate::fixture::Fx;
 
 crate::table! {
     connect_unpublished_id_is_seg_not_published,
@@ -101,102 +102,6 @@ impl<R: Region> Debug for Ent<'_, '_, R> {
             ", local_offset: {}, remote_offset: {}, transfer_length: {} }}",
             e.local_offset, e.remote_offset, e.transfer_length
         )
-    }
-}
-
-/// A node with one published, connected segment: the common set-up of the import and putv
-/// checks.
-struct Fx<'h, H: Harness> {
-    h: &'h H,
-    n: Node<H>,
-    ctrl: ControllerHandle,
-    mem: Reg<H>,
-    seg: ExportHandle,
-    id: SegmentId,
-    imp: ImportHandle,
-}
-
-impl<'h, H: Harness> Fx<'h, H> {
-    /// Loopback controller, `seg_len` bytes exported with `RSM_ALLOW_REBIND`, published with
-    /// an automatic id and no ACL, connected with `p`.
-    fn new(h: &'h H, seg_len: usize, p: Permission) -> Result<Self, Fail> {
-        Fx::with(h, node(h), None, seg_len, &[], p)
-    }
-
-    fn with(
-        h: &'h H,
-        n: Node<H>,
-        ctrl_name: Option<&str>,
-        seg_len: usize,
-        acl: &[AccessEntry],
-        p: Permission,
-    ) -> Result<Self, Fail> {
-        let ctrl = n.get_controller(ctrl_name)?;
-        let mem = h.alloc(n.platform(), seg_len)?;
-        let seg = n.export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)?;
-        let id = n.export_publish(seg, 0, acl)?;
-        let imp = n.import_connect(ctrl, n.node_id(), id, p)?;
-        Ok(Fx {
-            h,
-            n,
-            ctrl,
-            mem,
-            seg,
-            id,
-            imp,
-        })
-    }
-
-    /// A local memory handle over a fresh buffer of `len` bytes filled with `pat(len, seed)`.
-    fn local(&self, len: usize, seed: u8) -> Result<(Reg<H>, LocalMemHandle), Fail> {
-        let r = self.va(len, seed)?;
-        let lh = self.n.create_localmemory_handle(self.ctrl, r.clone())?;
-        Ok((r, lh))
-    }
-
-    /// A plain (VA) buffer of `len` bytes filled with `pat(len, seed)`.
-    fn va(&self, len: usize, seed: u8) -> Result<Reg<H>, Fail> {
-        let r = self.h.alloc(self.n.platform(), len)?;
-        self.h.write(self.n.platform(), &r, 0, &pat(len, seed))?;
-        Ok(r)
-    }
-
-    fn seg_bytes(&self) -> Result<Bytes, Fail> {
-        region_bytes(self.h, self.n.platform(), &self.mem)
-    }
-
-    /// The bytes `off..off + len` of the segment's memory.
-    fn seg_read(&self, off: usize, len: usize) -> Result<Bytes, Fail> {
-        read_bytes(self.h, self.n.platform(), &self.mem, off, len)
-    }
-
-    fn bytes(&self, r: &Reg<H>) -> Result<Bytes, Fail> {
-        region_bytes(self.h, self.n.platform(), r)
-    }
-
-    fn fill_seg(&self, seed: u8) -> Result<(), Fail> {
-        self.h
-            .write(self.n.platform(), &self.mem, 0, &pat(self.mem.len(), seed))
-    }
-
-    fn events(&self) -> Result<u32, Fail> {
-        Ok(self.n.export_pending_events(self.seg)?)
-    }
-
-    /// putv of `iov` with the residual preset to 999; returns (code, residual).
-    fn putv(&self, imp: ImportHandle, iov: &[IoVec<'_, Reg<H>>]) -> (i32, u64) {
-        let mut sg = ScatGath::new(imp, iov);
-        sg.io_residual_count = 999;
-        let code = capi::rsm_memseg_import_putv(&self.n, Some(&mut sg));
-        (code, sg.io_residual_count)
-    }
-
-    /// getv of `iov` with the residual preset to 999; returns (code, residual).
-    fn getv(&self, imp: ImportHandle, iov: &[IoVec<'_, Reg<H>>]) -> (i32, u64) {
-        let mut sg = ScatGath::new(imp, iov);
-        sg.io_residual_count = 999;
-        let code = capi::rsm_memseg_import_getv(&self.n, Some(&mut sg));
-        (code, sg.io_residual_count)
     }
 }
 

@@ -36,6 +36,7 @@ mod access;
 mod controller_local;
 mod events;
 mod export;
+mod fixture;
 mod import_sg;
 mod map_topology;
 
