@@ -390,6 +390,44 @@ pub fn run(
             }
         }
     }
+    // The same round trips with both nodes polling instead of halting (no NIC interrupt):
+    // what `hlt` changed.
+    show("==> putv round trips between image nodes polling (irq=off), 1514 B frames");
+    let plans = [
+        NodePlan {
+            id: 1,
+            append: "scenario=demo role=bench-exporter peer=2 frame=1514 irq=off".into(),
+        },
+        NodePlan {
+            id: 2,
+            append: format!(
+                "scenario=demo role=bench peer=1 frame=1514 irq=off ms=10 pings={} idle_ms=0",
+                o.pings
+            ),
+        },
+    ];
+    let run = cluster(image, &dir.join("rsm-polling"), &plans, &mut quiet)?;
+    check(&run, "rsm polling")?;
+    let l = run.nodes[1]
+        .lines
+        .iter()
+        .find(|l| l.starts_with("BENCH "))
+        .ok_or("polling: no BENCH line")?;
+    let f = fields(l);
+    let polled = (
+        num(&f, "rtt_p50_us").ok_or("polling: rtt_p50_us")?,
+        num(&f, "rtt_p99_us").ok_or("polling: rtt_p99_us")?,
+    );
+    for (which, halting, polling) in [("p50", rtt.0, polled.0), ("p99", rtt.1, polled.1)] {
+        rows.push(Row {
+            name: format!("64 B round trip {which}, halting (vs both nodes polling)"),
+            value: halting,
+            limit: Some(polling),
+            unit: "µs",
+            ratio: Some(halting / polling.max(1e-9)),
+            goal: None,
+        });
+    }
     for (which, putv, raw) in [("p50", rtt.0, raw_rtt.0), ("p99", rtt.1, raw_rtt.1)] {
         let ratio = putv / raw.max(1e-9);
         rows.push(Row {

@@ -159,7 +159,9 @@ fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
         rsm_board::dma::POOL_BYTES,
         rsm_board::platform::PIN_TABLE_BYTES
     );
-    let link = VirtioLink::open().ok_or("no virtio-net device")?;
+    // `irq=off`: no NIC interrupt, waits poll (the bench's before-interrupts baseline).
+    let link =
+        VirtioLink::open_with(boot.arg("irq") != Some("off")).ok_or("no virtio-net device")?;
     if link.mac() != node_mac(u32::from(me)) {
         defmt::warn!(
             "rsm-kernel: NIC MAC {=[u8]:02x} is not node {=u8}'s {=[u8]:02x}",
