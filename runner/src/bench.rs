@@ -6,6 +6,10 @@
 //!   nodes through the same switch (`scenario=raw`, a window sweep), at 1514-byte frames and
 //!   at the largest (65 507). Goal ≥ 0.9×.
 //! * **Round trip**: a 64-byte putv vs. a 64-byte raw ping-pong, p50 and p99. Goal ≤ 1.2×.
+//!   Also against the same putv round trips with both nodes polling (`irq=off`, no NIC
+//!   interrupt): what halting changed.
+//! * **Profile**: where each node's time went during the putv loop (`PROFILE phase=putv`:
+//!   halted, CRC, copies, NIC receive, NIC transmit, the rest), as shares of the loop.
 //! * **Boot to ready**: QEMU spawn → the node's first frame at the switch, vs. the same image
 //!   told `bare` (it exits at once after entering long mode): spawn → exit. Goal ≤ 1.5×.
 //! * **Image size**: the `-kernel` file, the loaded bytes, `.bss` apart. Goal ≤ 1 MiB loaded.
