@@ -12,8 +12,8 @@
 //! host backend itself and stay host-only (`tests/tests/host_access.rs`).
 
 use crate::{
-    check, check_eq, node, pat, read_bytes, region_bytes, Bytes, Fail, Harness, Must, Needs, Node,
-    Outcome, Reg,
+    check, check_eq, fail, node, pat, read_bytes, region_bytes, Bytes, Fail, Harness, Must, Needs,
+    Node, Outcome, Reg,
 };
 use core::slice::SliceIndex;
 use rsm_core::barrier::Barrier;
@@ -51,6 +51,7 @@ crate::table! {
     zero_length_is_a_validated_no_op: Needs::PIN_COUNT,
     put_get_follow_a_rebind,
     put_get_leave_no_references_behind: Needs::PIN_COUNT,
+    puts_racing_unpublish_are_ok_or_conn_aborted: Needs::THREADS,
 }
 
 const PAGE: usize = PAGE_SIZE;
@@ -1248,5 +1249,64 @@ fn put_get_leave_no_references_behind<H: Harness>(h: &H) -> Outcome {
     fx.n.release_controller(fx.ctrl)?;
     check_eq!(fx.n.slots_in_use(), (0, 0, 0));
     check_eq!(h.pinned_pages(fx.n.platform()).must()?, 0);
+    Ok(())
+}
+
+/// §6.4, §7: puts racing an unpublish return success or 40 — never anything else — the
+/// unpublish returns (it waits only for transfers in flight, which wake it), and every put
+/// that starts after it returned is 40. (Was a host-platform test; any platform with two
+/// threads runs it.) Bounded: a million puts at most, and the unpublishing side stops
+/// waiting once the putting side has ended.
+fn puts_racing_unpublish_are_ok_or_conn_aborted<H: Harness>(h: &H) -> Outcome {
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    const WORDS: usize = PAGE / 8;
+    for round in 0..4usize {
+        let n = node(h);
+        let ctrl = n.get_controller(None)?;
+        let mem = h.alloc(n.platform(), PAGE)?;
+        let seg = n.export_create(ctrl, mem, CreateFlags::empty())?;
+        let id = n.export_publish(seg, 0, &[])?;
+        let imp = n.import_connect(ctrl, n.node_id(), id, Permission::RDWR)?;
+        n.set_mode(imp, EXPLICIT)?;
+        let unpublished = AtomicBool::new(false);
+        let putter_done = AtomicBool::new(false);
+        let puts = AtomicUsize::new(0);
+        let words = [round as u64; WORDS];
+        let putting = || -> Outcome {
+            for _ in 0..1_000_000 {
+                let after = unpublished.load(SeqCst);
+                let r = n.put64(imp, 0, &words);
+                puts.fetch_add(1, SeqCst);
+                if after {
+                    check_eq!(r, Err(RsmError::ConnAborted), "round {round}");
+                    return Ok(());
+                }
+                check!(
+                    r == Ok(()) || r == Err(RsmError::ConnAborted),
+                    "round {round}: {r:?}"
+                );
+            }
+            fail!("round {round}: the unpublish never finished");
+        };
+        h.concurrently(
+            &|| {
+                let r = putting();
+                putter_done.store(true, SeqCst);
+                r
+            },
+            &|| {
+                while puts.load(SeqCst) < 1 + round * 10 && !putter_done.load(SeqCst) {
+                    core::hint::spin_loop();
+                }
+                n.export_unpublish(seg)?;
+                unpublished.store(true, SeqCst);
+                Ok(())
+            },
+        )?;
+        n.import_disconnect(imp)?;
+        n.export_destroy(seg)?;
+        n.release_controller(ctrl)?;
+        check_eq!(n.slots_in_use(), (0, 0, 0));
+    }
     Ok(())
 }
