@@ -8,8 +8,9 @@
 //! Numeric codes go through the C-shaped entry points of `rsm_core::capi` (the only way to pass
 //! NULL or misaligned data pointers); typed `RsmError`s through the Rust API. The data checks
 //! compare the exported bytes as the exporter sees them (on the fake platform any
-//! out-of-range copy also panics). The word-atomicity and unpublish-race tests exercise the
-//! host backend itself and stay host-only (`tests/tests/host_access.rs`).
+//! out-of-range copy also panics). Puts racing an unpublish need two threads (`THREADS`); the
+//! word-atomicity test exercises the host backend itself and stays a host test
+//! (`tests/tests/host_access.rs`).
 
 use crate::{
     check, check_eq, fail, node, pat, read_bytes, region_bytes, Bytes, Fail, Harness, Must, Needs,
