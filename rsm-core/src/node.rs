@@ -304,10 +304,10 @@ impl<P: Memory, const L: usize, const E: usize, const I: usize, const F: usize>
 /// 1536 by default, at most [`crate::proto::MAX_FRAME_LIMIT`]; see there).
 ///
 /// All state is inline (no heap). With the default capacities, on a 64-bit target, an `Rsm`
-/// over a three-word region (the fake's and the host's) is 158 232 bytes (pinned by a test):
+/// over a three-word region (the fake's and the host's) is 207 384 bytes (pinned by a test):
 /// the RSM tables take 63 584 (local handles 14 360, exports 9 240 — each keeps its access
 /// list as 66 bytes of decisions —, imports 8 216, the 32 operation slots 31 768), the wire
-/// engine 83 792 (the 64 peers 71 176, mostly their windows of messages in flight; the
+/// engine 132 944 (the 64 peers 120 328, mostly their windows of messages in flight; the
 /// reorder frames 12 360) and the node's wire records 8 800 (remote importers of its
 /// segments, get answers owed), plus the `F`-byte frame buffer `Rsm::drive` uses. Keep it in
 /// a `static` ([`crate::LazyRsm`]) or a `Box`, not in a small stack frame;
@@ -829,7 +829,7 @@ mod size_tests {
         assert!(locals + exports + imports + ops <= 64 * 1024);
         assert_eq!(
             (engine, serving, peers, reorder),
-            (83_792, 8_800, 71_176, 12_360)
+            (132_944, 8_800, 120_328, 12_360)
         );
         let m = Rsm::<P>::memory_use();
         assert_eq!(
@@ -843,7 +843,7 @@ mod size_tests {
         );
         // The rest: locks, counters and the three deferred copies (`rx_write`, `rx_import`,
         // `tx_read`).
-        assert_eq!(size_of::<Rsm<P>>(), 158_232);
+        assert_eq!(size_of::<Rsm<P>>(), 207_384);
         // And the drive scratch frame (F bytes).
         assert!(
             size_of::<Rsm<P>>()

@@ -56,6 +56,12 @@ pub trait Link {
     /// cannot report it, only counted); the next call returns the next frame. A `buf` of
     /// [`Link::max_frame`] bytes always suffices.
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error>;
+
+    /// Hand the device every frame [`Link::transmit`] queued since the last kick, for links
+    /// that batch their notifications (one virtio notify per burst rather than per frame).
+    /// Whoever transmits a burst calls it once after the burst (`rsm_core::Rsm::drive`
+    /// does). The default does nothing: links that send each frame at once.
+    fn kick(&mut self) {}
 }
 
 /// A [`Link`] as a trait object: errors become their [`ErrorKind`](crate::ErrorKind), so a
@@ -70,6 +76,8 @@ pub trait AnyLink {
     fn any_transmit(&mut self, frame: &[u8]) -> Result<(), crate::ErrorKind>;
     /// [`Link::receive`].
     fn any_receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, crate::ErrorKind>;
+    /// [`Link::kick`].
+    fn any_kick(&mut self);
 }
 
 impl<T: Link> AnyLink for T {
@@ -84,6 +92,9 @@ impl<T: Link> AnyLink for T {
     }
     fn any_receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, crate::ErrorKind> {
         self.receive(buf).map_err(|e| e.kind())
+    }
+    fn any_kick(&mut self) {
+        self.kick();
     }
 }
 
@@ -100,5 +111,46 @@ impl Link for dyn AnyLink + Send + '_ {
     }
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
         self.any_receive(buf)
+    }
+    fn kick(&mut self) {
+        self.any_kick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link that only counts kicks.
+    struct Kicked(u32);
+
+    impl Link for Kicked {
+        type Error = crate::ErrorKind;
+        fn mac(&self) -> [u8; 6] {
+            [0; 6]
+        }
+        fn max_frame(&self) -> usize {
+            1514
+        }
+        fn transmit(&mut self, _frame: &[u8]) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn receive(&mut self, _buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+            Ok(None)
+        }
+        fn kick(&mut self) {
+            self.0 += 1;
+        }
+    }
+
+    #[test]
+    fn a_kick_reaches_the_link_through_the_trait_object() {
+        let mut k = Kicked(0);
+        {
+            let any: &mut (dyn AnyLink + Send) = &mut k;
+            any.kick();
+            Link::kick(any);
+        }
+        assert_eq!(k.0, 2);
     }
 }

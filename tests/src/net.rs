@@ -17,11 +17,78 @@ pub struct Cluster {
     pub net: Network,
     /// The nodes, by node id (`nodes[i]` is node `i`); `None` while "powered off".
     pub nodes: Vec<Option<Box<Node>>>,
-    links: Vec<SimLink>,
+    links: Vec<Counted>,
     boots: Vec<u64>,
     /// Per node: `Some(frames)` while frames arriving at the powered-off node are kept (see
     /// [`Cluster::capture`]).
     captured: Vec<Option<Vec<Vec<u8>>>>,
+}
+
+/// How a node drove its link ([`Cluster::link_counts`]): transmits and kicks
+/// ([`Link::kick`]), and receptions in a row with no transmit between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// Frames transmitted.
+    pub transmits: u64,
+    /// Kicks.
+    pub kicks: u64,
+    /// Frames transmitted since the last kick.
+    pub unkicked: u64,
+    /// Frames received since the last transmit (in the current `drive`).
+    pub rx_run: u64,
+    /// The longest such run.
+    pub max_rx_run: u64,
+    /// Frames received in the current `drive`.
+    pub rx_this_drive: u64,
+    /// The most frames received in one `drive`.
+    pub max_rx_per_drive: u64,
+}
+
+/// A simulated link that counts how it is driven.
+struct Counted {
+    link: SimLink,
+    counts: LinkCounts,
+}
+
+impl Counted {
+    fn new(link: SimLink) -> Self {
+        Counted {
+            link,
+            counts: LinkCounts::default(),
+        }
+    }
+}
+
+impl Link for Counted {
+    type Error = SimLinkError;
+    fn mac(&self) -> [u8; 6] {
+        self.link.mac()
+    }
+    fn max_frame(&self) -> usize {
+        self.link.max_frame()
+    }
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), SimLinkError> {
+        let c = &mut self.counts;
+        c.transmits += 1;
+        c.unkicked += 1;
+        c.rx_run = 0;
+        self.link.transmit(frame)
+    }
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, SimLinkError> {
+        let r = self.link.receive(buf);
+        if let Ok(Some(_)) = r {
+            let c = &mut self.counts;
+            c.rx_run += 1;
+            c.max_rx_run = c.max_rx_run.max(c.rx_run);
+            c.rx_this_drive += 1;
+        }
+        r
+    }
+    fn kick(&mut self) {
+        self.counts.kicks += 1;
+        self.counts.unkicked = 0;
+        self.link.kick();
+    }
 }
 
 /// The MAC of node `id` (DESIGN §4a).
@@ -41,7 +108,7 @@ impl Cluster {
             net,
         };
         for id in 0..n {
-            c.links.push(c.net.port(mac(id)));
+            c.links.push(Counted::new(c.net.port(mac(id))));
             c.boots.push(0);
             c.captured.push(None);
             c.nodes.push(None);
@@ -108,6 +175,11 @@ impl Cluster {
             .expect("node is powered on")
     }
 
+    /// What node `id`'s link saw of how the node drove it.
+    pub fn link_counts(&self, id: u32) -> LinkCounts {
+        self.links[id as usize].counts
+    }
+
     /// One round: every node receives what arrived and sends what it has. Returns whether
     /// any frame moved.
     pub fn round(&mut self) -> bool {
@@ -120,7 +192,13 @@ impl Cluster {
             .zip(self.captured.iter_mut())
         {
             match node {
-                Some(n) => moved |= n.drive(link, now),
+                Some(n) => {
+                    link.counts.rx_this_drive = 0;
+                    link.counts.rx_run = 0;
+                    moved |= n.drive(link, now);
+                    let c = &mut link.counts;
+                    c.max_rx_per_drive = c.max_rx_per_drive.max(c.rx_this_drive);
+                }
                 None => {
                     let mut buf = [0u8; 2048];
                     while let Ok(Some(len)) = link.receive(&mut buf) {

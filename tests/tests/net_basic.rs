@@ -403,3 +403,32 @@ fn remote_vector_check_order() {
     sg.io_request_count = 17;
     assert_eq!(run(&mut c, &sg, false), (Err(RsmError::BadSgio), 17));
 }
+
+/// `Rsm::drive` and links that batch their notifications (issue 12): every burst of
+/// transmitted frames is followed by one `Link::kick` (no frame is left unannounced after a
+/// drive, and bursts share a kick), and a long burst of arrivals is acknowledged part-way —
+/// never more than 4 frames taken in without the node transmitting what is due — so the
+/// sender refills its window while the receiver works through the rest.
+#[test]
+fn drive_kicks_once_per_burst_and_acknowledges_mid_burst() {
+    let mut c = Cluster::new(2, 3, FaultConfig::default());
+    let (imp, _seg) = setup(&mut c, Permission::RDWR);
+    let n0 = c.node(0);
+    let src = n0.platform().alloc(65536);
+    n0.platform().write(&src, 0, &vec![0x5a; 65536]);
+    let iov = pages16(&src);
+    let sg = ScatGath::new(imp, &iov);
+    let op = c.node(0).start_putv(&sg).unwrap();
+    assert_eq!(wait_op(&mut c, 0, op), OK);
+    for id in [0, 1] {
+        let k = c.link_counts(id);
+        assert_eq!(k.unkicked, 0, "node {id}: frames left unannounced: {k:?}");
+        assert!(k.kicks > 0 && k.kicks < k.transmits, "node {id}: {k:?}");
+    }
+    let rx = c.link_counts(1);
+    assert!(
+        rx.max_rx_per_drive >= 8,
+        "the receiver took a long burst in one drive: {rx:?}"
+    );
+    assert!(rx.max_rx_run <= 4, "acknowledged part-way: {rx:?}");
+}

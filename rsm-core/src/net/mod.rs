@@ -15,6 +15,10 @@ use crate::proto::*;
 use crate::types::NodeId;
 use rsm_hal::{Instant, Link, Platform};
 
+/// Frames [`Rsm::drive`] takes in before it transmits what is due (acknowledgements above
+/// all) in the middle of a burst of arrivals.
+const ACK_EVERY: usize = 4;
+
 impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize>
     Rsm<P, L, E, I, F>
 {
@@ -222,19 +226,36 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
 
     fn drive_through<K: Link + ?Sized>(&self, link: &mut K, now: Instant, buf: &mut [u8]) -> bool {
         let mut moved = false;
+        let mut since_tx = 0;
         while let Ok(Some(n)) = link.receive(buf) {
             moved = true;
             if let Some(frame) = buf.get(..n) {
                 self.handle_frame(now, frame);
             }
-        }
-        while let Ok(Some(n)) = self.poll_transmit(now, buf) {
-            moved = true;
-            if let Some(frame) = buf.get(..n) {
-                let _ = link.transmit(frame);
+            // A long burst of arrivals: answer (acknowledge) part-way, so that the sender
+            // can refill its window while this node works through the rest.
+            since_tx += 1;
+            if since_tx == ACK_EVERY {
+                since_tx = 0;
+                self.transmit_all(link, now, buf);
             }
         }
-        moved
+        self.transmit_all(link, now, buf) || moved
+    }
+
+    /// Transmit every frame due, then kick the link once; `true` if anything was sent.
+    fn transmit_all<K: Link + ?Sized>(&self, link: &mut K, now: Instant, buf: &mut [u8]) -> bool {
+        let mut sent = false;
+        while let Ok(Some(n)) = self.poll_transmit(now, buf) {
+            if let Some(frame) = buf.get(..n) {
+                let _ = link.transmit(frame);
+                sent = true;
+            }
+        }
+        if sent {
+            link.kick();
+        }
+        sent
     }
 
     /// Give the node a link to drive itself: from now on [`Rsm::service`] and every blocking

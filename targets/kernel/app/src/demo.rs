@@ -170,6 +170,9 @@ fn start(boot: &Boot, me: u8) -> Result<&'static Node, &'static str> {
             node_mac(u32::from(me))
         );
     }
+    // One transmit notification per burst: `Rsm::drive` kicks the link after each.
+    let mut link = link;
+    link.set_batching(true);
     let link = LINK.put(link).map_err(|_| "link taken")?;
     let max_frame = boot
         .num("frame", FRAME_MAX as u64)
@@ -210,7 +213,7 @@ fn frames_line(rsm: &Node) {
     println!(
         "FRAMES sent={=u64} received={=u64} retransmits={=u64} malformed={=u64} \
          nic_tx={=u64} nic_tx_dropped={=u64} nic_rx={=u64} nic_rx_too_long={=u64} \
-         nic_irqs={=u64} timer_irqs={=u64} halts={=u64}",
+         nic_irqs={=u64} timer_irqs={=u64} halts={=u64} nic_tx_notifies={=u64}",
         s.frames_sent,
         s.frames_received,
         s.retransmits,
@@ -221,7 +224,8 @@ fn frames_line(rsm: &Node) {
         l.rx_too_long,
         irqs.0,
         irqs.1,
-        irqs.2
+        irqs.2,
+        l.tx_notifies
     );
 }
 

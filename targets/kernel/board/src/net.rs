@@ -19,6 +19,9 @@ use rsm_hal::{Error, ErrorKind};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::PhysAddr;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Descriptors per virtqueue (receive buffers posted, transmit slots).
 pub const QUEUE_SIZE: usize = 64;
@@ -36,7 +39,110 @@ pub const BUFFER_BYTES: usize = 2 * QUEUE_SIZE * BUF;
 pub const TX_STALL_US: u64 = 2000;
 
 /// The NIC type.
-pub type Nic = VirtIONetRaw<KernelHal, PciTransport, QUEUE_SIZE>;
+pub type Nic = VirtIONetRaw<KernelHal, KickTransport, QUEUE_SIZE>;
+
+/// The transmit queue's index.
+const QUEUE_TRANSMIT: u16 = 1;
+
+/// The device's transport, kept here so that [`VirtioLink::kick`] can notify the device
+/// while the driver owns a [`KickTransport`] handle (one NIC per image; one vCPU, and no
+/// interrupt handler touches it).
+static TRANSPORT: spin::Mutex<Option<PciTransport>> = spin::Mutex::new(None);
+/// The driver asked to notify the transmit queue while notifications were held.
+static TX_NOTIFY_HELD: AtomicBool = AtomicBool::new(false);
+/// Hold transmit notifications until [`VirtioLink::kick`] ([`VirtioLink::set_batching`]).
+static HOLD_TX_NOTIFY: AtomicBool = AtomicBool::new(false);
+/// Transmit notifications sent to the device (each an emulated MMIO exit under QEMU).
+static TX_NOTIFIES: AtomicU64 = AtomicU64::new(0);
+
+/// The PCI transport with transmit notifications that can be held back and sent once per
+/// burst: every notify is an MMIO write that QEMU handles in the vCPU thread under its big
+/// lock, ~20 µs per frame under TCG when frames leave one at a time. virtio-drivers'
+/// `transmit_begin` notifies whenever the device asks; this transport then only records it.
+pub struct KickTransport(());
+
+impl KickTransport {
+    fn with<T>(&self, f: impl FnOnce(&mut PciTransport) -> T) -> T {
+        let mut t = TRANSPORT.lock();
+        match t.as_mut() {
+            Some(t) => f(t),
+            // Cannot happen: `open_at` stores the transport before it makes the only handle.
+            None => panic!("virtio transport used before it was stored"),
+        }
+    }
+}
+
+impl Transport for KickTransport {
+    fn device_type(&self) -> DeviceType {
+        self.with(|t| t.device_type())
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.with(|t| t.read_device_features())
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        self.with(|t| t.write_driver_features(driver_features))
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        self.with(|t| t.max_queue_size(queue))
+    }
+    fn notify(&mut self, queue: u16) {
+        if queue == QUEUE_TRANSMIT && HOLD_TX_NOTIFY.load(Ordering::Relaxed) {
+            TX_NOTIFY_HELD.store(true, Ordering::Relaxed);
+        } else {
+            if queue == QUEUE_TRANSMIT {
+                bump(&TX_NOTIFIES);
+            }
+            self.with(|t| t.notify(queue));
+        }
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.with(|t| t.get_status())
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        self.with(|t| t.set_status(status))
+    }
+    fn set_guest_page_size(&mut self, guest_page_size: u32) {
+        self.with(|t| t.set_guest_page_size(guest_page_size))
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        self.with(|t| t.requires_legacy_layout())
+    }
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        self.with(|t| t.queue_set(queue, size, descriptors, driver_area, device_area))
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        self.with(|t| t.queue_unset(queue))
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.with(|t| t.queue_used(queue))
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        self.with(|t| t.ack_interrupt())
+    }
+    fn read_config_generation(&self) -> u32 {
+        self.with(|t| t.read_config_generation())
+    }
+    fn read_config_space<T: FromBytes + IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<T> {
+        self.with(|t| t.read_config_space(offset))
+    }
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: T,
+    ) -> virtio_drivers::Result<()> {
+        self.with(|t| t.write_config_space(offset, value))
+    }
+}
 
 /// The link's buffers: statics, so that their addresses never change while the device
 /// owns them.
@@ -76,7 +182,8 @@ fn open_at() -> Option<(Nic, DeviceFunction)> {
             return None;
         }
     };
-    match Nic::new(transport) {
+    *TRANSPORT.lock() = Some(transport);
+    match Nic::new(KickTransport(())) {
         Ok(n) => Some((n, df)),
         Err(e) => {
             defmt::error!("rsm-board: virtio-net init: {}", defmt::Debug2Format(&e));
@@ -115,6 +222,8 @@ pub struct LinkStats {
     pub rx_frames: u64,
     /// Received frames dropped as longer than the caller's buffer.
     pub rx_too_long: u64,
+    /// Transmit-queue notifications sent to the device.
+    pub tx_notifies: u64,
 }
 
 /// The counters of the image's one link (statics: a node keeps the link itself, the
@@ -131,6 +240,7 @@ pub fn link_stats() -> LinkStats {
         tx_dropped: TX_DROPPED.load(Ordering::Relaxed),
         rx_frames: RX_FRAMES.load(Ordering::Relaxed),
         rx_too_long: RX_TOO_LONG.load(Ordering::Relaxed),
+        tx_notifies: TX_NOTIFIES.load(Ordering::Relaxed),
     }
 }
 
@@ -208,9 +318,31 @@ impl VirtioLink {
         Some(link)
     }
 
+    /// Hold transmit notifications (`on`) until [`rsm_hal::Link::kick`] — one notify per
+    /// burst instead of one per frame; for users that kick after every burst, as
+    /// `Rsm::drive` does. Off (the default), every frame is announced as it is queued.
+    /// Turning it off sends a held notification.
+    pub fn set_batching(&mut self, on: bool) {
+        HOLD_TX_NOTIFY.store(on, Ordering::Relaxed);
+        if !on {
+            self.kick_now();
+        }
+    }
+
+    /// Send the transmit notification held since the last kick, if any.
+    fn kick_now(&mut self) {
+        if TX_NOTIFY_HELD.swap(false, Ordering::Relaxed) {
+            bump(&TX_NOTIFIES);
+            if let Some(t) = TRANSPORT.lock().as_mut() {
+                t.notify(QUEUE_TRANSMIT);
+            }
+        }
+    }
+
     /// Wait (at most `timeout_us`) until the device has taken every queued frame; `true`
     /// if it did. Call before leaving QEMU: frames still queued when the image exits are lost.
     pub fn flush(&mut self, timeout_us: u64) -> bool {
+        self.kick_now();
         let end = clock::now_ns() + timeout_us * 1000;
         loop {
             self.reclaim();
@@ -262,6 +394,10 @@ impl rsm_hal::Link for VirtioLink {
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
         crate::prof::timed(crate::prof::Part::Rx, || self.receive_frame(buf))
     }
+
+    fn kick(&mut self) {
+        crate::prof::timed(crate::prof::Part::Tx, || self.kick_now());
+    }
 }
 
 impl VirtioLink {
@@ -272,6 +408,8 @@ impl VirtioLink {
         self.reclaim();
         let mut free = self.tx_busy.iter().position(Option::is_none);
         if free.is_none() {
+            // Every slot is in flight: make sure the device knows about them.
+            self.kick_now();
             let end = clock::now_ns() + TX_STALL_US * 1000;
             while free.is_none() && clock::now_ns() < end {
                 core::hint::spin_loop();
