@@ -57,10 +57,12 @@ pub trait Link {
     /// [`Link::max_frame`] bytes always suffices.
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error>;
 
-    /// Hand the device every frame [`Link::transmit`] queued since the last kick, for links
-    /// that batch their notifications (one virtio notify per burst rather than per frame).
-    /// Whoever transmits a burst calls it once after the burst (`rsm_core::Rsm::drive`
-    /// does). The default does nothing: links that send each frame at once.
+    /// Tell the device about everything queued since the last kick — frames
+    /// [`Link::transmit`] queued, receive buffers [`Link::receive`] gave back — for links that
+    /// batch their notifications (one virtio notify per burst rather than per frame).
+    /// Whoever transmits or receives a burst calls it once after the burst
+    /// (`rsm_core::Rsm::drive` does). The default does nothing: links that send each frame
+    /// at once.
     fn kick(&mut self) {}
 }
 

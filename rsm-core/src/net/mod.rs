@@ -240,7 +240,12 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 self.transmit_all(link, now, buf);
             }
         }
-        self.transmit_all(link, now, buf) || moved
+        let sent = self.transmit_all(link, now, buf);
+        if moved && !sent {
+            // Receive buffers went back to the device: let it know (links that batch).
+            link.kick();
+        }
+        sent || moved
     }
 
     /// Transmit every frame due, then kick the link once; `true` if anything was sent.

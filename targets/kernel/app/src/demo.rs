@@ -213,7 +213,7 @@ fn frames_line(rsm: &Node) {
     println!(
         "FRAMES sent={=u64} received={=u64} retransmits={=u64} malformed={=u64} \
          nic_tx={=u64} nic_tx_dropped={=u64} nic_rx={=u64} nic_rx_too_long={=u64} \
-         nic_irqs={=u64} timer_irqs={=u64} halts={=u64} nic_tx_notifies={=u64}",
+         nic_irqs={=u64} timer_irqs={=u64} halts={=u64} nic_tx_notifies={=u64} nic_rx_notifies={=u64}",
         s.frames_sent,
         s.frames_received,
         s.retransmits,
@@ -225,7 +225,8 @@ fn frames_line(rsm: &Node) {
         irqs.0,
         irqs.1,
         irqs.2,
-        l.tx_notifies
+        l.tx_notifies,
+        l.rx_notifies
     );
 }
 

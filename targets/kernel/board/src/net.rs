@@ -41,6 +41,8 @@ pub const TX_STALL_US: u64 = 2000;
 /// The NIC type.
 pub type Nic = VirtIONetRaw<KernelHal, KickTransport, QUEUE_SIZE>;
 
+/// The receive queue's index.
+const QUEUE_RECEIVE: u16 = 0;
 /// The transmit queue's index.
 const QUEUE_TRANSMIT: u16 = 1;
 
@@ -48,14 +50,17 @@ const QUEUE_TRANSMIT: u16 = 1;
 /// while the driver owns a [`KickTransport`] handle (one NIC per image; one vCPU, and no
 /// interrupt handler touches it).
 static TRANSPORT: spin::Mutex<Option<PciTransport>> = spin::Mutex::new(None);
-/// The driver asked to notify the transmit queue while notifications were held.
+/// The driver asked to notify the transmit / receive queue while notifications were held.
 static TX_NOTIFY_HELD: AtomicBool = AtomicBool::new(false);
-/// Hold transmit notifications until [`VirtioLink::kick`] ([`VirtioLink::set_batching`]).
+static RX_NOTIFY_HELD: AtomicBool = AtomicBool::new(false);
+/// Hold queue notifications until [`VirtioLink::kick`] ([`VirtioLink::set_batching`]).
 static HOLD_TX_NOTIFY: AtomicBool = AtomicBool::new(false);
-/// Transmit notifications sent to the device (each an emulated MMIO exit under QEMU).
+/// Notifications sent to the device (each an emulated MMIO exit under QEMU): transmit
+/// queue, receive queue (buffers posted again).
 static TX_NOTIFIES: AtomicU64 = AtomicU64::new(0);
+static RX_NOTIFIES: AtomicU64 = AtomicU64::new(0);
 
-/// The PCI transport with transmit notifications that can be held back and sent once per
+/// The PCI transport with queue notifications that can be held back and sent once per
 /// burst: every notify is an MMIO write that QEMU handles in the vCPU thread under its big
 /// lock, ~20 µs per frame under TCG when frames leave one at a time. virtio-drivers'
 /// `transmit_begin` notifies whenever the device asks; this transport then only records it.
@@ -86,13 +91,18 @@ impl Transport for KickTransport {
         self.with(|t| t.max_queue_size(queue))
     }
     fn notify(&mut self, queue: u16) {
-        if queue == QUEUE_TRANSMIT && HOLD_TX_NOTIFY.load(Ordering::Relaxed) {
-            TX_NOTIFY_HELD.store(true, Ordering::Relaxed);
-        } else {
-            if queue == QUEUE_TRANSMIT {
-                bump(&TX_NOTIFIES);
+        let hold = HOLD_TX_NOTIFY.load(Ordering::Relaxed);
+        match queue {
+            QUEUE_TRANSMIT if hold => TX_NOTIFY_HELD.store(true, Ordering::Relaxed),
+            QUEUE_RECEIVE if hold => RX_NOTIFY_HELD.store(true, Ordering::Relaxed),
+            _ => {
+                match queue {
+                    QUEUE_TRANSMIT => bump(&TX_NOTIFIES),
+                    QUEUE_RECEIVE => bump(&RX_NOTIFIES),
+                    _ => {}
+                }
+                self.with(|t| t.notify(queue));
             }
-            self.with(|t| t.notify(queue));
         }
     }
     fn get_status(&self) -> DeviceStatus {
@@ -224,6 +234,8 @@ pub struct LinkStats {
     pub rx_too_long: u64,
     /// Transmit-queue notifications sent to the device.
     pub tx_notifies: u64,
+    /// Receive-queue notifications sent to the device (buffers posted again).
+    pub rx_notifies: u64,
 }
 
 /// The counters of the image's one link (statics: a node keeps the link itself, the
@@ -241,6 +253,7 @@ pub fn link_stats() -> LinkStats {
         rx_frames: RX_FRAMES.load(Ordering::Relaxed),
         rx_too_long: RX_TOO_LONG.load(Ordering::Relaxed),
         tx_notifies: TX_NOTIFIES.load(Ordering::Relaxed),
+        rx_notifies: RX_NOTIFIES.load(Ordering::Relaxed),
     }
 }
 
@@ -318,10 +331,10 @@ impl VirtioLink {
         Some(link)
     }
 
-    /// Hold transmit notifications (`on`) until [`rsm_hal::Link::kick`] — one notify per
-    /// burst instead of one per frame; for users that kick after every burst, as
-    /// `Rsm::drive` does. Off (the default), every frame is announced as it is queued.
-    /// Turning it off sends a held notification.
+    /// Hold queue notifications (`on`) until [`rsm_hal::Link::kick`] — one notify per burst
+    /// instead of one per frame sent or receive buffer posted again; for users that kick
+    /// after every burst, as `Rsm::drive` does. Off (the default), the device hears of every
+    /// frame and buffer at once. Turning it off sends what is held.
     pub fn set_batching(&mut self, on: bool) {
         HOLD_TX_NOTIFY.store(on, Ordering::Relaxed);
         if !on {
@@ -329,12 +342,17 @@ impl VirtioLink {
         }
     }
 
-    /// Send the transmit notification held since the last kick, if any.
+    /// Send the notifications held since the last kick, if any.
     fn kick_now(&mut self) {
-        if TX_NOTIFY_HELD.swap(false, Ordering::Relaxed) {
-            bump(&TX_NOTIFIES);
-            if let Some(t) = TRANSPORT.lock().as_mut() {
-                t.notify(QUEUE_TRANSMIT);
+        for (held, queue, count) in [
+            (&TX_NOTIFY_HELD, QUEUE_TRANSMIT, &TX_NOTIFIES),
+            (&RX_NOTIFY_HELD, QUEUE_RECEIVE, &RX_NOTIFIES),
+        ] {
+            if held.swap(false, Ordering::Relaxed) {
+                bump(count);
+                if let Some(t) = TRANSPORT.lock().as_mut() {
+                    t.notify(queue);
+                }
             }
         }
     }
