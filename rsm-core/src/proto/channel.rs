@@ -371,7 +371,7 @@ mod tests {
             assert!(p.window_open());
             sent(&mut p, 10);
         }
-        assert!(!p.window_open(), "four 64 KiB frames in flight, no more");
+        assert!(!p.window_open(), "six 64 KiB frames in flight, no more");
         p.max_frame = usize::MAX;
         assert_eq!(p.frame_budget(), 1, "never below one message");
     }

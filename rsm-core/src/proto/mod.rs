@@ -138,10 +138,11 @@ pub const HEARTBEAT_INTERVAL_NS: u64 = 250_000_000;
 /// bitmap covers the whole window.
 pub const WINDOW: usize = 32;
 /// Bytes in flight per peer, at most, counted in frames of the peer's largest frame: a
-/// window of 1514-byte frames fits, four 65 507-byte frames do — more overflowed the socket
-/// buffers of the emulated path (about 208 KiB by default on Linux): 317–345 retransmissions
-/// in 2 s, none with this bound.
-pub const INFLIGHT_BYTES: usize = 256 * 1024;
+/// window of 1514-byte frames fits, six 65 507-byte frames do. Between two image nodes under
+/// QEMU, with 65 507-byte frames: 16 in flight overflowed the emulated path's socket buffers
+/// (317–345 retransmissions in 2 s), 8 still did (336; 154–164 MB/s), 6 did not (0; 159–160
+/// MB/s), 4 did not either but left both sides idle half of the time (124–127 MB/s).
+pub const INFLIGHT_BYTES: usize = 384 * 1024;
 /// Peers a node keeps state for: one per node id ([`crate::types::MAX_NODES`], ids 0..=63),
 /// so every other node of a cluster is reachable — no node can be locked out by the others'
 /// hellos. (The table is inline: about 1.9 KiB per peer, mostly its window of messages in
