@@ -67,21 +67,25 @@ impl Harness for KernelHarness {
     }
 
     fn alloc(&self, _p: &KernelPlatform, len: usize) -> Result<KernelRegion, Fail> {
-        let pages = len.div_ceil(rsm_hal::PAGE_SIZE).max(1);
         let mut next = self.next.lock();
         let off = *next;
-        let end = off + pages * rsm_hal::PAGE_SIZE;
-        if end > ARENA {
+        let Some((bytes, end)) = len
+            .div_ceil(rsm_hal::PAGE_SIZE)
+            .max(1)
+            .checked_mul(rsm_hal::PAGE_SIZE)
+            .and_then(|b| Some((b, off.checked_add(b)?)))
+            .filter(|&(_, e)| e <= ARENA)
+        else {
             return Err(Fail::new("conformance arena exhausted"));
-        }
+        };
         *next = end;
         let addr = self.base + off;
-        // SAFETY: `addr..addr + pages * PAGE_SIZE` lies inside the arena — static memory
+        // SAFETY: `addr..addr + bytes` lies inside the arena — static memory
         // taken once and only ever reached through regions — and no live region names it
         // (the bump pointer only moves forward until `reset`, whose caller promises no
         // region from before is alive). Zeroed here, as `alloc` promises.
         unsafe {
-            core::ptr::write_bytes(addr as *mut u8, 0, pages * rsm_hal::PAGE_SIZE);
+            core::ptr::write_bytes(addr as *mut u8, 0, bytes);
             Ok(KernelRegion::from_raw_parts(addr as *mut u8, len))
         }
     }
@@ -150,7 +154,7 @@ impl Harness for KernelHarness {
     }
 
     fn sleep_ms(&self, ms: u64) {
-        clock::delay_us(ms * 1000);
+        clock::delay_us(ms.saturating_mul(1000));
     }
 
     fn concurrently(&self, _a: Side<'_>, _b: Side<'_>) -> Result<(), Fail> {
