@@ -13,16 +13,12 @@
 //! (`tests/tests/host_access.rs`).
 
 use crate::{
-    check, check_eq, fail, node, pat, read_bytes, region_bytes, Bytes, Fail, Harness, Must, Needs,
-    Node, Outcome, Reg,
+    check, check_eq, fail, node, pat, read_bytes, Bytes, Fail, Harness, Must, Needs, Outcome,
 };
 use core::slice::SliceIndex;
 use rsm_core::barrier::Barrier;
 use rsm_core::capi;
-use rsm_core::{
-    BarrierMode, BarrierType, ControllerHandle, CreateFlags, ExportHandle, ImportHandle,
-    Permission, Rsm, RsmError, SegmentId,
-};
+use rsm_core::{BarrierMode, BarrierType, CreateFlags, ImportHandle, Permission, Rsm, RsmError};
 use rsm_hal::{Platform, PAGE_SIZE};
 
 crate::table! {
@@ -138,37 +134,24 @@ impl Buf {
     }
 }
 
-/// A node with one published segment and one connection to it.
-struct Fx<'h, H: Harness> {
-    h: &'h H,
-    n: Node<H>,
-    ctrl: ControllerHandle,
-    mem: Reg<H>,
-    seg: ExportHandle,
-    id: SegmentId,
-    imp: ImportHandle,
+/// The shared fixture ([`crate::fixture::Fx`]: one published segment, one connection to
+/// it) with this module's constructors and helpers.
+struct Fx<'h, H: Harness>(crate::fixture::Fx<'h, H>);
+
+impl<'h, H: Harness> core::ops::Deref for Fx<'h, H> {
+    type Target = crate::fixture::Fx<'h, H>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl<'h, H: Harness> Fx<'h, H> {
     /// Loopback controller, `len` bytes exported with `RSM_ALLOW_REBIND` and filled with
     /// `pat(len, 0x40)`, published with an automatic id, connected with `p`. No barrier yet.
     fn new(h: &'h H, len: usize, p: Permission) -> Result<Self, Fail> {
-        let n = node(h);
-        let ctrl = n.get_controller(None)?;
-        let mem = h.alloc(n.platform(), len)?;
-        h.write(n.platform(), &mem, 0, &pat(len, 0x40))?;
-        let seg = n.export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)?;
-        let id = n.export_publish(seg, 0, &[])?;
-        let imp = n.import_connect(ctrl, n.node_id(), id, p)?;
-        Ok(Fx {
-            h,
-            n,
-            ctrl,
-            mem,
-            seg,
-            id,
-            imp,
-        })
+        let fx = crate::fixture::Fx::new(h, len, p)?;
+        fx.fill_seg(0x40)?;
+        Ok(Fx(fx))
     }
 
     /// [`Fx::new`] with a barrier initialised on the import (so implicit mode works).
@@ -177,18 +160,6 @@ impl<'h, H: Harness> Fx<'h, H> {
         let mut b = Barrier::default();
         fx.n.init_barrier(fx.imp, BarrierType::SEGMENT, &mut b)?;
         Ok((fx, b))
-    }
-
-    /// The exported memory, as the exporter sees it.
-    #[track_caller]
-    fn seg_bytes(&self) -> Result<Bytes, Fail> {
-        region_bytes(self.h, self.n.platform(), &self.mem)
-    }
-
-    /// Bytes `off..off + len` of the exported memory, as the exporter sees them.
-    #[track_caller]
-    fn seg_at(&self, off: usize, len: usize) -> Result<Bytes, Fail> {
-        read_bytes(self.h, self.n.platform(), &self.mem, off, len)
     }
 
     /// Copies the platform has performed so far.
@@ -297,7 +268,7 @@ fn read_only_connect_get_succeeds_and_put_is_perm_denied<H: Harness>(h: &H) -> O
     let wo = fx.connect(Permission::WRITE)?;
     fx.n.set_mode(wo, EXPLICIT)?;
     check_eq!(c_puts(&fx.n, wo, 8)?, [OK; 5]);
-    check_eq!(&fx.seg_at(8, 8)?[..], &[0xA5; 8][..], "the C puts landed");
+    check_eq!(&fx.seg_read(8, 8)?[..], &[0xA5; 8][..], "the C puts landed");
     let (codes, untouched) = c_gets(&fx.n, wo, 8)?;
     check_eq!(codes, [PERM_DENIED; 5]);
     check!(untouched, "a denied get leaves the buffer alone");
@@ -448,7 +419,7 @@ fn exporter_unpublish_aborts_put_get_and_close_barrier<H: Harness>(h: &H) -> Out
         fx.n.import_connect(fx.ctrl, fx.n.node_id(), id, Permission::RDWR)?;
     fx.n.set_mode(fresh, EXPLICIT)?;
     fx.n.put(fresh, 0, b"after")?;
-    check_eq!(&fx.seg_at(0, 5)?[..], b"after");
+    check_eq!(&fx.seg_read(0, 5)?[..], b"after");
     // The aborted handle is still a handle: it disconnects normally.
     fx.n.import_disconnect(fx.imp)?;
     fx.n.import_disconnect(fresh)?;
@@ -518,7 +489,7 @@ fn explicit_mode_needs_no_barrier<H: Harness>(h: &H) -> Outcome {
     );
     check_eq!(m, BarrierMode::Explicit);
     fx.n.put(fx.imp, 100, b"explicit")?;
-    check_eq!(&fx.seg_at(100, 8)?[..], b"explicit");
+    check_eq!(&fx.seg_read(100, 8)?[..], b"explicit");
     let mut back = [0u8; 8];
     fx.n.get(fx.imp, 100, &mut back)?;
     check_eq!(&back, b"explicit");
@@ -538,7 +509,7 @@ fn barriers_and_modes_are_per_import<H: Harness>(h: &H) -> Outcome {
     fx.n.set_mode(other, EXPLICIT)?;
     check_eq!(fx.n.get_mode(fx.imp), Ok(BarrierMode::Implicit));
     fx.n.put(other, 1, b"b")?;
-    check_eq!(&fx.seg_at(0, 2)?[..], b"ab");
+    check_eq!(&fx.seg_read(0, 2)?[..], b"ab");
     Ok(())
 }
 
@@ -582,7 +553,7 @@ fn close_or_order_without_open_is_barrier_not_opened<H: Harness>(h: &H) -> Outco
     n.open_barrier(&mut copy)?;
     check!(copy.is_open() && !b.is_open());
     n.close_barrier(&mut copy)?;
-    check_eq!(&fx.seg_at(0, 6)?[..], b"onetwo");
+    check_eq!(&fx.seg_read(0, 6)?[..], b"onetwo");
     Ok(())
 }
 
@@ -677,7 +648,7 @@ fn init_on_two_barriers_last_wins<H: Harness>(h: &H) -> Outcome {
     let mut b3 = Barrier::default();
     n.init_barrier(fx.imp, BarrierType::SEGMENT, &mut b3)?;
     n.put(fx.imp, 1, b"4")?;
-    check_eq!(&fx.seg_at(0, 2)?[..], b"24");
+    check_eq!(&fx.seg_read(0, 2)?[..], b"24");
 
     // Destroying the older barrier *after* a newer one replaced it changes nothing either.
     let mut b4 = Barrier::default();
@@ -1058,7 +1029,7 @@ fn round_trips_every_width<H: Harness>(h: &H) -> Outcome {
     n.get16(i, 2502, &mut r16)?;
     check_eq!(r16, w16);
     let ne16 = ne_bytes(&w16, u16::to_ne_bytes)?;
-    check_eq!(fx.seg_at(2502, 1400)?, ne16);
+    check_eq!(fx.seg_read(2502, 1400)?, ne16);
 
     // 32 bits: 300 items at offset 4100.
     let w32: [u32; 300] = core::array::from_fn(|k| (k as u32).wrapping_mul(0x9E37_79B9));
@@ -1067,7 +1038,7 @@ fn round_trips_every_width<H: Harness>(h: &H) -> Outcome {
     n.get32(i, 4100, &mut r32)?;
     check_eq!(r32, w32);
     let ne32 = ne_bytes(&w32, u32::to_ne_bytes)?;
-    check_eq!(fx.seg_at(4100, 1200)?, ne32);
+    check_eq!(fx.seg_read(4100, 1200)?, ne32);
 
     // 64 bits: 300 items at offset 5304 (up to the end is 8192).
     let w64: [u64; 300] = core::array::from_fn(|k| (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -1224,7 +1195,7 @@ fn put_get_follow_a_rebind<H: Harness>(h: &H) -> Outcome {
     fx.n.export_rebind(fx.seg, new.clone())?;
     fx.n.put(fx.imp, 0, b"new")?;
     check_eq!(&read_bytes(h, fx.n.platform(), &new, 0, 3)?[..], b"new");
-    check_eq!(&fx.seg_at(0, 3)?[..], b"old");
+    check_eq!(&fx.seg_read(0, 3)?[..], b"old");
     let mut back = [0u8; 3];
     fx.n.get(fx.imp, 0, &mut back)?;
     check_eq!(&back, b"new");

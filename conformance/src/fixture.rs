@@ -61,9 +61,7 @@ impl<'h, H: Harness> Fx<'h, H> {
 
     /// A plain (VA) buffer of `len` bytes filled with `pat(len, seed)`.
     pub(crate) fn va(&self, len: usize, seed: u8) -> Result<Reg<H>, Fail> {
-        let r = self.h.alloc(self.n.platform(), len)?;
-        self.h.write(self.n.platform(), &r, 0, &pat(len, seed))?;
-        Ok(r)
+        crate::alloc_pat(self.h, self.n.platform(), len, seed)
     }
 
     pub(crate) fn seg_bytes(&self) -> Result<Bytes, Fail> {

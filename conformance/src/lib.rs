@@ -258,23 +258,6 @@ impl<T, E: Debug> Must<T> for Result<T, E> {
     }
 }
 
-/// `.must_err()?`: the error of a `Result` the check expects to fail.
-pub trait MustErr<E> {
-    /// The error, or a failure at the caller.
-    #[track_caller]
-    fn must_err(self) -> Result<E, Fail>;
-}
-
-impl<T: Debug, E> MustErr<E> for Result<T, E> {
-    #[track_caller]
-    fn must_err(self) -> Result<E, Fail> {
-        match self {
-            Ok(v) => Err(Fail::new("expected Err").with(format_args!("{v:?}"))),
-            Err(e) => Ok(e),
-        }
-    }
-}
-
 /// Fail the check unless `cond` holds; optional message with format arguments.
 #[macro_export]
 macro_rules! check {

@@ -10,16 +10,13 @@
 //! be comparable. The host-backend checks of the old suite (a mapping over `HostPlatform`,
 //! `LazyRsm` statics over `HostPlatform`, §9.32) live in `tests/tests/host_map_topology.rs`.
 
-use crate::{
-    check, check_eq, pat, read_bytes, Bytes, Fail, Harness, Must, Needs, Node, Outcome, Reg,
-};
+use crate::{check, check_eq, pat, read_bytes, Bytes, Fail, Harness, Must, Needs, Outcome, Reg};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rsm_core::capi;
 use rsm_core::topology::{mac_to_u64, node_mac, Topology};
 use rsm_core::{
-    Config, ControllerHandle, CreateFlags, ExportHandle, ImportHandle, IoVec, MapAttr, Permission,
-    RsmError, RsmResult, ScatGath, SegmentId, RSM_MAP_FIXED, RSM_MAP_NONE, RSM_MAP_RESERVED,
-    RSM_PERM_RDWR, RSM_PERM_READ, RSM_PERM_WRITE,
+    Config, ImportHandle, IoVec, MapAttr, Permission, RsmError, RsmResult, ScatGath, RSM_MAP_FIXED,
+    RSM_MAP_NONE, RSM_MAP_RESERVED, RSM_PERM_RDWR, RSM_PERM_READ, RSM_PERM_WRITE,
 };
 use rsm_hal::{Memory, Region, PAGE_SIZE};
 
@@ -67,36 +64,23 @@ fn span<R: Region>(r: &R) -> (usize, usize) {
     (r.addr(), r.len())
 }
 
-/// One node with a 4-page segment (`RSM_ALLOW_REBIND`, no ACL) published and connected.
-struct Fx<'h, H: Harness> {
-    h: &'h H,
-    n: Node<H>,
-    ctrl: ControllerHandle,
-    mem: Reg<H>,
-    seg: ExportHandle,
-    id: SegmentId,
-    imp: ImportHandle,
+/// One node with a 4-page segment (`RSM_ALLOW_REBIND`, no ACL) published and connected: the
+/// shared fixture ([`crate::fixture::Fx`]) with this module's helpers.
+struct Fx<'h, H: Harness>(crate::fixture::Fx<'h, H>);
+
+impl<'h, H: Harness> core::ops::Deref for Fx<'h, H> {
+    type Target = crate::fixture::Fx<'h, H>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl<'h, H: Harness> Fx<'h, H> {
     #[track_caller]
     fn new(h: &'h H, p: Permission) -> Result<Self, Fail> {
-        let n = crate::node(h);
-        let ctrl = n.get_controller(None)?;
-        let mem = h.alloc(n.platform(), SEG_LEN)?;
-        h.write(n.platform(), &mem, 0, &pat(SEG_LEN, 7))?;
-        let seg = n.export_create(ctrl, mem.clone(), CreateFlags::ALLOW_REBIND)?;
-        let id = n.export_publish(seg, 0, &[])?;
-        let imp = n.import_connect(ctrl, n.node_id(), id, p)?;
-        Ok(Fx {
-            h,
-            n,
-            ctrl,
-            mem,
-            seg,
-            id,
-            imp,
-        })
+        let fx = crate::fixture::Fx::new(h, SEG_LEN, p)?;
+        fx.fill_seg(7)?;
+        Ok(Fx(fx))
     }
 
     #[track_caller]
@@ -151,12 +135,6 @@ impl<'h, H: Harness> Fx<'h, H> {
         let iov = [IoVec::va(dst, 0, remote_off, dst.len())];
         let mut sg = ScatGath::new(imp, &iov);
         capi::rsm_memseg_import_getv(&self.n, Some(&mut sg))
-    }
-
-    /// Distinct pages pinned now ([`Needs::PIN_COUNT`]).
-    #[track_caller]
-    fn pinned(&self) -> Result<usize, Fail> {
-        self.h.pinned_pages(self.n.platform()).must()
     }
 
     /// A fresh zeroed region of `len` bytes on the fixture's platform.

@@ -21,7 +21,7 @@
 //! Captures use the cluster's 256-byte snap length. Every run directory gets the pcaps, the
 //! decoded logs (`node-N.log`) and `bench.json`.
 
-use crate::cluster::{Cluster, ClusterRun, NodePlan};
+use crate::cluster::{Cluster, ClusterRun, NodePlan, NodeRun};
 use crate::qemu::{boot, BootError, STATUS_PASS};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -111,17 +111,35 @@ fn check(run: &ClusterRun, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Run `plans` as a cluster in `dir`; every node must pass ([`check`], named `what`).
 fn cluster(
     image: &Path,
     dir: &Path,
     plans: &[NodePlan],
+    what: &str,
     show: &mut dyn FnMut(&str),
 ) -> Result<ClusterRun, String> {
     let c = Cluster::start(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let run = c
         .run(image, plans, Duration::from_secs(300), show)
         .map_err(|e: BootError| e.to_string())?;
+    check(&run, what)?;
     Ok(run)
+}
+
+/// The fields of the first line of `node`'s log that starts with `prefix`.
+fn line_fields(node: &NodeRun, prefix: &str) -> Result<BTreeMap<String, String>, String> {
+    node.lines
+        .iter()
+        .find(|l| l.starts_with(prefix))
+        .map(|l| fields(l))
+        .ok_or_else(|| {
+            format!(
+                "no `{prefix}` line in node {}'s log:\n{}",
+                node.id,
+                node.lines.join("\n")
+            )
+        })
 }
 
 /// The parts of a node's `PROFILE phase=putv` line, as (field, what).
@@ -136,17 +154,8 @@ const PROFILE_PARTS: [(&str, &str); 6] = [
 
 /// Rows of where one node's time went during the putv loop (share of the phase, %), from
 /// its `PROFILE phase=putv` line.
-fn profile_rows(
-    rows: &mut Vec<Row>,
-    size: u32,
-    side: &str,
-    lines: &[String],
-) -> Result<(), String> {
-    let l = lines
-        .iter()
-        .find(|l| l.starts_with("PROFILE phase=putv"))
-        .ok_or_else(|| format!("{size} B: no PROFILE line from the {side}"))?;
-    let f = fields(l);
+fn profile_rows(rows: &mut Vec<Row>, size: u32, side: &str, node: &NodeRun) -> Result<(), String> {
+    let f = line_fields(node, "PROFILE phase=putv")?;
     let elapsed = num(&f, "elapsed_us")
         .filter(|e| *e > 0.0)
         .ok_or("PROFILE elapsed_us")?;
@@ -265,8 +274,13 @@ pub fn run(
                 ),
             },
         ];
-        let run = cluster(image, &dir.join(format!("raw-{size}")), &plans, &mut quiet)?;
-        check(&run, "raw")?;
+        let run = cluster(
+            image,
+            &dir.join(format!("raw-{size}")),
+            &plans,
+            "raw",
+            &mut quiet,
+        )?;
         ready.extend(
             run.nodes
                 .iter()
@@ -290,14 +304,7 @@ pub fn run(
         }
         raw_best.insert(size, best);
         if pings > 0 {
-            let l = src
-                .lines
-                .iter()
-                .find(|l| l.starts_with("RAWRTT "))
-                .ok_or_else(|| {
-                    format!("no RAWRTT line in node 2's log:\n{}", src.lines.join("\n"))
-                })?;
-            let f = fields(l);
+            let f = line_fields(src, "RAWRTT ")?;
             raw_rtt = (
                 num(&f, "p50_us").unwrap_or(0.0),
                 num(&f, "p99_us").unwrap_or(0.0),
@@ -323,8 +330,13 @@ pub fn run(
                 ),
             },
         ];
-        let run = cluster(image, &dir.join(format!("rsm-{size}")), &plans, &mut quiet)?;
-        check(&run, "rsm")?;
+        let run = cluster(
+            image,
+            &dir.join(format!("rsm-{size}")),
+            &plans,
+            "rsm",
+            &mut quiet,
+        )?;
         ready.extend(
             run.nodes
                 .iter()
@@ -332,18 +344,9 @@ pub fn run(
                 .map(|d| d.as_secs_f64() * 1000.0),
         );
         let imp = &run.nodes[1];
-        let l = imp
-            .lines
-            .iter()
-            .find(|l| l.starts_with("BENCH "))
-            .ok_or("no BENCH line")?;
+        let f = line_fields(imp, "BENCH ")?;
         if size == MAX_FRAME {
-            let m = imp
-                .lines
-                .iter()
-                .find(|l| l.starts_with("MEMORY "))
-                .ok_or("no MEMORY line")?;
-            let m = fields(m);
+            let m = line_fields(imp, "MEMORY ")?;
             for (k, what) in [
                 ("node", "static memory: the node (all of it)"),
                 ("rsm_tables", "static memory: RSM tables"),
@@ -363,7 +366,6 @@ pub fn run(
                 });
             }
         }
-        let f = fields(l);
         let mbs = num(&f, "putv_kbs").unwrap_or(0.0) / 1000.0;
         let limit = raw_best.get(&size).copied().unwrap_or(0.0);
         show(&format!("    putv {mbs:.1} MB/s, raw best {limit:.1} MB/s"));
@@ -377,7 +379,7 @@ pub fn run(
             goal: Some(("≥ 0.9×", ratio >= 0.9)),
         });
         for (side, node) in [("sender", imp), ("receiver", &run.nodes[0])] {
-            profile_rows(&mut rows, size, side, &node.lines)?;
+            profile_rows(&mut rows, size, side, node)?;
         }
         if size == 1514 {
             rtt = (
@@ -410,14 +412,14 @@ pub fn run(
             ),
         },
     ];
-    let run = cluster(image, &dir.join("rsm-polling"), &plans, &mut quiet)?;
-    check(&run, "rsm polling")?;
-    let l = run.nodes[1]
-        .lines
-        .iter()
-        .find(|l| l.starts_with("BENCH "))
-        .ok_or("polling: no BENCH line")?;
-    let f = fields(l);
+    let run = cluster(
+        image,
+        &dir.join("rsm-polling"),
+        &plans,
+        "rsm polling",
+        &mut quiet,
+    )?;
+    let f = line_fields(&run.nodes[1], "BENCH ")?;
     let polled = (
         num(&f, "rtt_p50_us").ok_or("polling: rtt_p50_us")?,
         num(&f, "rtt_p99_us").ok_or("polling: rtt_p99_us")?,

@@ -237,18 +237,20 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
             since_tx += 1;
             if since_tx == ACK_EVERY {
                 since_tx = 0;
-                self.transmit_all(link, now, buf);
+                if self.transmit_all(link, now, buf) {
+                    link.kick();
+                }
             }
         }
-        let sent = self.transmit_all(link, now, buf);
-        if moved && !sent {
-            // Receive buffers went back to the device: let it know (links that batch).
+        moved |= self.transmit_all(link, now, buf);
+        if moved {
+            // What was sent, and the receive buffers given back (links that batch).
             link.kick();
         }
-        sent || moved
+        moved
     }
 
-    /// Transmit every frame due, then kick the link once; `true` if anything was sent.
+    /// Transmit every frame due; `true` if anything was sent.
     fn transmit_all<K: Link + ?Sized>(&self, link: &mut K, now: Instant, buf: &mut [u8]) -> bool {
         let mut sent = false;
         while let Ok(Some(n)) = self.poll_transmit(now, buf) {
@@ -256,9 +258,6 @@ impl<P: Platform, const L: usize, const E: usize, const I: usize, const F: usize
                 let _ = link.transmit(frame);
                 sent = true;
             }
-        }
-        if sent {
-            link.kick();
         }
         sent
     }

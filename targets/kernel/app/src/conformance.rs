@@ -176,7 +176,15 @@ pub fn run() -> u32 {
     let mut leaks = 0u32;
     let summary = rsm_conformance::run(&h, "", |c, v| {
         match v {
-            Verdict::Passed => {}
+            Verdict::Excluded(missing) => {
+                println!(
+                    "EXCLUDED {=str} {=str} {=str}",
+                    c.name,
+                    missing.first_name(),
+                    missing.reason()
+                );
+                return;
+            }
             Verdict::Failed(f) => println!(
                 "FAILED {=str}::{=str} {=str}:{=u32} {=str} {=str}",
                 c.module,
@@ -186,15 +194,7 @@ pub fn run() -> u32 {
                 f.what,
                 f.detail.as_str()
             ),
-            Verdict::Excluded(missing) => println!(
-                "EXCLUDED {=str} {=str} {=str}",
-                c.name,
-                missing.first_name(),
-                missing.reason()
-            ),
-        }
-        if matches!(v, Verdict::Excluded(_)) {
-            return;
+            Verdict::Passed => {}
         }
         let pinned = pinned_frames();
         if pinned != 0 {

@@ -699,15 +699,16 @@ fn bench_exporter(rsm: &Node, peer: u32, errors: &mut Errors) -> Result<(), Fail
         BENCH_SEG_ID
     );
     let end = clock::now_ns() + 600_000_000_000;
-    let (mut begun, mut profiled) = (None, false);
+    // The loop's start, from the first time the begin tag is seen; profiled (once) at the
+    // end tag, which stays in place until the finish tag replaces it.
+    let mut begun = None;
     loop {
         match next_tag(rsm, seg, &mem, BENCH_LEN, errors)? {
             FIN => break,
             PUTV_BEGIN if begun.is_none() => begun = Some(mark()),
-            PUTV_END if !profiled => {
-                if let Some(m) = begun {
+            PUTV_END => {
+                if let Some(m) = begun.take() {
                     profile("putv", m);
-                    profiled = true;
                 }
             }
             _ => {}

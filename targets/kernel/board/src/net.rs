@@ -50,15 +50,24 @@ const QUEUE_TRANSMIT: u16 = 1;
 /// while the driver owns a [`KickTransport`] handle (one NIC per image; one vCPU, and no
 /// interrupt handler touches it).
 static TRANSPORT: spin::Mutex<Option<PciTransport>> = spin::Mutex::new(None);
-/// The driver asked to notify the transmit / receive queue while notifications were held.
+/// Hold queue notifications until [`VirtioLink::kick`] ([`VirtioLink::set_batching`]).
+static HOLD_NOTIFY: AtomicBool = AtomicBool::new(false);
+/// Per queue: the driver asked to notify it while notifications were held.
 static TX_NOTIFY_HELD: AtomicBool = AtomicBool::new(false);
 static RX_NOTIFY_HELD: AtomicBool = AtomicBool::new(false);
-/// Hold queue notifications until [`VirtioLink::kick`] ([`VirtioLink::set_batching`]).
-static HOLD_TX_NOTIFY: AtomicBool = AtomicBool::new(false);
-/// Notifications sent to the device (each an emulated MMIO exit under QEMU): transmit
-/// queue, receive queue (buffers posted again).
+/// Per queue: notifications sent to the device (each an emulated MMIO exit under QEMU);
+/// the receive queue's after buffers were posted again.
 static TX_NOTIFIES: AtomicU64 = AtomicU64::new(0);
 static RX_NOTIFIES: AtomicU64 = AtomicU64::new(0);
+
+/// The (held, sent) flags and counter of a queue whose notifications can be held.
+fn held_and_count(queue: u16) -> Option<(&'static AtomicBool, &'static AtomicU64)> {
+    match queue {
+        QUEUE_TRANSMIT => Some((&TX_NOTIFY_HELD, &TX_NOTIFIES)),
+        QUEUE_RECEIVE => Some((&RX_NOTIFY_HELD, &RX_NOTIFIES)),
+        _ => None,
+    }
+}
 
 /// The PCI transport with queue notifications that can be held back and sent once per
 /// burst: every notify is an MMIO write that QEMU handles in the vCPU thread under its big
@@ -91,19 +100,14 @@ impl Transport for KickTransport {
         self.with(|t| t.max_queue_size(queue))
     }
     fn notify(&mut self, queue: u16) {
-        let hold = HOLD_TX_NOTIFY.load(Ordering::Relaxed);
-        match queue {
-            QUEUE_TRANSMIT if hold => TX_NOTIFY_HELD.store(true, Ordering::Relaxed),
-            QUEUE_RECEIVE if hold => RX_NOTIFY_HELD.store(true, Ordering::Relaxed),
-            _ => {
-                match queue {
-                    QUEUE_TRANSMIT => bump(&TX_NOTIFIES),
-                    QUEUE_RECEIVE => bump(&RX_NOTIFIES),
-                    _ => {}
-                }
-                self.with(|t| t.notify(queue));
+        if let Some((held, count)) = held_and_count(queue) {
+            if HOLD_NOTIFY.load(Ordering::Relaxed) {
+                held.store(true, Ordering::Relaxed);
+                return;
             }
+            bump(count);
         }
+        self.with(|t| t.notify(queue));
     }
     fn get_status(&self) -> DeviceStatus {
         self.with(|t| t.get_status())
@@ -336,7 +340,7 @@ impl VirtioLink {
     /// after every burst, as `Rsm::drive` does. Off (the default), the device hears of every
     /// frame and buffer at once. Turning it off sends what is held.
     pub fn set_batching(&mut self, on: bool) {
-        HOLD_TX_NOTIFY.store(on, Ordering::Relaxed);
+        HOLD_NOTIFY.store(on, Ordering::Relaxed);
         if !on {
             self.kick_now();
         }
@@ -344,10 +348,10 @@ impl VirtioLink {
 
     /// Send the notifications held since the last kick, if any.
     fn kick_now(&mut self) {
-        for (held, queue, count) in [
-            (&TX_NOTIFY_HELD, QUEUE_TRANSMIT, &TX_NOTIFIES),
-            (&RX_NOTIFY_HELD, QUEUE_RECEIVE, &RX_NOTIFIES),
-        ] {
+        for queue in [QUEUE_TRANSMIT, QUEUE_RECEIVE] {
+            let Some((held, count)) = held_and_count(queue) else {
+                continue;
+            };
             if held.swap(false, Ordering::Relaxed) {
                 bump(count);
                 if let Some(t) = TRANSPORT.lock().as_mut() {

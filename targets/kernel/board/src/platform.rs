@@ -181,18 +181,16 @@ impl KernelPlatform {
 /// no memory (NULL, outside RAM) is refused by every copy, as by every pin, instead of
 /// faulting (a guest-physical range that is not RAM may be a device).
 fn span(r: &KernelRegion, off: usize, len: usize) -> Result<usize, ErrorKind> {
-    let end = match off.checked_add(len) {
-        Some(end) if end <= r.len => end,
-        _ => return Err(ErrorKind::OutOfRange),
-    };
-    if len == 0 {
-        return Ok(r.addr + off);
-    }
-    match r.addr.checked_add(end) {
-        Some(last) if r.addr + off >= PAGE_SIZE && last <= RAM_END.load(Ordering::Relaxed) => {
-            Ok(r.addr + off)
-        }
-        _ => Err(ErrorKind::BadAddress),
+    let end = off
+        .checked_add(len)
+        .filter(|&end| end <= r.len)
+        .ok_or(ErrorKind::OutOfRange)?;
+    let start = r.addr.checked_add(off).ok_or(ErrorKind::BadAddress)?;
+    let last = r.addr.checked_add(end).ok_or(ErrorKind::BadAddress)?;
+    if len == 0 || (start >= PAGE_SIZE && last <= RAM_END.load(Ordering::Relaxed)) {
+        Ok(start)
+    } else {
+        Err(ErrorKind::BadAddress)
     }
 }
 
